@@ -1,0 +1,45 @@
+# Builds msal.core for Lua 5.4 and for LuaJIT (the 5.1 ABI of OpenResty and
+# Neovim) from one source tree, plus an ASan+UBSan build for the tests.
+# `make test` is the whole suite; `make example` the main job (see README).
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARN = -std=c99 -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+DEFS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+LUA54_INC ?= /usr/include/lua5.4
+LUAJIT_INC ?= /usr/include/luajit-2.1
+SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LIBS =
+
+SRC = $(wildcard csrc/*.c)
+HDR = $(wildcard csrc/*.h)
+SO = msal/core.so
+
+all: build/lua5.4/$(SO) build/luajit/$(SO)
+
+build/lua5.4/$(SO): $(SRC) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $(SRC) -o $@ $(LIBS)
+
+build/luajit/$(SO): $(SRC) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUAJIT_INC) $(SRC) -o $@ $(LIBS)
+
+asan: build/asan/$(SO)
+build/asan/$(SO): $(SRC) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) -O1 -g $(SANITIZE) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $(SRC) -o $@ $(LIBS)
+
+test:
+	scripts/test
+
+example:
+	scripts/example
+
+bench: all
+	scripts/bench
+
+clean:
+	rm -rf build
+
+.PHONY: all asan test example bench clean

@@ -1,0 +1,62 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+void buf_init(msal_buf *b)
+{
+    b->p = NULL;
+    b->n = b->cap = 0;
+    b->oom = 0;
+}
+
+void buf_free(msal_buf *b)
+{
+    free(b->p);
+    buf_init(b);
+}
+
+int buf_reserve(msal_buf *b, size_t more)
+{
+    size_t cap;
+    char *p;
+    if (b->oom)
+        return 0;
+    if (b->cap - b->n >= more)
+        return 1;
+    if (more > ((size_t)-1) / 2 - b->n) {
+        b->oom = 1;
+        return 0;
+    }
+    cap = b->cap ? b->cap : 64;
+    while (cap - b->n < more)
+        cap *= 2;
+    p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->oom = 1;
+        return 0;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+void buf_add(msal_buf *b, const void *p, size_t n)
+{
+    if (n == 0 || !buf_reserve(b, n))
+        return;
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+void buf_addc(msal_buf *b, char c)
+{
+    if (!buf_reserve(b, 1))
+        return;
+    b->p[b->n++] = c;
+}
+
+void buf_adds(msal_buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}

@@ -1,0 +1,50 @@
+/* Clocks for the loop and the token expiry checks: Lua's os.time() has
+ * whole seconds only and os.clock() is CPU time, neither fit to wait on. */
+#include <errno.h>
+#include <time.h>
+
+#include "compat.h"
+#include "core.h"
+
+/* Milliseconds on a clock that never jumps back, for timers and timeouts. */
+static int clock_now_ms(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec * 1000.0 + (lua_Number)ts.tv_nsec / 1e6);
+    return 1;
+}
+
+/* Wall-clock Unix time in seconds, with a fraction: token lifetimes. */
+static int clock_time(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* Sleeps without burning CPU; a signal only shortens the wait. */
+static int clock_sleep_ms(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    struct timespec ts;
+    if (ms <= 0)
+        return 0;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)((ms - (lua_Number)ts.tv_sec * 1000) * 1e6);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+void msal_open_clock(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"now_ms", clock_now_ms},
+        {"time", clock_time},
+        {"sleep_ms", clock_sleep_ms},
+        {NULL, NULL},
+    };
+    luaL_setfuncs(L, funcs, 0);
+}

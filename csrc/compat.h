@@ -1,0 +1,65 @@
+/* Every difference between the Lua 5.1 API (LuaJIT, OpenResty, Neovim) and
+ * Lua 5.4 that the C core touches lives here, so the other files are written
+ * once against the 5.4 names. */
+#ifndef MSAL_COMPAT_H
+#define MSAL_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if LUA_VERSION_NUM < 502
+#define lua_rawlen(L, i) lua_objlen((L), (i))
+#endif
+
+/* Plain 5.1 lacks these 5.2 helpers; LuaJIT 2.1 has them (and then defines
+ * luaL_newlib, which is how it is told apart). */
+#if LUA_VERSION_NUM < 502 && !defined(luaL_newlib)
+static inline void msal_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+{
+    luaL_checkstack(L, nup + 1, "too many upvalues");
+    for (; l->name != NULL; l++) {
+        int i;
+        for (i = 0; i < nup; i++)
+            lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
+    }
+    lua_pop(L, nup);
+}
+#define luaL_setfuncs(L, l, n) msal_setfuncs((L), (l), (n))
+#define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs((L), (l), 0))
+static inline void *msal_testudata(lua_State *L, int i, const char *tname)
+{
+    void *p = lua_touserdata(L, i);
+    if (p == NULL || !lua_getmetatable(L, i))
+        return NULL;
+    luaL_getmetatable(L, tname);
+    if (!lua_rawequal(L, -1, -2))
+        p = NULL;
+    lua_pop(L, 2);
+    return p;
+}
+#define luaL_testudata(L, i, t) msal_testudata((L), (i), (t))
+#define luaL_setmetatable(L, t) (luaL_getmetatable((L), (t)), lua_setmetatable((L), -2))
+#endif
+
+/* Metatables get __close only where the language has to-be-closed variables. */
+#if LUA_VERSION_NUM >= 504
+#define MSAL_HAS_CLOSE 1
+#else
+#define MSAL_HAS_CLOSE 0
+#endif
+
+/* Makes a metatable named tname with methods reachable through __index and
+ * the given metamethods; leaves it on the stack. */
+static inline void msal_newclass(lua_State *L, const char *tname,
+                                 const luaL_Reg *methods, const luaL_Reg *meta)
+{
+    luaL_newmetatable(L, tname);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+}
+
+#endif

@@ -1,0 +1,654 @@
+/* msal.core.store: the Lua face of the token store (store.c). Entries go in
+ * and out as tables of strings; the store keeps them as MSAL's JSON. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "core.h"
+#include "json.h"
+#include "store.h"
+
+#define STORE_MT "msal.store"
+
+typedef struct lstore {
+    store *s; /* NULL once closed */
+} lstore;
+
+static store *check_store(lua_State *L)
+{
+    lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+    if (ls->s == NULL)
+        luaL_error(L, "token store is closed");
+    return ls->s;
+}
+
+static int check_section(lua_State *L, int idx)
+{
+    const char *name = luaL_checkstring(L, idx);
+    int i;
+    for (i = 0; i < NSEC; i++)
+        if (strcmp(name, store_section_names[i]) == 0)
+            return i;
+    return luaL_argerror(L, idx, lua_pushfstring(L, "unknown cache section '%s'", name));
+}
+
+/* nil plus {message, section, key, field, offset}: the Lua side turns it
+ * into a ClientAuthError that names the entry and field. */
+static int push_error(lua_State *L, const store_error *e)
+{
+    lua_pushnil(L);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, e->message ? e->message : "invalid cache");
+    lua_setfield(L, -2, "message");
+    if (e->section >= 0) {
+        lua_pushstring(L, store_section_names[e->section]);
+        lua_setfield(L, -2, "section");
+    }
+    if (e->field) {
+        lua_pushstring(L, e->field);
+        lua_setfield(L, -2, "field");
+    }
+    if (e->key.n) {
+        lua_pushlstring(L, e->key.p, e->key.n);
+        lua_setfield(L, -2, "key");
+    }
+    if (e->section < 0 && e->field == NULL) {
+        lua_pushinteger(L, (lua_Integer)e->offset);
+        lua_setfield(L, -2, "offset");
+    }
+    return 2;
+}
+
+static int l_new(lua_State *L)
+{
+    lstore *ls = lua_newuserdata(L, sizeof *ls);
+    ls->s = NULL;
+    luaL_setmetatable(L, STORE_MT);
+    if ((ls->s = store_new()) == NULL)
+        return luaL_error(L, "out of memory");
+    return 1;
+}
+
+/* The store's entries point into the document strings they were parsed
+ * from; the registry keeps those strings alive until none does. */
+static void unpin(void *ud, store_doc *d)
+{
+    luaL_unref((lua_State *)ud, LUA_REGISTRYINDEX, d->ref);
+}
+
+static void release_docs(lua_State *L, store *s)
+{
+    store_release_docs(s, unpin, L);
+}
+
+static void free_store(lua_State *L, store *s)
+{
+    store_doc *d;
+    if (s == NULL)
+        return;
+    for (d = s->docs; d; d = d->next)
+        d->live = 0;
+    release_docs(L, s);
+    store_free(s);
+}
+
+static int l_close(lua_State *L)
+{
+    lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+    free_store(L, ls->s);
+    ls->s = NULL;
+    return 0;
+}
+
+/* Replaces the whole content with a parsed document, or leaves it as it
+ * was and returns nil, err. */
+static int l_load(lua_State *L)
+{
+    lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+    size_t n;
+    const char *text = luaL_checklstring(L, 2, &n);
+    store_error err;
+    store *fresh;
+    store_doc *doc;
+    uint64_t gen;
+    check_store(L);
+    store_error_init(&err);
+    fresh = store_parse(text, n, ls->s, &err, &doc);
+    if (fresh == NULL) {
+        push_error(L, &err);
+        store_error_free(&err);
+        return 2;
+    }
+    if (doc) {
+        lua_pushvalue(L, 2);
+        doc->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    gen = ls->s->generation;
+    free_store(L, ls->s);
+    ls->s = fresh;
+    fresh->generation = gen + 1;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_serialize(lua_State *L)
+{
+    store *s = check_store(L);
+    msal_buf out;
+    buf_init(&out);
+    if (!store_serialize(s, &out)) {
+        buf_free(&out);
+        return luaL_error(L, "out of memory");
+    }
+    lua_pushlstring(L, out.p, out.n);
+    buf_free(&out);
+    return 1;
+}
+
+static void push_field(lua_State *L, const store_entry *e, int field)
+{
+    size_t n;
+    const char *v = store_value(e, field, &n);
+    if (v)
+        lua_pushlstring(L, v, n);
+    else
+        lua_pushnil(L);
+}
+
+/* Pushes a JSON value from an entry's raw text as Lua: strings, arrays of
+ * strings and objects of strings; anything else stays only in the raw. */
+static int push_json(lua_State *L, json_scan *js, msal_buf *tmp, int depth)
+{
+    int c = json_next(js);
+    if (c == '"') {
+        const char *in;
+        size_t n;
+        int esc;
+        json_string(js, &in, &n, &esc);
+        if (esc) {
+            tmp->n = 0;
+            json_unescape(in, n, tmp);
+            lua_pushlstring(L, tmp->p ? tmp->p : "", tmp->n);
+        } else {
+            lua_pushlstring(L, in, n);
+        }
+        return 1;
+    }
+    if ((c == '[' || c == '{') && depth < 4) {
+        int i = 0, obj = c == '{';
+        js->p++;
+        lua_newtable(L);
+        while (json_next(js) != (obj ? '}' : ']')) {
+            if (json_next(js) == ',')
+                js->p++;
+            if (obj) {
+                push_json(L, js, tmp, depth + 1);
+                json_expect(js, ':');
+            }
+            if (push_json(L, js, tmp, depth + 1)) {
+                if (obj)
+                    lua_rawset(L, -3);
+                else
+                    lua_rawseti(L, -2, ++i);
+            } else if (obj) {
+                lua_pop(L, 1);
+            }
+        }
+        js->p++;
+        return 1;
+    }
+    json_copy_value(js, NULL, depth);
+    return 0;
+}
+
+static void push_entry(lua_State *L, const store_entry *e)
+{
+    json_scan js;
+    msal_buf tmp;
+    buf_init(&tmp);
+    json_init(&js, e->raw, e->raw_len);
+    lua_newtable(L);
+    js.p++;
+    while (json_next(&js) != '}') {
+        if (json_next(&js) == ',')
+            js.p++;
+        push_json(L, &js, &tmp, 1); /* the member name */
+        json_expect(&js, ':');
+        if (push_json(L, &js, &tmp, 1))
+            lua_rawset(L, -3);
+        else
+            lua_pop(L, 1);
+    }
+    buf_free(&tmp);
+}
+
+static int l_get(lua_State *L)
+{
+    store *s = check_store(L);
+    int sec = check_section(L, 2);
+    size_t kn;
+    const char *key = luaL_checklstring(L, 3, &kn);
+    store_entry *e = store_get(s, sec, key, kn);
+    if (e == NULL)
+        return 0;
+    push_entry(L, e);
+    return 1;
+}
+
+static int l_remove(lua_State *L)
+{
+    store *s = check_store(L);
+    int sec = check_section(L, 2);
+    size_t kn;
+    const char *key = luaL_checklstring(L, 3, &kn);
+    store_entry *e = store_get(s, sec, key, kn);
+    if (e) {
+        store_remove(s, e);
+        release_docs(L, s);
+    }
+    lua_pushboolean(L, e != NULL);
+    return 1;
+}
+
+/* Field order of new entries: msal-node's, so files written here diff
+ * cleanly against files it writes. */
+static const int put_order[] = {
+    F_HID, F_ENV, F_CRED_TYPE, F_CLIENT_ID, F_SECRET, F_REALM, F_TARGET, F_CACHED_AT, F_EXPIRES_ON,
+    F_EXT_EXPIRES_ON, F_REFRESH_ON, F_TOKEN_TYPE, F_FAMILY_ID, F_LOCAL_ID, F_USERNAME, F_AUTHORITY_TYPE,
+    F_NAME, F_CLIENT_INFO, F_KEY_ID, F_LAST_MOD_TIME, F_LAST_MOD_APP, F_USER_ASSERTION_HASH, F_RESOURCE,
+    F_ACCOUNT_SOURCE,
+};
+
+/* Appends the Lua value at idx as JSON: a string or an array of strings. */
+static void put_value(lua_State *L, int idx, msal_buf *out, const char *name)
+{
+    size_t n;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *v = lua_tolstring(L, idx, &n);
+        json_put_string(out, v, n);
+    } else if (lua_type(L, idx) == LUA_TTABLE) {
+        size_t i, len = lua_rawlen(L, idx);
+        buf_addc(out, '[');
+        for (i = 1; i <= len; i++) {
+            const char *v;
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "cache field '%s' must be a string or an array of strings", name);
+            v = lua_tolstring(L, -1, &n);
+            if (i > 1)
+                buf_addc(out, ',');
+            json_put_string(out, v, n);
+            lua_pop(L, 1);
+        }
+        buf_addc(out, ']');
+    } else {
+        luaL_error(L, "cache field '%s' must be a string or an array of strings", name);
+    }
+}
+
+/* put(section, fields [, key]) -> key | nil, err. Merges into the entry of
+ * the same key: fields not named keep their old value (so other libraries'
+ * fields survive an update), a field set to false is removed. */
+static int l_put(lua_State *L)
+{
+    store *s = check_store(L);
+    int sec = check_section(L, 2), first = 1, seen;
+    size_t kn = 0, i;
+    const char *key = luaL_optlstring(L, 4, NULL, &kn);
+    store_entry *old = NULL, *e;
+    store_fpos f[NFIELDS];
+    store_error err;
+    msal_buf raw;
+    luaL_checktype(L, 3, LUA_TTABLE);
+    buf_init(&raw);
+    buf_addc(&raw, '{');
+    if (key)
+        old = store_get(s, sec, key, kn);
+    lua_newtable(L); /* names the old entry had: written by the loop below */
+    seen = lua_gettop(L);
+    if (old) {
+        /* the old members first, in their order, new values where given */
+        json_scan js;
+        json_init(&js, old->raw, old->raw_len);
+        js.p++;
+        while (json_next(&js) != '}') {
+            const char *name, *vstart;
+            size_t nn;
+            int esc;
+            if (json_next(&js) == ',')
+                js.p++;
+            json_next(&js);
+            json_string(&js, &name, &nn, &esc);
+            json_expect(&js, ':');
+            json_next(&js);
+            vstart = js.p;
+            json_copy_value(&js, NULL, 1);
+            lua_pushlstring(L, name, nn);
+            lua_pushvalue(L, -1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, seen);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, 3);
+            if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+                lua_pop(L, 2);
+                continue;
+            }
+            if (!first)
+                buf_addc(&raw, ',');
+            first = 0;
+            buf_addc(&raw, '"');
+            buf_add(&raw, name, nn);
+            buf_add(&raw, "\":", 2);
+            if (lua_isnil(L, -1) || esc)
+                buf_add(&raw, vstart, (size_t)(js.p - vstart));
+            else
+                put_value(L, lua_gettop(L), &raw, lua_tostring(L, -2));
+            lua_pop(L, 2);
+        }
+    }
+    /* then the fields the old entry did not have: known ones in msal-node's
+     * order, the rest as the table iterates */
+    for (i = 0; i < sizeof put_order / sizeof put_order[0]; i++) {
+        const char *name = store_field_names[put_order[i]];
+        lua_getfield(L, seen, name);
+        if (lua_toboolean(L, -1)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 3, name);
+        if (lua_type(L, -1) != LUA_TNIL && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+            if (!first)
+                buf_addc(&raw, ',');
+            first = 0;
+            json_put_string(&raw, name, strlen(name));
+            buf_addc(&raw, ':');
+            put_value(L, lua_gettop(L), &raw, name);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+        size_t nn;
+        const char *name;
+        int known = 0, j;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            buf_free(&raw);
+            return luaL_error(L, "cache field names must be strings");
+        }
+        name = lua_tolstring(L, -2, &nn);
+        for (j = 0; j < NFIELDS; j++)
+            if (strcmp(name, store_field_names[j]) == 0)
+                known = 1;
+        lua_pushvalue(L, -2);
+        lua_rawget(L, seen);
+        if (lua_toboolean(L, -1))
+            known = 1; /* written with the old members */
+        lua_pop(L, 1);
+        if (!known && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+            if (!first)
+                buf_addc(&raw, ',');
+            first = 0;
+            json_put_string(&raw, name, nn);
+            buf_addc(&raw, ':');
+            put_value(L, lua_gettop(L), &raw, name);
+        }
+        lua_pop(L, 1);
+    }
+    buf_addc(&raw, '}');
+    if (raw.oom) {
+        buf_free(&raw);
+        return luaL_error(L, "out of memory");
+    }
+    store_locate_fields(raw.p, raw.n, f);
+    store_error_init(&err);
+    e = store_insert(s, sec, key, kn, raw.p, raw.n, f, NULL, &err);
+    buf_free(&raw);
+    release_docs(L, s);
+    if (e == NULL) {
+        push_error(L, &err);
+        store_error_free(&err);
+        return 2;
+    }
+    lua_pushlstring(L, e->key, e->key_len);
+    return 1;
+}
+
+/* find_access_token(hid, env, client_id, realm, scopes_lc, now, offset)
+ * -> status, key, secret, target, expires_on, ext_expires_on, refresh_on,
+ *    cached_at, token_type. The hot path of a silent cache hit. */
+static int l_find_access_token(lua_State *L)
+{
+    static const char *const names[] = {"none", "hit", "refresh_due", "expired", "multiple"};
+    store *s = check_store(L);
+    size_t hn, en, cn, rn, sn;
+    const char *hid = luaL_checklstring(L, 2, &hn), *env = luaL_checklstring(L, 3, &en);
+    const char *cid = luaL_checklstring(L, 4, &cn), *realm = luaL_checklstring(L, 5, &rn);
+    const char *scopes = luaL_checklstring(L, 6, &sn);
+    int64_t now = (int64_t)luaL_checknumber(L, 7), offset = (int64_t)luaL_optnumber(L, 8, 300);
+    store_entry *e;
+    int st = store_find_access_token(s, hid, hn, env, en, cid, cn, realm, rn, scopes, sn, now, offset, &e);
+    lua_pushstring(L, names[st]);
+    if (e == NULL)
+        return 1;
+    lua_pushlstring(L, e->key, e->key_len);
+    push_field(L, e, F_SECRET);
+    push_field(L, e, F_TARGET);
+    lua_pushinteger(L, (lua_Integer)e->expires_on);
+    if (e->ext_expires_on >= 0)
+        lua_pushinteger(L, (lua_Integer)e->ext_expires_on);
+    else
+        lua_pushnil(L);
+    if (e->refresh_on >= 0)
+        lua_pushinteger(L, (lua_Integer)e->refresh_on);
+    else
+        lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)e->cached_at);
+    push_field(L, e, F_TOKEN_TYPE);
+    return 9;
+}
+
+/* find(section, filter) -> array of keys. Filter fields (all optional):
+ * home_account_id, environment (alias-aware), client_id, realm, family_id
+ * (compared without case) and target (every scope must be in the entry). */
+static int l_find(lua_State *L)
+{
+    store *s = check_store(L);
+    int sec = check_section(L, 2), group = -1, n = 0;
+    const char *want[5] = {NULL, NULL, NULL, NULL, NULL}, *target;
+    size_t wn[5] = {0, 0, 0, 0, 0}, tn = 0, i;
+    static const char *const fname[5] = {"home_account_id", "environment", "client_id", "realm", "family_id"};
+    store_entry *e;
+    luaL_checktype(L, 3, LUA_TTABLE);
+    for (i = 0; i < 5; i++) {
+        lua_getfield(L, 3, fname[i]);
+        want[i] = lua_tolstring(L, -1, &wn[i]);
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, 3, "target");
+    target = lua_tolstring(L, -1, &tn);
+    lua_pop(L, 1);
+    if (want[1])
+        group = store_env_group(s, want[1], wn[1]);
+    lua_newtable(L);
+    if (want[0] && s->hcap) {
+        uint64_t h = store_hash_lower(want[0], wn[0], 1469598103934665603ULL);
+        e = s->htab[h & (s->hcap - 1)];
+    } else {
+        e = s->head[sec];
+    }
+    for (; e; e = want[0] && s->hcap ? e->hnext : e->next) {
+        if (e->section != sec)
+            continue;
+        if ((want[0] && !store_field_is(e, F_HID, want[0], wn[0])) ||
+            (want[2] && !store_field_is(e, F_CLIENT_ID, want[2], wn[2])) ||
+            (want[3] && !store_field_is(e, F_REALM, want[3], wn[3])) ||
+            (want[4] && !store_field_is(e, F_FAMILY_ID, want[4], wn[4])) ||
+            (want[1] && !store_entry_matches_env(s, e, group, want[1], wn[1])) ||
+            (target && !store_scopes_contain(e, target, tn)))
+            continue;
+        lua_pushlstring(L, e->key, e->key_len);
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
+/* accounts() -> array of AccountInfo-shaped tables, in cache order. Built
+ * here rather than in Lua: get_all_accounts must stay cheap at 10,000. */
+static int l_accounts(lua_State *L)
+{
+    static const struct { int field; const char *name; } map[] = {
+        {F_HID, "home_account_id"}, {F_ENV, "environment"}, {F_REALM, "tenant_id"},
+        {F_USERNAME, "username"}, {F_LOCAL_ID, "local_account_id"}, {F_NAME, "name"},
+        {F_AUTHORITY_TYPE, "authority_type"},
+    };
+    store *s = check_store(L);
+    store_entry *e;
+    int n = 0;
+    size_t i;
+    lua_createtable(L, (int)s->count[SEC_ACCOUNT], 0);
+    for (e = s->head[SEC_ACCOUNT]; e; e = e->next) {
+        lua_createtable(L, 0, 8);
+        for (i = 0; i < sizeof map / sizeof map[0]; i++) {
+            size_t vn;
+            const char *v = store_value(e, map[i].field, &vn);
+            if (v == NULL)
+                continue;
+            lua_pushlstring(L, v, vn);
+            lua_setfield(L, -2, map[i].name);
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
+static int l_count(lua_State *L)
+{
+    store *s = check_store(L);
+    if (lua_isnoneornil(L, 2))
+        lua_pushinteger(L, (lua_Integer)s->total);
+    else
+        lua_pushinteger(L, (lua_Integer)s->count[check_section(L, 2)]);
+    return 1;
+}
+
+static int l_generation(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)check_store(L)->generation);
+    return 1;
+}
+
+/* set_aliases{{"login.microsoftonline.com", "login.windows.net"}, …}:
+ * hosts in one list are one environment. */
+static int l_set_aliases(lua_State *L)
+{
+    store *s = check_store(L);
+    size_t ng, total = 0, g, k = 0;
+    const char **hosts;
+    int *groups, ok;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ng = lua_rawlen(L, 2);
+    for (g = 1; g <= ng; g++) {
+        lua_rawgeti(L, 2, (lua_Integer)g);
+        luaL_argcheck(L, lua_istable(L, -1), 2, "alias groups must be arrays of host names");
+        total += lua_rawlen(L, -1);
+        lua_pop(L, 1);
+    }
+    hosts = malloc((total ? total : 1) * sizeof *hosts);
+    groups = malloc((total ? total : 1) * sizeof *groups);
+    if (hosts == NULL || groups == NULL) {
+        free(hosts);
+        free(groups);
+        return luaL_error(L, "out of memory");
+    }
+    for (g = 1; g <= ng; g++) {
+        size_t j, len;
+        lua_rawgeti(L, 2, (lua_Integer)g);
+        len = lua_rawlen(L, -1);
+        for (j = 1; j <= len; j++) {
+            lua_rawgeti(L, -1, (lua_Integer)j);
+            hosts[k] = lua_tostring(L, -1); /* stays alive: the table holds it */
+            groups[k++] = (int)g;
+            lua_pop(L, 1);
+            if (hosts[k - 1] == NULL) {
+                free(hosts);
+                free(groups);
+                return luaL_error(L, "alias host names must be strings");
+            }
+        }
+        lua_pop(L, 1);
+    }
+    ok = store_set_aliases(s, hosts, groups, k);
+    free(hosts);
+    free(groups);
+    if (!ok)
+        return luaL_error(L, "out of memory");
+    return 0;
+}
+
+/* key(section, fields) -> the msal-node 7 cache key for such an entry. */
+static int l_key(lua_State *L)
+{
+    int sec = check_section(L, 1);
+    store_fpos f[NFIELDS];
+    msal_buf raw, key;
+    size_t i;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    buf_init(&raw);
+    buf_init(&key);
+    buf_addc(&raw, '{');
+    for (i = 0; i < NFIELDS; i++) {
+        lua_getfield(L, 2, store_field_names[i]);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            size_t n;
+            const char *v = lua_tolstring(L, -1, &n);
+            if (raw.n > 1)
+                buf_addc(&raw, ',');
+            json_put_string(&raw, store_field_names[i], strlen(store_field_names[i]));
+            buf_addc(&raw, ':');
+            json_put_string(&raw, v, n);
+        }
+        lua_pop(L, 1);
+    }
+    buf_addc(&raw, '}');
+    if (raw.oom || !store_locate_fields(raw.p, raw.n, f) || !store_make_key(sec, raw.p, f, &key)) {
+        buf_free(&raw);
+        buf_free(&key);
+        return luaL_error(L, "out of memory");
+    }
+    lua_pushlstring(L, key.p ? key.p : "", key.n);
+    buf_free(&raw);
+    buf_free(&key);
+    return 1;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+    if (ls->s)
+        lua_pushfstring(L, "msal.store (%d entries)", (int)ls->s->total);
+    else
+        lua_pushliteral(L, "msal.store (closed)");
+    return 1;
+}
+
+void msal_open_store(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"load", l_load}, {"serialize", l_serialize}, {"get", l_get}, {"put", l_put},
+        {"remove", l_remove}, {"find", l_find}, {"find_access_token", l_find_access_token},
+        {"accounts", l_accounts}, {"count", l_count}, {"generation", l_generation},
+        {"set_aliases", l_set_aliases}, {"close", l_close}, {NULL, NULL},
+    };
+    static const luaL_Reg meta[] = {
+        {"__gc", l_close}, {"__tostring", l_tostring},
+#if MSAL_HAS_CLOSE
+        {"__close", l_close},
+#endif
+        {NULL, NULL},
+    };
+    static const luaL_Reg funcs[] = {{"new", l_new}, {"key", l_key}, {NULL, NULL}};
+    msal_newclass(L, STORE_MT, methods, meta);
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+}
