@@ -5,9 +5,19 @@
 
 int luaopen_msal_core(lua_State *L)
 {
+    static const struct {
+        const char *name;
+        void (*open)(lua_State *L);
+    } parts[] = {
+        {"store", msal_open_store},   {"crypto", msal_open_crypto}, {"http", msal_open_http},
+        {"loop", msal_open_loop},     {"fileio", msal_open_fileio},
+    };
+    size_t i;
     lua_newtable(L);
-    msal_open_clock(L);    /* now_ms, sleep_ms, time: straight into core */
-    msal_open_store(L);
-    lua_setfield(L, -2, "store");
+    msal_open_clock(L); /* now_ms, sleep_ms, time: straight into core */
+    for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        parts[i].open(L);
+        lua_setfield(L, -2, parts[i].name);
+    }
     return 1;
 }

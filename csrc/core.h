@@ -5,9 +5,13 @@
 #include <lua.h>
 
 int luaopen_msal_core(lua_State *L);
-/* Adds its functions to the table on top of the stack. */
+/* Adds now_ms, time and sleep_ms to the table on top of the stack. */
 void msal_open_clock(lua_State *L);
-/* Pushes the store module table. */
-void msal_open_store(lua_State *L);
+/* Each of these pushes its module table. */
+void msal_open_store(lua_State *L);  /* store.c, lstore.c: the token store */
+void msal_open_crypto(lua_State *L); /* crypto.c: OpenSSL */
+void msal_open_http(lua_State *L);   /* http.c: libcurl multi */
+void msal_open_loop(lua_State *L);   /* loop.c: the poll loop */
+void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
 
 #endif
