@@ -493,32 +493,51 @@ static int l_find(lua_State *L)
     return 1;
 }
 
-/* accounts() -> array of AccountInfo-shaped tables, in cache order. Built
- * here rather than in Lua: get_all_accounts must stay cheap at 10,000. */
-static int l_accounts(lua_State *L)
+/* Pushes the AccountInfo-shaped table of an Account entry. */
+static void push_account(lua_State *L, const store_entry *e)
 {
     static const struct { int field; const char *name; } map[] = {
         {F_HID, "home_account_id"}, {F_ENV, "environment"}, {F_REALM, "tenant_id"},
         {F_USERNAME, "username"}, {F_LOCAL_ID, "local_account_id"}, {F_NAME, "name"},
         {F_AUTHORITY_TYPE, "authority_type"},
     };
+    size_t i;
+    lua_createtable(L, 0, 8);
+    for (i = 0; i < sizeof map / sizeof map[0]; i++) {
+        size_t vn;
+        const char *v = store_value(e, map[i].field, &vn);
+        if (v == NULL)
+            continue;
+        lua_pushlstring(L, v, vn);
+        lua_setfield(L, -2, map[i].name);
+    }
+}
+
+/* accounts() -> array of AccountInfo-shaped tables, in cache order. Built
+ * here rather than in Lua: get_all_accounts must stay cheap at 10,000. */
+static int l_accounts(lua_State *L)
+{
     store *s = check_store(L);
     store_entry *e;
     int n = 0;
-    size_t i;
     lua_createtable(L, (int)s->count[SEC_ACCOUNT], 0);
     for (e = s->head[SEC_ACCOUNT]; e; e = e->next) {
-        lua_createtable(L, 0, 8);
-        for (i = 0; i < sizeof map / sizeof map[0]; i++) {
-            size_t vn;
-            const char *v = store_value(e, map[i].field, &vn);
-            if (v == NULL)
-                continue;
-            lua_pushlstring(L, v, vn);
-            lua_setfield(L, -2, map[i].name);
-        }
+        push_account(L, e);
         lua_rawseti(L, -2, ++n);
     }
+    return 1;
+}
+
+/* account(key) -> the AccountInfo-shaped table of one Account entry. */
+static int l_account(lua_State *L)
+{
+    store *s = check_store(L);
+    size_t kn;
+    const char *key = luaL_checklstring(L, 2, &kn);
+    store_entry *e = store_get(s, SEC_ACCOUNT, key, kn);
+    if (e == NULL)
+        return 0;
+    push_account(L, e);
     return 1;
 }
 
@@ -637,7 +656,7 @@ void msal_open_store(lua_State *L)
     static const luaL_Reg methods[] = {
         {"load", l_load}, {"serialize", l_serialize}, {"get", l_get}, {"put", l_put},
         {"remove", l_remove}, {"find", l_find}, {"find_access_token", l_find_access_token},
-        {"accounts", l_accounts}, {"count", l_count}, {"generation", l_generation},
+        {"accounts", l_accounts}, {"account", l_account}, {"count", l_count}, {"generation", l_generation},
         {"set_aliases", l_set_aliases}, {"close", l_close}, {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

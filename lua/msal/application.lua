@@ -1,0 +1,158 @@
+--- PublicClientApplication: the object scripts, CLIs and plugins hold. Every
+-- acquisition returns a promise (see msal.promise); errors reject it with
+-- an error table from msal.errors, never `nil, err`.
+-- @module msal.application
+local Promise = require("msal.promise")
+local authority = require("msal.authority")
+local cache = require("msal.cache")
+local config = require("msal.config")
+local errors = require("msal.errors")
+local events = require("msal.events")
+local logger = require("msal.logger")
+local silent = require("msal.flows.silent")
+local core = require("msal.core")
+
+local application = {}
+
+local App = {}
+App.__index = App
+
+local E = events.types
+
+local function make_cache(cfg, client_id)
+  local c = cfg.cache
+  if type(c) == "table" and c.before_cache_access then
+    if type(c.before_cache_access) ~= "function" or type(c.after_cache_access) ~= "function" then
+      return nil, errors.ClientConfigurationError("invalid_cache_plugin",
+        "a cache plugin has before_cache_access(ctx) and after_cache_access(ctx) functions")
+    end
+    return cache.new(client_id, c)
+  end
+  local location = type(c) == "string" and c or c.location or "memory"
+  if location ~= "memory" then
+    return nil, errors.ClientConfigurationError("invalid_cache_location",
+      "cache.location '" .. tostring(location) .. "' is not available; use \"memory\" or a cache plugin")
+  end
+  for k in pairs(type(c) == "table" and c or {}) do
+    if k ~= "location" then
+      return nil, errors.ClientConfigurationError("invalid_configuration", "unknown configuration key 'cache." .. tostring(k) .. "'")
+    end
+  end
+  return cache.new(client_id)
+end
+
+--- Makes a public client application (scripts, CLIs, editor plugins).
+-- Raises a ClientConfigurationError on a bad configuration.
+-- @tparam table cfg `{auth = {client_id, authority, redirect_uri, protocol_mode,
+--   known_authorities, authority_metadata, client_capabilities},
+--   cache = {location = "memory"} | plugin, system = {token_renewal_offset,
+--   logger = {level, pii, sink}, clock, transport, open_browser, loopback_timeout}}`
+-- @treturn table the application
+function application.new_public(cfg)
+  local c, err = config.normalize(cfg)
+  if not c then error(err, 2) end
+  local auth
+  auth, err = authority.parse(c.auth.authority, c.auth.protocol_mode)
+  if not auth then error(err, 2) end
+  local tc
+  tc, err = make_cache(c, c.auth.client_id)
+  if not tc then error(err, 2) end
+  local log = logger.new(c.system.logger)
+  local wall = c.system.clock or core.time
+  local self = setmetatable({
+    config = c,
+    client_id = c.auth.client_id,
+    authority = auth,
+    token_cache = tc,
+    renewal_offset = c.system.token_renewal_offset,
+    log = log,
+    clock = wall,
+    events = events.new(log, wall),
+  }, App)
+  return self
+end
+
+--- Parses an authority given on a request with the app's protocol mode.
+function App:parse_authority(url)
+  return authority.parse(url, self.config.auth.protocol_mode)
+end
+
+--- Acquires a token silently: from the cache, by MSAL's rules (default
+-- scopes, granted-scope subsets, environment aliases, the account's realm,
+-- renewal offset). `force_refresh` and `claims` skip the cached token.
+-- @tparam table req `{scopes, account, claims, force_refresh, authority, correlation_id}`
+-- @treturn promise resolving the result table (`access_token`, `id_token`,
+--   `id_token_claims`, `scopes`, `expires_on`, `ext_expires_on`, `account`,
+--   `tenant_id`, `token_type`, `from_cache`, `correlation_id`), rejecting
+--   with InteractionRequiredAuthError when the user must interact
+function App:acquire_token_silent(req)
+  local ev = self.events
+  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_START, "silent", nil, nil, type(req) == "table" and req.correlation_id or nil) end
+  local ok, result, err = pcall(silent.acquire, self, req)
+  if not ok then result, err = nil, result end
+  if result then
+    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, result.correlation_id) end
+    return Promise.resolve(result)
+  end
+  if not errors.is_error(err) then
+    err = errors.ClientAuthError("unexpected_error", tostring(err))
+  end
+  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_FAILURE, "silent", nil, err, err.correlation_id) end
+  self.log:info("acquire_token_silent failed: " .. err.error_code)
+  return Promise.reject(err)
+end
+
+--- Every account in the cache.
+function App:get_all_accounts()
+  return self.token_cache:get_all_accounts()
+end
+
+--- One account by `home_account_id`, `local_account_id` or `username`
+-- (compared without case), or nil.
+-- @tparam table filter
+function App:get_account(filter)
+  if type(filter) ~= "table" then
+    error(errors.ClientConfigurationError("invalid_account_filter",
+      "get_account takes {home_account_id=…} or {local_account_id=…} or {username=…}"), 2)
+  end
+  local tc = self.token_cache
+  if filter.home_account_id then return tc:get_account_by_home_id(filter.home_account_id) end
+  if filter.local_account_id then return tc:get_account_by_local_id(filter.local_account_id) end
+  if filter.username then return tc:get_account_by_username(filter.username) end
+  error(errors.ClientConfigurationError("invalid_account_filter",
+    "get_account takes {home_account_id=…} or {local_account_id=…} or {username=…}"), 2)
+end
+
+--- Removes an account and its tokens from the cache.
+-- @treturn promise resolving when done
+function App:remove_account(account)
+  local ok, err = pcall(self.token_cache.remove_account, self.token_cache, account)
+  if not ok then return Promise.reject(err) end
+  self.events:emit(E.ACCOUNT_REMOVED, nil, account)
+  return Promise.resolve(nil)
+end
+
+--- The token cache: `serialize()`, `deserialize(json)`, `get_all_accounts()`…
+function App:get_token_cache()
+  return self.token_cache
+end
+
+--- Registers an event callback for all events, or the listed types.
+-- @treturn string id for remove_event_callback
+function App:add_event_callback(fn, event_types)
+  return self.events:add(fn, event_types)
+end
+
+--- Removes an event callback by id.
+function App:remove_event_callback(id)
+  return self.events:remove(id)
+end
+
+--- Subscribes fn to one event type.
+-- @treturn function unsubscribe
+function App:on(event_type, fn)
+  local id = self.events:add(fn, { event_type })
+  return function() self.events:remove(id) end
+end
+
+return application

@@ -1,0 +1,92 @@
+--- Authorities: parsing an authority URL, the host aliases of the Entra
+-- clouds, and the environment name tokens are cached under.
+-- (Discovery and instance metadata come with the network layer.)
+-- @module msal.authority
+local errors = require("msal.errors")
+
+local authority = {}
+
+-- Entra hosts that are one environment, first the one msal-node writes into
+-- the cache (instance discovery's preferred_cache).
+authority.CLOUDS = {
+  { "login.windows.net", "login.microsoftonline.com", "login.microsoft.com", "sts.windows.net" },
+  { "login.partner.microsoftonline.cn", "login.chinacloudapi.cn" },
+  { "login.microsoftonline.us", "login.usgovcloudapi.net" },
+  { "login-us.microsoftonline.com" },
+  { "login.microsoftonline.de" },
+}
+
+local cloud_of = {}
+for _, group in ipairs(authority.CLOUDS) do
+  for _, host in ipairs(group) do cloud_of[host] = group end
+end
+
+--- Tenants that are not one tenant: the account's home tenant is used.
+authority.MULTI_TENANT = { common = true, organizations = true, consumers = true }
+
+local function is_loopback(host)
+  return host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+authority.is_loopback = is_loopback
+
+local function fail(msg)
+  return nil, errors.ClientConfigurationError("url_parse_error", msg)
+end
+
+--- Parses an authority URL.
+-- @tparam string url e.g. `https://login.microsoftonline.com/common`
+-- @tparam[opt="aad"] string protocol_mode `"aad"` or `"oidc"`
+-- @treturn[1] table `{url, scheme, host (with port, lower-case), hostname,
+--   port, tenant, path, kind ("aad"|"b2c"|"adfs"|"oidc"), is_multi_tenant}`
+-- @treturn[2] nil
+-- @treturn[2] table ClientConfigurationError
+function authority.parse(url, protocol_mode)
+  if type(url) ~= "string" then return fail("authority must be a URL string") end
+  local scheme, hostport, path = url:match("^(%a[%w+.-]*)://([^/?#]+)([^?#]*)$")
+  if not scheme then return fail("authority is not an absolute URL without query or fragment: " .. url) end
+  scheme = scheme:lower()
+  if hostport:find("@", 1, true) then return fail("authority must not carry user information") end
+  local host = hostport:lower()
+  local hostname, port = host:match("^(%[[%x:]+%]):?(%d*)$")
+  if not hostname then hostname, port = host:match("^([^:]+):?(%d*)$") end
+  if not hostname or hostname == "" then return fail("authority has no host: " .. url) end
+  if scheme ~= "https" and not (scheme == "http" and is_loopback(hostname)) then
+    return fail("authority must use https (http only for loopback hosts): " .. url)
+  end
+  path = path:gsub("/+$", "")
+  local tenant = path:match("^/([^/]+)")
+  local kind = protocol_mode == "oidc" and "oidc" or "aad"
+  if kind == "aad" then
+    if not tenant then return fail("an Entra authority names a tenant: https://host/{tenant}") end
+    if path:lower():find("/tfp/", 1, true) or path:lower():find("b2c_1", 1, true) then
+      kind = "b2c"
+    elseif tenant:lower() == "adfs" then
+      kind = "adfs"
+    end
+  end
+  return {
+    url = scheme .. "://" .. host .. path,
+    scheme = scheme, host = host, hostname = hostname, port = port ~= "" and tonumber(port) or nil,
+    path = path, tenant = tenant and tenant:lower() or nil, kind = kind,
+    is_multi_tenant = kind == "aad" and tenant ~= nil and authority.MULTI_TENANT[tenant:lower()] == true,
+  }
+end
+
+--- The environment tokens from this authority are cached under: the
+-- cloud's preferred cache host for Entra clouds (as msal-node writes), else
+-- the host with its port.
+function authority.environment(a)
+  local group = cloud_of[a.hostname]
+  if group and not a.port then return group[1] end
+  return a.host
+end
+
+--- Whether two hosts are the same environment.
+function authority.same_environment(h1, h2)
+  h1, h2 = h1:lower(), h2:lower()
+  if h1 == h2 then return true end
+  local g = cloud_of[h1]
+  return g ~= nil and g == cloud_of[h2]
+end
+
+return authority

@@ -1,0 +1,193 @@
+--- The token cache: MSAL's unified cache (the format msal-node, msal-python
+-- and the Azure CLI share) held by the C store, behind MSAL's plugin shape
+-- (`before_cache_access(ctx)` / `after_cache_access(ctx)`) so that files,
+-- Redis or anything else can persist it.
+-- @module msal.cache
+local core = require("msal.core")
+local authority = require("msal.authority")
+local errors = require("msal.errors")
+local id_token = require("msal.id_token")
+
+local cache = {}
+
+local TokenCache = {}
+TokenCache.__index = TokenCache
+
+--- Makes a token cache.
+-- @tparam string client_id the application's: accounts' id_token_claims
+--   come from its id tokens
+-- @tparam[opt] table plugin an object with `before_cache_access(ctx)` and
+--   `after_cache_access(ctx)`; ctx is `{token_cache, cache_has_changed}`
+function cache.new(client_id, plugin)
+  local store = core.store.new()
+  store:set_aliases(authority.CLOUDS)
+  return setmetatable({ store = store, client_id = client_id, plugin = plugin, memo = {}, memo_gen = -1 },
+    TokenCache)
+end
+
+--- Turns a store error table into the ClientAuthError users see: it names
+-- the entry and the field, or the byte where the JSON broke.
+local function cache_error(e)
+  local msg
+  if e.section and e.field then
+    msg = ("%s entry %q: field %q %s"):format(e.section, e.key or "?", e.field, e.message)
+  elseif e.section then
+    msg = ("%s %s%s"):format(e.section, e.key and ("entry " .. ("%q"):format(e.key) .. " ") or "", e.message)
+  else
+    msg = ("invalid cache JSON at byte %d: %s"):format(e.offset or 0, e.message)
+  end
+  return errors.ClientAuthError("invalid_cache", "the token cache cannot be read: " .. msg)
+end
+cache.error_from_store = cache_error
+
+-- Runs fn between the plugin's two hooks. The plugin may load the cache in
+-- before_cache_access (deserialize) and persist it in after_cache_access.
+function TokenCache:access(will_write, fn, ...)
+  local plugin = self.plugin
+  if not plugin then return fn(...) end
+  local ctx = { token_cache = self, cache_has_changed = false, will_write = will_write }
+  plugin.before_cache_access(plugin, ctx)
+  local gen = self.store:generation()
+  local ok, a, b = pcall(fn, ...)
+  ctx.cache_has_changed = self.store:generation() ~= gen
+  plugin.after_cache_access(plugin, ctx)
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+--- The cache as MSAL's unified JSON.
+-- @treturn string
+function TokenCache:serialize()
+  return self.store:serialize()
+end
+
+--- Replaces the cache's content with a unified-cache JSON document. Fields
+-- and sections this library does not know are kept for the next serialize.
+-- A malformed document raises a ClientAuthError naming the entry and field,
+-- and leaves the cache as it was.
+-- @tparam string json
+function TokenCache:deserialize(json)
+  if type(json) ~= "string" then
+    error(errors.ClientAuthError("invalid_cache", "the token cache must be a JSON string"), 2)
+  end
+  local ok, err = self.store:load(json)
+  if not ok then error(cache_error(err), 2) end
+end
+
+-- Accounts are read-only snapshots; id_token_claims are looked up when first
+-- read, so listing 10,000 accounts does not decode 10,000 id tokens.
+local account_mt = {}
+local owner = setmetatable({}, { __mode = "k" })
+account_mt.__index = function(acct, k)
+  if k ~= "id_token_claims" then return nil end
+  local tc = owner[acct]
+  local jwt = tc and tc:id_token_for(acct.home_account_id, acct.environment, tc.client_id, acct.tenant_id)
+  local claims = jwt and id_token.cached_claims(jwt)
+  rawset(acct, "id_token_claims", claims or false)
+  return claims
+end
+
+function TokenCache:own(acct)
+  owner[acct] = self
+  return setmetatable(acct, account_mt)
+end
+
+local function all_accounts(self)
+  local list = self.store:accounts()
+  for i = 1, #list do self:own(list[i]) end
+  return list
+end
+
+--- Every account in the cache, in cache order.
+-- @treturn {table,...} AccountInfo tables: home_account_id, environment,
+--   tenant_id, username, local_account_id, name, authority_type, and
+--   id_token_claims on first read
+function TokenCache:get_all_accounts()
+  return self:access(false, all_accounts, self)
+end
+
+local function find_account(self, field, value)
+  if type(value) ~= "string" then return nil end
+  local list = self.store:accounts()
+  for i = 1, #list do
+    local a = list[i]
+    local v = a[field]
+    if v and (v == value or (field == "username" and v:lower() == value:lower())) then
+      return self:own(a)
+    end
+  end
+  return nil
+end
+
+--- The account with this home_account_id, or nil.
+function TokenCache:get_account_by_home_id(id)
+  if type(id) ~= "string" then return nil end
+  return self:access(false, function()
+    local keys = self.store:find("Account", { home_account_id = id })
+    return keys[1] and self:own(self.store:account(keys[1])) or nil
+  end)
+end
+
+--- The account with this local_account_id, or nil.
+function TokenCache:get_account_by_local_id(id)
+  return self:access(false, find_account, self, "local_account_id", id)
+end
+
+--- The account with this username (compared without case), or nil.
+function TokenCache:get_account_by_username(name)
+  return self:access(false, find_account, self, "username", name)
+end
+
+local function remove_account(self, acct)
+  local store, n = self.store, 0
+  local filter = { home_account_id = acct.home_account_id, environment = acct.environment }
+  for _, section in ipairs({ "Account", "IdToken", "AccessToken", "RefreshToken" }) do
+    for _, key in ipairs(store:find(section, filter)) do
+      if store:remove(section, key) then n = n + 1 end
+    end
+  end
+  return n
+end
+
+--- Removes an account and every token of it (in any alias environment).
+-- @treturn number how many entries were removed
+function TokenCache:remove_account(acct)
+  if type(acct) ~= "table" or type(acct.home_account_id) ~= "string" or type(acct.environment) ~= "string" then
+    error(errors.ClientConfigurationError("invalid_account", "remove_account needs an account from the cache"), 2)
+  end
+  return self:access(true, remove_account, self, acct)
+end
+
+-- Per store generation, what a silent hit needs besides the access token:
+-- the id token and the account of (home account, realm).
+function TokenCache:memo_for(hid, env, client_id, realm)
+  local gen = self.store:generation()
+  if gen ~= self.memo_gen then
+    self.memo, self.memo_gen = {}, gen
+  end
+  local k = hid .. "\0" .. env .. "\0" .. client_id .. "\0" .. realm
+  local m = self.memo[k]
+  if m == nil then
+    local store = self.store
+    local jwt = self:id_token_for(hid, env, client_id, realm)
+    local akeys = store:find("Account", { home_account_id = hid, environment = env, realm = realm })
+    if not akeys[1] then akeys = store:find("Account", { home_account_id = hid, environment = env }) end
+    m = {
+      id_token = jwt,
+      claims = jwt and id_token.cached_claims(jwt) or nil,
+      account = akeys[1] and self:own(store:account(akeys[1])) or false,
+    }
+    self.memo[k] = m
+  end
+  return m
+end
+
+--- The raw id token of (home account, environment, client, realm), or nil.
+function TokenCache:id_token_for(hid, env, client_id, realm)
+  local store = self.store
+  local keys = store:find("IdToken", { home_account_id = hid, environment = env, client_id = client_id, realm = realm })
+  local e = keys[1] and store:get("IdToken", keys[1])
+  return e and e.secret or nil
+end
+
+return cache

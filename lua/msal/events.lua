@@ -1,0 +1,76 @@
+--- Event callbacks, MSAL's EventMessage in snake_case:
+-- `{event_type, interaction_type, payload, error, timestamp, correlation_id}`.
+-- A callback that throws is logged and does not break the flow.
+-- @module msal.events
+local events = {}
+local unpack = table.unpack or unpack
+
+--- Event names (values are MSAL's strings).
+events.types = {
+  LOGIN_START = "msal:loginStart", LOGIN_SUCCESS = "msal:loginSuccess", LOGIN_FAILURE = "msal:loginFailure",
+  ACQUIRE_TOKEN_START = "msal:acquireTokenStart", ACQUIRE_TOKEN_SUCCESS = "msal:acquireTokenSuccess",
+  ACQUIRE_TOKEN_FAILURE = "msal:acquireTokenFailure",
+  ACQUIRE_TOKEN_NETWORK_START = "msal:acquireTokenFromNetworkStart",
+  HANDLE_REDIRECT_START = "msal:handleRedirectStart", HANDLE_REDIRECT_END = "msal:handleRedirectEnd",
+  LOGOUT_START = "msal:logoutStart", LOGOUT_SUCCESS = "msal:logoutSuccess",
+  LOGOUT_FAILURE = "msal:logoutFailure", LOGOUT_END = "msal:logoutEnd",
+  ACCOUNT_ADDED = "msal:accountAdded", ACCOUNT_REMOVED = "msal:accountRemoved",
+}
+
+local Emitter = {}
+Emitter.__index = Emitter
+
+--- Makes an emitter. `logger` receives callback failures.
+function events.new(log, clock)
+  return setmetatable({ callbacks = {}, order = {}, seq = 0, n = 0, log = log, clock = clock or os.time }, Emitter)
+end
+
+--- Registers fn for every event, or only for the listed event types.
+-- @treturn string the callback id
+function Emitter:add(fn, types)
+  if type(fn) ~= "function" then error("event callback must be a function", 3) end
+  self.seq = self.seq + 1
+  local id = "cb-" .. self.seq
+  local filter
+  if type(types) == "table" and #types > 0 then
+    filter = {}
+    for _, t in ipairs(types) do filter[t] = true end
+  end
+  self.callbacks[id] = { fn = fn, filter = filter }
+  self.order[#self.order + 1] = id
+  self.n = self.n + 1
+  return id
+end
+
+--- Removes a callback; returns whether it was there.
+function Emitter:remove(id)
+  if not self.callbacks[id] then return false end
+  self.callbacks[id] = nil
+  for i, v in ipairs(self.order) do
+    if v == id then table.remove(self.order, i) break end
+  end
+  self.n = self.n - 1
+  return true
+end
+
+--- Sends an event to the callbacks, in the order they were added.
+function Emitter:emit(event_type, interaction_type, payload, err, correlation_id)
+  if self.n == 0 then return end
+  local message = {
+    event_type = event_type, interaction_type = interaction_type, payload = payload,
+    error = err, timestamp = self.clock(), correlation_id = correlation_id,
+  }
+  -- a copy: a callback may unsubscribe itself or others while we iterate
+  local ids = { unpack(self.order) }
+  for _, id in ipairs(ids) do
+    local cb = self.callbacks[id]
+    if cb and (not cb.filter or cb.filter[event_type]) then
+      local ok, e = pcall(cb.fn, message)
+      if not ok and self.log then
+        self.log:warning("event callback for " .. event_type .. " failed: " .. tostring(e))
+      end
+    end
+  end
+end
+
+return events

@@ -1,0 +1,26 @@
+--- lua-msal: OAuth 2.0 / OpenID Connect tokens the way Microsoft's MSAL
+-- libraries get them, silently from a token cache first.
+-- @module msal
+local Promise = require("msal.promise")
+local application = require("msal.application")
+local errors = require("msal.errors")
+local events = require("msal.events")
+
+local msal = {
+  _VERSION = "0.1.0",
+  PublicClientApplication = { new = application.new_public },
+  EventType = events.types,
+  is_interaction_required = errors.is_interaction_required,
+  Promise = Promise,
+  async = Promise.async,
+  all = Promise.all,
+  race = Promise.race,
+  run = Promise.run,
+}
+
+for _, name in ipairs({ "InteractionRequiredAuthError", "ServerError", "ClientAuthError",
+                        "ClientConfigurationError", "BrowserAuthError" }) do
+  msal[name] = errors[name]
+end
+
+return msal
