@@ -414,9 +414,11 @@ static int l_put(lua_State *L)
     return 1;
 }
 
-/* find_access_token(hid, env, client_id, realm, scopes_lc, now, offset)
- * -> status, key, secret, target, expires_on, ext_expires_on, refresh_on,
- *    cached_at, token_type. The hot path of a silent cache hit. */
+/* find_access_token(hid, env, client_id, realm, scopes_lc, now, offset, memo)
+ * -> status, info, expires_on, ext_expires_on, refresh_on, cached_at.
+ * The hot path of a silent cache hit. info = {key, secret, target,
+ * token_type} is built once per entry and kept in the caller's memo table
+ * (by entry serial), so repeated hits copy no token text. */
 static int l_find_access_token(lua_State *L)
 {
     static const char *const names[] = {"none", "hit", "refresh_due", "expired", "multiple"};
@@ -427,13 +429,27 @@ static int l_find_access_token(lua_State *L)
     const char *scopes = luaL_checklstring(L, 6, &sn);
     int64_t now = (int64_t)luaL_checknumber(L, 7), offset = (int64_t)luaL_optnumber(L, 8, 300);
     store_entry *e;
-    int st = store_find_access_token(s, hid, hn, env, en, cid, cn, realm, rn, scopes, sn, now, offset, &e);
+    int st;
+    luaL_checktype(L, 9, LUA_TTABLE);
+    st = store_find_access_token(s, hid, hn, env, en, cid, cn, realm, rn, scopes, sn, now, offset, &e);
     lua_pushstring(L, names[st]);
     if (e == NULL)
         return 1;
-    lua_pushlstring(L, e->key, e->key_len);
-    push_field(L, e, F_SECRET);
-    push_field(L, e, F_TARGET);
+    lua_rawgeti(L, 9, (lua_Integer)e->serial);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 4);
+        lua_pushlstring(L, e->key, e->key_len);
+        lua_setfield(L, -2, "key");
+        push_field(L, e, F_SECRET);
+        lua_setfield(L, -2, "secret");
+        push_field(L, e, F_TARGET);
+        lua_setfield(L, -2, "target");
+        push_field(L, e, F_TOKEN_TYPE);
+        lua_setfield(L, -2, "token_type");
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, 9, (lua_Integer)e->serial);
+    }
     lua_pushinteger(L, (lua_Integer)e->expires_on);
     if (e->ext_expires_on >= 0)
         lua_pushinteger(L, (lua_Integer)e->ext_expires_on);
@@ -444,8 +460,7 @@ static int l_find_access_token(lua_State *L)
     else
         lua_pushnil(L);
     lua_pushinteger(L, (lua_Integer)e->cached_at);
-    push_field(L, e, F_TOKEN_TYPE);
-    return 9;
+    return 6;
 }
 
 /* find(section, filter) -> array of keys. Filter fields (all optional):

@@ -94,7 +94,10 @@ int store_field_is(const store_entry *e, int f, const char *v, size_t n)
 {
     size_t en;
     const char *ev = store_value(e, f, &en);
-    return ci_equal(ev ? ev : "", en, v, n);
+    if (en != n)
+        return 0;
+    /* the same case is the common case: memcmp first */
+    return n == 0 || memcmp(ev, v, n) == 0 || ci_equal(ev, en, v, n);
 }
 
 static uint64_t entry_hhash(const store_entry *e)
@@ -703,6 +706,7 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
         e->nscopes = (uint32_t)k;
     }
     e->section = (uint8_t)section;
+    e->serial = ++s->next_serial;
     e->cached_at = times[0];
     e->expires_on = times[1];
     e->ext_expires_on = times[2];
@@ -803,12 +807,13 @@ int store_find_access_token(const store *s, const char *hid, size_t hid_len, con
     h = at_hash(hid, hid_len, cid, cid_len, realm, realm_len);
     group = store_env_group(s, env, env_len);
     for (e = s->atab[bucket(h, s->acap)]; e; e = e->anext) {
-        if (e->ahash != h || !store_field_is(e, F_HID, hid, hid_len) || !store_field_is(e, F_CLIENT_ID, cid, cid_len) ||
+        /* an account's tokens share the hash: the cheap tests go first */
+        if (e->ahash != h || e->flen[F_CRED_TYPE] != 11) /* a PoP/SSH token never answers a bearer request */
+            continue;
+        if (!store_scopes_contain(e, scopes, scopes_len) || !store_entry_matches_env(s, e, group, env, env_len))
+            continue;
+        if (!store_field_is(e, F_HID, hid, hid_len) || !store_field_is(e, F_CLIENT_ID, cid, cid_len) ||
             !store_field_is(e, F_REALM, realm, realm_len))
-            continue;
-        if (e->flen[F_CRED_TYPE] != 11) /* a PoP/SSH token never answers a bearer request */
-            continue;
-        if (!store_entry_matches_env(s, e, group, env, env_len) || !store_scopes_contain(e, scopes, scopes_len))
             continue;
         *found = e;
         matches++;

@@ -66,6 +66,7 @@ typedef struct store_entry {
     uint32_t nscopes;
     int env_group;                   /* alias group of the environment, -1: none */
     uint8_t section;
+    uint64_t serial;                 /* unique per entry version: memo keys */
 } store_entry;
 
 typedef struct store_unknown {
@@ -84,6 +85,7 @@ typedef struct store {
     int *alias_group;
     size_t nalias;
     store_doc *docs;
+    uint64_t next_serial;
     uint64_t generation;                /* bumped by every change */
 } store;
 

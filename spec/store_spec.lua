@@ -13,10 +13,14 @@ end
 
 local NOW = 1800000000
 
+-- status, key, secret, target (the entry's strings come in a memo table)
 local function find(s, o)
   o = o or {}
-  return s:find_access_token(o.hid or F.HID, o.env or "login.microsoftonline.com", o.client or F.CLIENT,
-    o.realm or F.TENANT, o.scopes or "user.read", o.now or NOW, o.offset or 300)
+  local memo = o.memo or {}
+  local st, info = s:find_access_token(o.hid or F.HID, o.env or "login.microsoftonline.com", o.client or F.CLIENT,
+    o.realm or F.TENANT, o.scopes or "user.read", o.now or NOW, o.offset or 300, memo)
+  if not info then return st end
+  return st, info.key, info.secret, info.target
 end
 
 describe("store keys", function()
@@ -92,6 +96,21 @@ describe("store look-ups", function()
     assert.equal("refresh_due", (find(s)))
     s = new_store(F.signed_in({ refresh_on = tostring(NOW + 100) }))
     assert.equal("hit", (find(s)))
+  end)
+  it("fill the caller's memo once per entry and reuse it", function()
+    local memo = {}
+    local _, k1 = find(s, { memo = memo })
+    local n = 0
+    for _, v in pairs(memo) do n = n + 1; assert.equal(k1, v.key) end
+    assert.equal(1, n)
+    memo[next(memo)].secret = "from the memo"
+    local _, _, secret = find(s, { memo = memo })
+    assert.equal("from the memo", secret)
+    -- a replaced entry is a new entry: the memo cannot serve stale text
+    local k = next(F.signed_in().AccessToken)
+    s:put("AccessToken", { secret = "rotated" }, k)
+    _, _, secret = find(s, { memo = memo })
+    assert.equal("rotated", secret)
   end)
   it("report two matching tokens as ambiguous", function()
     local doc = F.signed_in()
@@ -234,10 +253,10 @@ describe("store documents", function()
 }]]
     local s = new_store(python)
     assert.equal(1, s:count("AccessToken"))
-    local st, _, secret = s:find_access_token("", "login.windows.net", "cid", "tenant",
-      "https://graph.microsoft.com/.default", NOW, 300)
+    local st, info = s:find_access_token("", "login.windows.net", "cid", "tenant",
+      "https://graph.microsoft.com/.default", NOW, 300, {})
     assert.equal("hit", st)
-    assert.equal('app-tokené"x', secret)
+    assert.equal('app-tokené"x', info.secret)
     local back = cjson.decode(s:serialize())
     assert.equal(cjson.null, back.AccessToken["-login.microsoftonline.com-accesstoken-cid-tenant-scope"].home_account_id)
   end)

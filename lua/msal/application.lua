@@ -68,13 +68,21 @@ function application.new_public(cfg)
     log = log,
     clock = wall,
     events = events.new(log, wall),
+    authorities = {},
   }, App)
   return self
 end
 
---- Parses an authority given on a request with the app's protocol mode.
+--- Parses an authority given on a request with the app's protocol mode
+-- (once per URL: requests often repeat it).
 function App:parse_authority(url)
-  return authority.parse(url, self.config.auth.protocol_mode)
+  local memo = self.authorities
+  local a = memo[url]
+  if a then return a end
+  local err
+  a, err = authority.parse(url, self.config.auth.protocol_mode)
+  if a then memo[url] = a end
+  return a, err
 end
 
 --- Acquires a token silently: from the cache, by MSAL's rules (default

@@ -64,12 +64,18 @@ function authority.parse(url, protocol_mode)
       kind = "adfs"
     end
   end
-  return {
+  local a = {
     url = scheme .. "://" .. host .. path,
     scheme = scheme, host = host, hostname = hostname, port = port ~= "" and tonumber(port) or nil,
     path = path, tenant = tenant and tenant:lower() or nil, kind = kind,
     is_multi_tenant = kind == "aad" and tenant ~= nil and authority.MULTI_TENANT[tenant:lower()] == true,
   }
+  -- the realm tokens of a single-tenant Entra authority are cached under;
+  -- nil means "the account's"
+  a.realm = (kind == "aad" and not a.is_multi_tenant) and a.tenant or nil
+  -- the host cache look-ups start from (aliases do the rest)
+  a.cache_env = authority.environment(a)
+  return a
 end
 
 --- The environment tokens from this authority are cached under: the

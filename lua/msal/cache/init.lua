@@ -159,25 +159,32 @@ function TokenCache:remove_account(acct)
 end
 
 -- Per store generation, what a silent hit needs besides the access token:
--- the id token and the account of (home account, realm).
-function TokenCache:memo_for(hid, env, client_id, realm)
+-- the id token and the account of (home account, realm), for this client.
+function TokenCache:memo_for(hid, env, realm)
   local gen = self.store:generation()
   if gen ~= self.memo_gen then
-    self.memo, self.memo_gen = {}, gen
+    -- at_memo: per access-token entry, the strings a hit returns (filled by
+    -- the store); both memos describe one generation of the store
+    self.memo, self.at_memo, self.memo_gen = {}, {}, gen
   end
-  local k = hid .. "\0" .. env .. "\0" .. client_id .. "\0" .. realm
-  local m = self.memo[k]
-  if m == nil then
+  local by_hid = self.memo[hid]
+  if not by_hid then
+    by_hid = {}
+    self.memo[hid] = by_hid
+  end
+  local m = by_hid[realm]
+  if m == nil or m.env ~= env then
     local store = self.store
-    local jwt = self:id_token_for(hid, env, client_id, realm)
+    local jwt = self:id_token_for(hid, env, self.client_id, realm)
     local akeys = store:find("Account", { home_account_id = hid, environment = env, realm = realm })
     if not akeys[1] then akeys = store:find("Account", { home_account_id = hid, environment = env }) end
     m = {
+      env = env,
       id_token = jwt,
       claims = jwt and id_token.cached_claims(jwt) or nil,
       account = akeys[1] and self:own(store:account(akeys[1])) or false,
     }
-    self.memo[k] = m
+    by_hid[realm] = m
   end
   return m
 end

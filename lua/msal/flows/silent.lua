@@ -4,7 +4,6 @@
 -- @module msal.flows.silent
 local errors = require("msal.errors")
 local request = require("msal.request")
-local authority = require("msal.authority")
 
 local silent = {}
 
@@ -29,26 +28,59 @@ local function scopes_of(scopes)
 end
 silent.scopes_of = scopes_of
 
--- Granted scopes by target string, split once (results share the list).
-local split_memo = setmetatable({}, { __mode = "v" })
 local function split(s)
-  local out = split_memo[s]
-  if out then return out end
-  out = {}
+  local out = {}
   for w in s:gmatch("%S+") do out[#out + 1] = w end
-  split_memo[s] = out
   return out
 end
 
---- Checks a silent request and works out where its token would be cached.
--- @treturn[1] table `{scopes (memo), account, authority (parsed), env, realm}`
--- @treturn[2] nil
--- @treturn[2] table error
-function silent.prepare(app, req)
+local EMPTY = {}
+
+-- The cache look-up proper; runs inside the cache plugin's access hooks.
+local function lookup(app, req, sc, account, auth, realm, env)
+  if req.force_refresh or (req.claims ~= nil and request.has_claims(req.claims)) then
+    return nil, "skipped"
+  end
+  local tc = app.token_cache
+  local hid = account.home_account_id
+  local store = tc.store
+  local memo = tc:memo_for(hid, account.environment or env, realm)
+  local status, at, expires_on, ext_expires_on, refresh_on =
+    store:find_access_token(hid, env, app.client_id, realm, sc.search, app.clock(), app.renewal_offset, tc.at_memo)
+  -- past refresh_on MSAL refreshes and, if that fails, serves the cached
+  -- token; without a refresh path the cached token is the answer
+  if status ~= "hit" and status ~= "refresh_due" then return nil, status end
+  local m = memo
+  local scopes = at.scopes
+  if not scopes then
+    scopes = split(at.target)
+    at.scopes = scopes
+  end
+  return {
+    access_token = at.secret,
+    id_token = m.id_token,
+    id_token_claims = m.claims,
+    scopes = scopes,
+    expires_on = expires_on,
+    ext_expires_on = ext_expires_on,
+    refresh_on = refresh_on,
+    account = m.account or account,
+    tenant_id = realm,
+    token_type = at.token_type or "Bearer",
+    from_cache = true,
+    correlation_id = req.correlation_id,
+    authority = auth.url,
+  }, status
+end
+
+--- The silent flow (synchronous part): a result, or nil and an error.
+-- Kept flat, without intermediate tables: it is the hot path of every
+-- script that calls an API in a loop.
+function silent.acquire(app, req)
   if type(req) ~= "table" then
     return nil, errors.ClientConfigurationError("invalid_request", "the request must be a table")
   end
-  local sc, err = scopes_of(req.scopes or {})
+  local sc, err = scopes_of(req.scopes or EMPTY)
   if not sc then return nil, err end
   local account = req.account
   if type(account) ~= "table" or type(account.home_account_id) ~= "string" then
@@ -60,53 +92,16 @@ function silent.prepare(app, req)
     auth, err = app:parse_authority(req.authority)
     if not auth then return nil, err end
   end
-  local realm = auth.tenant
-  if auth.is_multi_tenant or auth.kind ~= "aad" or not realm then
-    realm = account.tenant_id or ""
+  -- a tenant authority names the realm; for common/organizations/consumers
+  -- (and OIDC providers) it is the account's
+  local realm = auth.realm or account.tenant_id or ""
+  local tc = app.token_cache
+  local result, why
+  if tc.plugin then
+    result, why = tc:access(false, lookup, app, req, sc, account, auth, realm, auth.cache_env)
+  else
+    result, why = lookup(app, req, sc, account, auth, realm, auth.cache_env)
   end
-  return {
-    scopes = sc, account = account, authority = auth, realm = realm,
-    env = auth.kind == "aad" and auth.hostname or authority.environment(auth),
-  }
-end
-
---- Looks the request up in the cache. Returns the result table on a hit,
--- or nil and why not ("none", "expired", "multiple", "skipped").
-function silent.from_cache(app, req, ctx)
-  if req.force_refresh or request.has_claims(req.claims) then return nil, "skipped" end
-  local tc = app.token_cache
-  local acct = ctx.account
-  local status, key, secret, target, expires_on, ext_expires_on, refresh_on, _, token_type =
-    tc.store:find_access_token(acct.home_account_id, ctx.env, app.client_id, ctx.realm,
-      ctx.scopes.search, app.clock(), app.renewal_offset)
-  -- past refresh_on MSAL refreshes and, if that fails, serves the cached
-  -- token; without a refresh path the cached token is the answer
-  if status ~= "hit" and status ~= "refresh_due" then return nil, status end
-  local m = tc:memo_for(acct.home_account_id, acct.environment or ctx.env, app.client_id, ctx.realm)
-  return {
-    access_token = secret,
-    id_token = m.id_token,
-    id_token_claims = m.claims,
-    scopes = split(target),
-    expires_on = expires_on,
-    ext_expires_on = ext_expires_on,
-    refresh_on = refresh_on,
-    account = m.account or acct,
-    tenant_id = ctx.realm,
-    token_type = token_type or "Bearer",
-    from_cache = true,
-    correlation_id = req.correlation_id,
-    authority = ctx.authority.url,
-    cache_key = key,
-  }, status
-end
-
---- The whole silent flow (synchronous part): a result, or nil and an error.
-function silent.acquire(app, req)
-  local ctx, err = silent.prepare(app, req)
-  if not ctx then return nil, err end
-  local tc = app.token_cache
-  local result, why = tc:access(false, silent.from_cache, app, req, ctx)
   if result then return result end
   return nil, errors.InteractionRequiredAuthError("no_tokens_found",
     "no access token in the cache answers the request (" .. why .. "), and no refresh token could be used")

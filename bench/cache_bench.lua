@@ -1,0 +1,122 @@
+-- Token-cache benchmark: lua-msal beside msal-node on the same generated
+-- cache file, one process pair per size (so each peak-memory figure is that
+-- size's own).
+--
+--   lua5.4 bench/cache_bench.lua [sizes]        e.g. 1,100,1000,10000
+--   (run from the repository root after `make`; scripts/bench does both)
+--
+-- Per size: median silent cache hit through the public API
+-- (acquire_token_silent(req):await(), accounts round-robin), median
+-- get_all_accounts, deserialize and serialize (fresh application each run,
+-- like the node peer), and the process's peak RSS; then msal-node's figures
+-- and the ratio node/lua ("x faster", "x less memory").
+local mode = arg[1]
+
+local function now_ms() return require("msal.core").now_ms() end
+
+local function median(t)
+  table.sort(t)
+  local n = #t
+  if n % 2 == 1 then return t[(n + 1) / 2] end
+  return (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+local function peak_rss_mb()
+  local f = io.open("/proc/self/status")
+  local kb = f and f:read("*a"):match("VmHWM:%s*(%d+)")
+  if f then f:close() end
+  return kb and tonumber(kb) / 1024 or 0
+end
+
+local CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+local TENANT_ID = "00000000-0000-0000-bbbb-000000000002"
+local SCOPES = { "api://res1/Data.Read" }
+
+-- One size, in this process: prints one line of JSON figures.
+local function measure(file, n)
+  local msal = require("msal")
+  local f = assert(io.open(file, "rb"))
+  local text = f:read("*a")
+  f:close()
+  local function new_app()
+    return msal.PublicClientApplication.new({ auth = { client_id = CLIENT_ID,
+      authority = "https://login.microsoftonline.com/" .. TENANT_ID } })
+  end
+  local runs = 3
+  local de, se, ga = {}, {}, {}
+  local app
+  for _ = 1, runs do
+    app = new_app()
+    collectgarbage()
+    local t = now_ms()
+    app:get_token_cache():deserialize(text)
+    de[#de + 1] = now_ms() - t
+  end
+  for _ = 1, runs do
+    local t = now_ms()
+    local out = app:get_token_cache():serialize()
+    se[#se + 1] = now_ms() - t
+    assert(#out > 0)
+  end
+  local accounts
+  for _ = 1, 5 do
+    local t = now_ms()
+    accounts = app:get_all_accounts()
+    ga[#ga + 1] = now_ms() - t
+  end
+  assert(#accounts == n, "expected " .. n .. " accounts, got " .. #accounts)
+  -- batches of calls, so the clock's own cost does not count; the median
+  -- batch mean is the figure
+  local batch, batches = 200, {}
+  local total = math.max(20000, n)
+  local i = 0
+  for _ = 1, total / batch do
+    local t = now_ms()
+    for _ = 1, batch do
+      i = i % n + 1
+      local r = app:acquire_token_silent({ scopes = SCOPES, account = accounts[i] }):await()
+      if not (r and r.from_cache) then error("not a cache hit") end
+    end
+    batches[#batches + 1] = (now_ms() - t) * 1000 / batch
+  end
+  print(string.format('{"silent_hit_us":%.3f,"get_all_accounts_ms":%.3f,"deserialize_ms":%.2f,"serialize_ms":%.2f,"peak_rss_mb":%.1f,"bytes":%d}',
+    median(batches), median(ga), median(de), median(se), peak_rss_mb(), #text))
+end
+
+if mode == "--one" then
+  measure(arg[2], tonumber(arg[3]))
+  os.exit(0)
+end
+
+local cjson = require("cjson")
+local interp = arg[-1] or "lua5.4"
+local sizes = {}
+for s in (mode or "1,100,1000,10000"):gmatch("%d+") do sizes[#sizes + 1] = tonumber(s) end
+local dir = os.getenv("TMPDIR") or "/tmp"
+
+local function run(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  local ok = p:close()
+  local line = out:match("({.-})%s*$")
+  if not ok or not line then error("failed: " .. cmd .. "\n" .. out) end
+  return cjson.decode(line)
+end
+
+print(("%-8s %-22s %12s %12s %8s"):format("accounts", "measure", "lua-msal", "msal-node", "ratio"))
+for _, n in ipairs(sizes) do
+  local file = ("%s/lua-msal-bench-%d.json"):format(dir, n)
+  assert(os.execute(("%s bench/gen_cache.lua %d %s >/dev/null"):format(interp, n, file)))
+  local lua = run(("%s bench/cache_bench.lua --one %s %d"):format(interp, file, n))
+  local node = run(("node --max-old-space-size=8192 bench/peers/msal_node_cache_bench.js %s %d 2>/dev/null"):format(file, n))
+  local rows = {
+    { "silent hit (us)", "silent_hit_us" }, { "get_all_accounts (ms)", "get_all_accounts_ms" },
+    { "deserialize (ms)", "deserialize_ms" }, { "serialize (ms)", "serialize_ms" },
+    { "peak RSS (MB)", "peak_rss_mb" },
+  }
+  for _, r in ipairs(rows) do
+    local a, b = lua[r[2]], node[r[2]]
+    print(("%-8d %-22s %12.3f %12.3f %7.1fx"):format(n, r[1], a, b or 0/0, (b or 0/0) / a))
+  end
+  os.remove(file)
+end
