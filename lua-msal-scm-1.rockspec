@@ -1,0 +1,57 @@
+rockspec_format = "3.0"
+package = "lua-msal"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/lua-msal/lua-msal.git",
+}
+description = {
+  summary = "OAuth 2.0 / OpenID Connect tokens the way Microsoft's MSAL gets them",
+  detailed = [[
+Silent token acquisition from an MSAL-compatible token cache (shared with
+msal-node, msal-python and the Azure CLI), with promises, accounts and
+events, over a C core (token store, libcurl, OpenSSL).]],
+  license = "MIT",
+  labels = { "oauth", "openid", "msal", "entra", "azure" },
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "lua-cjson >= 2.1, < 3",
+}
+external_dependencies = {
+  -- libraries only: Debian keeps curl.h in a multiarch directory that
+  -- LuaRocks 3.8's header check does not search
+  LIBCURL = { library = "curl" },
+  OPENSSL = { library = "crypto" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["msal.core"] = {
+      sources = {
+        "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
+        "csrc/http.c", "csrc/json.c", "csrc/loop.c", "csrc/lstore.c", "csrc/store.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "curl", "crypto" },
+      incdirs = { "csrc", "$(LIBCURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+    },
+    ["msal"] = "lua/msal/init.lua",
+    ["msal.application"] = "lua/msal/application.lua",
+    ["msal.authority"] = "lua/msal/authority.lua",
+    ["msal.cache"] = "lua/msal/cache/init.lua",
+    ["msal.config"] = "lua/msal/config.lua",
+    ["msal.errors"] = "lua/msal/errors.lua",
+    ["msal.events"] = "lua/msal/events.lua",
+    ["msal.flows.silent"] = "lua/msal/flows/silent.lua",
+    ["msal.id_token"] = "lua/msal/id_token.lua",
+    ["msal.logger"] = "lua/msal/logger.lua",
+    ["msal.loop"] = "lua/msal/loop.lua",
+    ["msal.promise"] = "lua/msal/promise.lua",
+    ["msal.request"] = "lua/msal/request.lua",
+  },
+}
+test = {
+  type = "command",
+  command = "make test",
+}

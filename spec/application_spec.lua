@@ -1,0 +1,241 @@
+-- PublicClientApplication: configuration, accounts and the silent flow
+-- from the cache, through the public API only.
+local msal = require("msal")
+local F = require("fixtures")
+local cjson = require("cjson")
+
+local NOW = 1800000000
+
+local function app_with(doc, extra)
+  local cfg = {
+    auth = { client_id = F.CLIENT, authority = "https://login.microsoftonline.com/common" },
+    system = { clock = function() return NOW end },
+  }
+  for k, v in pairs(extra or {}) do
+    if type(v) == "table" and cfg[k] then
+      for k2, v2 in pairs(v) do cfg[k][k2] = v2 end
+    else
+      cfg[k] = v
+    end
+  end
+  local app = msal.PublicClientApplication.new(cfg)
+  if doc then app:get_token_cache():deserialize(type(doc) == "string" and doc or cjson.encode(doc)) end
+  return app
+end
+
+local function silent(app, req)
+  return app:acquire_token_silent(req):await()
+end
+
+describe("PublicClientApplication.new", function()
+  local function config_error(cfg)
+    local ok, err = pcall(msal.PublicClientApplication.new, cfg)
+    assert.is_false(ok)
+    assert.equal("ClientConfigurationError", err.name)
+    return err
+  end
+  it("refuses unknown keys, naming them", function()
+    assert.matches("auth.clientId", config_error({ auth = { client_id = "x", clientId = "y" } }).error_message, 1, true)
+    assert.matches("'sytem'", config_error({ auth = { client_id = "x" }, sytem = {} }).error_message, 1, true)
+  end)
+  it("refuses wrong types and missing client ids", function()
+    config_error({ auth = { client_id = 5 } })
+    config_error({ auth = {} })
+    config_error("nope")
+    config_error({ auth = { client_id = "x" }, system = { token_renewal_offset = "300" } })
+    config_error({ auth = { client_id = "x" }, system = { token_renewal_offset = -1 } })
+    config_error({ auth = { client_id = "x", client_capabilities = { 1 } } })
+    config_error({ auth = { client_id = "x", protocol_mode = "saml" } })
+  end)
+  it("requires https authorities except on loopback", function()
+    config_error({ auth = { client_id = "x", authority = "http://login.microsoftonline.com/common" } })
+    config_error({ auth = { client_id = "x", authority = "not a url" } })
+    config_error({ auth = { client_id = "x", authority = "https://user@host/t" } })
+    assert.is_table(msal.PublicClientApplication.new({ auth = { client_id = "x",
+      authority = "http://127.0.0.1:8080/realm", protocol_mode = "oidc" } }))
+  end)
+  it("refuses cache locations that are not there", function()
+    config_error({ auth = { client_id = "x" }, cache = { location = "nowhere" } })
+    config_error({ auth = { client_id = "x" }, cache = { location = "memory", path = "/x" } })
+  end)
+end)
+
+describe("accounts", function()
+  it("are listed, found and removed with their tokens", function()
+    local app = app_with(F.signed_in())
+    local accounts = app:get_all_accounts()
+    assert.equal(1, #accounts)
+    local a = accounts[1]
+    assert.equal(F.HID, a.home_account_id)
+    assert.equal(F.TENANT, a.tenant_id)
+    assert.equal("test.user@example.com", a.username)
+    assert.equal("Test User", a.id_token_claims.name)
+    assert.equal(F.HID, app:get_account({ home_account_id = F.HID }).home_account_id)
+    assert.equal(F.HID, app:get_account({ local_account_id = F.UID }).home_account_id)
+    assert.equal(F.HID, app:get_account({ username = "TEST.user@example.com" }).home_account_id)
+    assert.is_nil(app:get_account({ username = "nobody@example.com" }))
+    assert.has_error(function() app:get_account({}) end)
+    assert.is_nil(select(2, app:remove_account(a):await()))
+    assert.same({}, app:get_all_accounts())
+    local left = cjson.decode(app:get_token_cache():serialize())
+    assert.same({}, left.AccessToken)
+    assert.same({}, left.RefreshToken)
+    assert.same({}, left.IdToken)
+  end)
+  it("removes tokens written under an alias environment too", function()
+    local doc = F.signed_in()
+    local at = F.access_token({ environment = "login.microsoftonline.com", secret = "alias" })
+    doc.AccessToken[require("msal.core").store.key("AccessToken", at)] = at
+    local app = app_with(doc)
+    app:remove_account(app:get_all_accounts()[1]):await()
+    assert.same({}, cjson.decode(app:get_token_cache():serialize()).AccessToken)
+  end)
+end)
+
+describe("acquire_token_silent", function()
+  it("serves the cached token with from_cache and the account", function()
+    local app = app_with(F.signed_in())
+    local account = app:get_all_accounts()[1]
+    local r = assert(silent(app, { scopes = { "User.Read" }, account = account }))
+    assert.equal("fake-access-token", r.access_token)
+    assert.is_true(r.from_cache)
+    assert.equal(tonumber(F.FUTURE), r.expires_on)
+    assert.equal(F.HID, r.account.home_account_id)
+    assert.equal(F.TENANT, r.tenant_id)
+    assert.equal("Bearer", r.token_type)
+    assert.same({ "User.Read", "openid", "profile", "email" }, r.scopes)
+    assert.equal("Test User", r.id_token_claims.name)
+    assert.matches("^[%w_-]+%.[%w_-]+%.", r.id_token)
+  end)
+  it("serves a subset of the granted scopes, ignoring case and the default scopes", function()
+    local app = app_with(F.signed_in({ target = "User.Read Mail.Read" }))
+    local account = app:get_all_accounts()[1]
+    for _, scopes in ipairs({ { "mail.read" }, { "User.Read", "Mail.Read" }, { "USER.READ", "openid", "offline_access" } }) do
+      assert.is_true(assert(silent(app, { scopes = scopes, account = account })).from_cache)
+    end
+    local _, err = silent(app, { scopes = { "Mail.Send" }, account = account })
+    assert.is_true(msal.is_interaction_required(err))
+    assert.equal("no_tokens_found", err.error_code)
+  end)
+  it("matches the authority's host through the cloud's aliases", function()
+    local app = app_with(F.signed_in(), { auth = { authority = "https://login.microsoft.com/organizations" } })
+    local r = assert(silent(app, { scopes = { "User.Read" }, account = app:get_all_accounts()[1] }))
+    assert.equal("fake-access-token", r.access_token)
+  end)
+  it("uses a tenant authority's realm, the account's for common", function()
+    local app = app_with(F.signed_in(), { auth = { authority = "https://login.microsoftonline.com/" .. F.TENANT } })
+    assert.is_table((silent(app, { scopes = { "User.Read" }, account = app:get_all_accounts()[1] })))
+    app = app_with(F.signed_in(), { auth = { authority = "https://login.microsoftonline.com/other-tenant" } })
+    local _, err = silent(app, { scopes = { "User.Read" }, account = app:get_all_accounts()[1] })
+    assert.equal("no_tokens_found", err.error_code)
+  end)
+  it("treats a token within the renewal offset as expired", function()
+    local soon = tostring(NOW + 200)
+    local app = app_with(F.signed_in({ expires_on = soon }))
+    local account = app:get_all_accounts()[1]
+    local _, err = silent(app, { scopes = { "User.Read" }, account = account })
+    assert.is_true(msal.is_interaction_required(err))
+    app = app_with(F.signed_in({ expires_on = soon }), { system = { token_renewal_offset = 60 } })
+    assert.is_table((silent(app, { scopes = { "User.Read" }, account = account })))
+  end)
+  it("skips the cached token for force_refresh and for claims", function()
+    local app = app_with(F.signed_in())
+    local account = app:get_all_accounts()[1]
+    local _, err = silent(app, { scopes = { "User.Read" }, account = account, force_refresh = true })
+    assert.equal("no_tokens_found", err.error_code)
+    _, err = silent(app, { scopes = { "User.Read" }, account = account, claims = '{"access_token":{"nbf":{"essential":true}}}' })
+    assert.equal("no_tokens_found", err.error_code)
+    assert.is_table((silent(app, { scopes = { "User.Read" }, account = account, claims = "{}" })))
+  end)
+  it("refuses scopes of two resources, naming both", function()
+    local app = app_with(F.signed_in())
+    local _, err = silent(app, { scopes = { "User.Read", "api://my-api/Data.Read" }, account = app:get_all_accounts()[1] })
+    assert.equal("ClientConfigurationError", err.name)
+    assert.matches("https://graph.microsoft.com", err.error_message, 1, true)
+    assert.matches("api://my-api", err.error_message, 1, true)
+  end)
+  it("needs an account and well-formed scopes", function()
+    local app = app_with(F.signed_in())
+    local _, err = silent(app, { scopes = { "User.Read" } })
+    assert.equal("ClientAuthError", err.name)
+    assert.equal("no_account_in_silent_request", err.error_code)
+    _, err = silent(app, { scopes = { "User Read" }, account = app:get_all_accounts()[1] })
+    assert.equal("ClientConfigurationError", err.name)
+    _, err = silent(app, "User.Read")
+    assert.equal("ClientConfigurationError", err.name)
+  end)
+  it("rejects with InteractionRequiredAuthError on an empty cache", function()
+    local app = app_with()
+    local p = app:acquire_token_silent({ scopes = { "User.Read" }, account = { home_account_id = F.HID, environment = F.ENV, tenant_id = F.TENANT } })
+    local seen
+    p:catch(function(e) seen = e end)
+    assert.is_nil(seen) -- callbacks never run synchronously
+    msal.run()
+    assert.equal("InteractionRequiredAuthError", seen.name)
+    assert.matches("no_tokens_found", tostring(seen), 1, true)
+  end)
+  it("chains like the seed's promise pattern, and awaits inside msal.async", function()
+    local app = app_with(F.signed_in())
+    local account = app:get_all_accounts()[1]
+    local order = {}
+    app:acquire_token_silent({ scopes = { "User.Read" }, account = account })
+      :next(function(r) order[#order + 1] = "silent:" .. r.access_token; return r end)
+      :catch(function() order[#order + 1] = "interactive" end)
+      :finally(function() order[#order + 1] = "done" end)
+    order[#order + 1] = "sync"
+    local got
+    msal.async(function()
+      local r = app:acquire_token_silent({ scopes = { "User.Read" }, account = account }):await()
+      local _, err = app:acquire_token_silent({ scopes = { "Nope.Read" }, account = account }):await()
+      got = { r.access_token, err.error_code }
+    end)
+    msal.run()
+    assert.same({ "sync", "silent:fake-access-token", "done" }, order)
+    assert.same({ "fake-access-token", "no_tokens_found" }, got)
+  end)
+  it("emits start and success or failure events, and survives a throwing callback", function()
+    local app = app_with(F.signed_in())
+    local account = app:get_all_accounts()[1]
+    local seen = {}
+    app:add_event_callback(function() error("callback bug") end)
+    local unsubscribe = app:on(msal.EventType.ACQUIRE_TOKEN_SUCCESS, function(m) seen[#seen + 1] = m end)
+    local id = app:add_event_callback(function(m) seen[#seen + 1] = m.event_type end)
+    assert.is_table((silent(app, { scopes = { "User.Read" }, account = account })))
+    silent(app, { scopes = { "Nope.Read" }, account = account })
+    assert.same(msal.EventType.ACQUIRE_TOKEN_START, seen[1])
+    assert.equal("silent", seen[2].interaction_type)
+    assert.equal("fake-access-token", seen[2].payload.access_token)
+    assert.same({ msal.EventType.ACQUIRE_TOKEN_SUCCESS, msal.EventType.ACQUIRE_TOKEN_START,
+      msal.EventType.ACQUIRE_TOKEN_FAILURE }, { seen[3], seen[4], seen[5] })
+    unsubscribe()
+    assert.is_true(app:remove_event_callback(id))
+    local n = #seen
+    silent(app, { scopes = { "User.Read" }, account = account })
+    assert.equal(n, #seen)
+  end)
+end)
+
+describe("the token cache", function()
+  it("refuses a malformed document with a ClientAuthError that names entry and field", function()
+    local app = app_with(F.signed_in())
+    local tc = app:get_token_cache()
+    local before = tc:serialize()
+    local doc = F.signed_in({ expires_on = 12 })
+    local ok, err = pcall(tc.deserialize, tc, cjson.encode(doc))
+    assert.is_false(ok)
+    assert.equal("ClientAuthError", err.name)
+    assert.matches('AccessToken entry "', err.error_message, 1, true)
+    assert.matches('field "expires_on"', err.error_message, 1, true)
+    assert.equal(before, tc:serialize())
+    ok, err = pcall(tc.deserialize, tc, "{oops")
+    assert.matches("byte 1", err.error_message, 1, true)
+    assert.equal(before, tc:serialize())
+  end)
+  it("reads the example cache file shipped for the README", function()
+    local f = assert(io.open((os.getenv("MSAL_TEST_ROOT") or ".") .. "/examples/cache.json"))
+    local app = app_with(f:read("*a"))
+    f:close()
+    local r = assert(silent(app, { scopes = { "User.Read" }, account = app:get_all_accounts()[1] }))
+    assert.equal("fake-access-token", r.access_token)
+  end)
+end)
