@@ -87,9 +87,8 @@ static void free_store(lua_State *L, store *s)
     if (s == NULL)
         return;
     for (d = s->docs; d; d = d->next)
-        d->live = 0;
-    release_docs(L, s);
-    store_free(s);
+        unpin(L, d);
+    store_free(s); /* frees the entries, then the documents */
 }
 
 static int l_close(lua_State *L)

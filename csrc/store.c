@@ -1,6 +1,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "json.h"
 #include "store.h"
@@ -107,6 +108,55 @@ static uint64_t entry_hhash(const store_entry *e)
     return store_hash_lower(v ? v : "", n, FNV_OFFSET);
 }
 
+/* ---- the entries of a parsed document live in an arena ----
+ * On these virtual machines a page fault costs ~15 us: touching the 25 MB
+ * of entries of a 10,000-account cache one fault at a time took longer
+ * than parsing it. Chunks mapped with MAP_POPULATE are faulted in by the
+ * kernel in one go. An entry replaced later stays in its chunk until the
+ * whole document is let go. */
+#define ARENA_CHUNK ((size_t)4 << 20)
+
+struct store_arena {
+    store_arena *next;
+    size_t used, cap;
+};
+
+static void *arena_alloc(store_doc *d, size_t n)
+{
+    store_arena *c = d->arena;
+    size_t head = (sizeof(store_arena) + 15) & ~(size_t)15;
+    void *p;
+    n = (n + 15) & ~(size_t)15;
+    if (c == NULL || c->cap - c->used < n) {
+        size_t cap = n + head > ARENA_CHUNK ? n + head : ARENA_CHUNK;
+        int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+#ifdef MAP_POPULATE
+        flags |= MAP_POPULATE;
+#endif
+        void *m = mmap(NULL, cap, PROT_READ | PROT_WRITE, flags, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        c = m;
+        c->next = d->arena;
+        c->used = head;
+        c->cap = cap;
+        d->arena = c;
+    }
+    p = (char *)c + c->used;
+    c->used += n;
+    return p;
+}
+
+static void doc_free(store_doc *d)
+{
+    while (d->arena) {
+        store_arena *c = d->arena;
+        d->arena = c->next;
+        munmap(c, c->cap);
+    }
+    free(d);
+}
+
 void store_error_init(store_error *e)
 {
     e->message = NULL;
@@ -148,14 +198,15 @@ void store_free(store *s)
         store_entry *e = s->head[sec];
         while (e) {
             store_entry *next = e->next;
-            free(e);
+            if (!e->in_arena)
+                free(e);
             e = next;
         }
     }
     while (s->docs) {
         store_doc *d = s->docs;
         s->docs = d->next;
-        free(d);
+        doc_free(d);
     }
     free(s->ktab);
     free(s->htab);
@@ -180,7 +231,7 @@ void store_release_docs(store *s, void (*release)(void *ud, store_doc *d), void 
         if (d->live == 0) {
             *pd = d->next;
             release(ud, d);
-            free(d);
+            doc_free(d);
         } else {
             pd = &d->next;
         }
@@ -259,10 +310,10 @@ static size_t bucket(uint64_t h, size_t cap)
 
 static void link_entry(store *s, store_entry *e)
 {
-    size_t b = bucket(key_hash(e->section, e->key, e->key_len), s->kcap);
+    size_t b = bucket(e->khash, s->kcap);
     e->knext = s->ktab[b];
     s->ktab[b] = e;
-    b = bucket(entry_hhash(e), s->hcap);
+    b = bucket(e->hhash, s->hcap);
     e->hnext = s->htab[b];
     s->htab[b] = e;
     if (e->section == SEC_AT) {
@@ -325,9 +376,8 @@ static void unlink_chain(store_entry **head, store_entry *e, size_t next_off)
 
 static void unlink_indexes(store *s, store_entry *e)
 {
-    unlink_chain(&s->ktab[bucket(key_hash(e->section, e->key, e->key_len), s->kcap)], e,
-                 offsetof(store_entry, knext));
-    unlink_chain(&s->htab[bucket(entry_hhash(e), s->hcap)], e, offsetof(store_entry, hnext));
+    unlink_chain(&s->ktab[bucket(e->khash, s->kcap)], e, offsetof(store_entry, knext));
+    unlink_chain(&s->htab[bucket(e->hhash, s->hcap)], e, offsetof(store_entry, hnext));
     if (e->section == SEC_AT)
         unlink_chain(&s->atab[bucket(e->ahash, s->acap)], e, offsetof(store_entry, anext));
 }
@@ -336,16 +386,19 @@ static void drop_entry(store_entry *e)
 {
     if (e->doc)
         e->doc->live--;
-    free(e);
+    if (!e->in_arena)
+        free(e);
 }
 
 store_entry *store_get(const store *s, int section, const char *key, size_t key_len)
 {
     store_entry *e;
+    uint64_t h;
     if (s->kcap == 0)
         return NULL;
-    for (e = s->ktab[bucket(key_hash(section, key, key_len), s->kcap)]; e; e = e->knext)
-        if (e->section == section && e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
+    h = key_hash(section, key, key_len);
+    for (e = s->ktab[bucket(h, s->kcap)]; e; e = e->knext)
+        if (e->khash == h && e->section == section && e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
             return e;
     return NULL;
 }
@@ -645,9 +698,11 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
         size += raw_len + 1;
     if (ndec)
         size += sizeof(store_decoded) + dec.n;
-    if ((e = malloc(size)) == NULL)
+    e = in_doc(doc, raw) ? arena_alloc(doc, size) : malloc(size);
+    if (e == NULL)
         goto oom;
     memset(e, 0, sizeof *e);
+    e->in_arena = (uint8_t)in_doc(doc, raw);
     e->scopes = (uint32_t *)(e + 1);
     p = (char *)(e->scopes + nscopes * 2);
     if (ndec) {
@@ -718,6 +773,8 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
                    *realm = store_value(e, F_REALM, &rn);
         e->ahash = at_hash(hid ? hid : "", hn, cid ? cid : "", cn, realm ? realm : "", rn);
     }
+    e->khash = key_hash(section, e->key, key_len);
+    e->hhash = entry_hhash(e);
     buf_free(&keybuf);
     buf_free(&dec);
     if (e->doc)
@@ -990,6 +1047,10 @@ store *store_parse(const char *text, size_t n, const store *like, store_error *e
         goto oom;
     doc->text = text;
     doc->len = n;
+    /* size the indexes for the document up front (an entry takes 250 bytes
+     * of JSON or more), so they are not rebuilt while it is read */
+    if (!ensure_capacity(s, n / 256 + 1, n / 512 + 1))
+        goto oom;
     json_init(&js, text, n);
     if (!parse_document(&js, s, doc, err)) {
         if (js.err && err && err->message == NULL) {
@@ -997,7 +1058,7 @@ store *store_parse(const char *text, size_t n, const store *like, store_error *e
             err->offset = js.err_at;
         }
         store_free(s);
-        free(doc);
+        doc_free(doc);
         return NULL;
     }
     if (doc->live) {
@@ -1005,12 +1066,13 @@ store *store_parse(const char *text, size_t n, const store *like, store_error *e
         s->docs = doc;
         *docp = doc;
     } else {
-        free(doc);
+        doc_free(doc);
     }
     return s;
 oom:
     store_free(s);
-    free(doc);
+    if (doc)
+        doc_free(doc);
     fail(err, "out of memory", -1, -1, NULL, 0);
     return NULL;
 }

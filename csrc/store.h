@@ -36,8 +36,11 @@ typedef struct store_fpos {
 /* A parsed document's text, shared by the entries read from it (they point
  * into it rather than copy it: at 10,000 accounts copying 30-120 MB costs
  * more than parsing it). The Lua face pins the string while live > 0. */
+typedef struct store_arena store_arena;
+
 typedef struct store_doc {
     struct store_doc *next;
+    store_arena *arena; /* where its entries live: freed with the document */
     const char *text;
     size_t len;
     size_t live; /* entries still pointing into the text */
@@ -55,7 +58,7 @@ typedef struct store_entry {
     struct store_entry *knext;       /* key table chain */
     struct store_entry *hnext;       /* home_account_id table chain */
     struct store_entry *anext;       /* access-token table chain */
-    uint64_t ahash;
+    uint64_t khash, hhash, ahash;    /* key, home account, access-token index */
     int64_t cached_at, expires_on, ext_expires_on, refresh_on; /* -1: absent */
     const char *key, *raw;           /* key as found; the entry's JSON object */
     size_t key_len, raw_len;
@@ -66,6 +69,7 @@ typedef struct store_entry {
     uint32_t nscopes;
     int env_group;                   /* alias group of the environment, -1: none */
     uint8_t section;
+    uint8_t in_arena;                /* allocated in doc->arena, not malloc */
     uint64_t serial;                 /* unique per entry version: memo keys */
 } store_entry;
 

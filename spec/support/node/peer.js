@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+// msal-node peer for lua-msal interop specs.
+//
+// Usage:
+//   node peer.js accounts  <cacheFile> <clientId> <authority>
+//   node peer.js silent    <cacheFile> <clientId> <authority> <homeAccountId> <scope> [<scope>...]
+//   node peer.js roundtrip <inFile> <outFile> <clientId> <authority>
+//
+// Prints exactly one JSON document on stdout; on failure prints one line
+// "peer.js <command>: <errorCode>: <message>" on stderr and exits 1.
+//
+// The peer must never talk to a real identity provider: authority and cloud
+// discovery metadata are given in the configuration, and the network client
+// throws. A silent call that even *tries* the network (e.g. msal-node's
+// proactive refresh past refresh_on, whose error it swallows) is reported as a
+// failure, so a spec can only pass on a genuine cache hit.
+"use strict";
+
+const fs = require("fs");
+const msal = require("@azure/msal-node");
+
+// Mirrors msal-common's hard-coded instance-discovery table, so aliases (and
+// the login.windows.net preferred_cache) behave exactly as with discovery on.
+const KNOWN_CLOUDS = [
+  {
+    preferred_network: "login.microsoftonline.com",
+    preferred_cache: "login.windows.net",
+    aliases: ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"],
+  },
+  {
+    preferred_network: "login.partner.microsoftonline.cn",
+    preferred_cache: "login.partner.microsoftonline.cn",
+    aliases: ["login.partner.microsoftonline.cn", "login.chinacloudapi.cn"],
+  },
+  {
+    preferred_network: "login.microsoftonline.us",
+    preferred_cache: "login.microsoftonline.us",
+    aliases: ["login.microsoftonline.us", "login.usgovcloudapi.net"],
+  },
+];
+
+// Every network attempt, kept so a swallowed attempt still fails the command.
+const networkAttempts = [];
+
+function refuse(method, url) {
+  networkAttempts.push(`${method} ${url}`);
+  throw new Error("network disabled in tests");
+}
+
+const offlineNetworkClient = {
+  sendGetRequestAsync: async (url) => refuse("GET", url),
+  sendPostRequestAsync: async (url) => refuse("POST", url),
+};
+
+// OpenID configuration msal would otherwise fetch; shaped like AAD v2 (or
+// ADFS when the authority path is /adfs). Issuer shares the authority's
+// origin so msal-node's issuer validation accepts it for any host.
+function authorityMetadata(authority) {
+  const base = authority.replace(/\/+$/, "");
+  const adfs = /\/adfs$/i.test(base);
+  const oauth = adfs ? `${base}/oauth2` : `${base}/oauth2/v2.0`;
+  return {
+    authorization_endpoint: `${oauth}/authorize`,
+    token_endpoint: `${oauth}/token`,
+    device_authorization_endpoint: `${oauth}/devicecode`,
+    end_session_endpoint: `${oauth}/logout`,
+    issuer: adfs ? base : `${base}/v2.0`,
+    jwks_uri: adfs ? `${base}/discovery/keys` : `${base}/discovery/v2.0/keys`,
+    response_modes_supported: ["query", "fragment", "form_post"],
+    scopes_supported: ["openid", "profile", "email", "offline_access"],
+  };
+}
+
+// Instance-discovery response msal would otherwise fetch. A host outside the
+// Microsoft clouds gets an entry of its own (host[:port], as msal keys it).
+function cloudDiscoveryMetadata(authority) {
+  const host = new URL(authority).host.toLowerCase();
+  const known = KNOWN_CLOUDS.some((c) => c.aliases.includes(host));
+  const metadata = known
+    ? KNOWN_CLOUDS
+    : [{ preferred_network: host, preferred_cache: host, aliases: [host] }];
+  return {
+    tenant_discovery_endpoint: `${authority.replace(/\/+$/, "")}/v2.0/.well-known/openid-configuration`,
+    "api-version": "1.1",
+    metadata,
+  };
+}
+
+function offlineConfig(clientId, authority) {
+  return {
+    auth: {
+      clientId,
+      authority,
+      authorityMetadata: JSON.stringify(authorityMetadata(authority)),
+      cloudDiscoveryMetadata: JSON.stringify(cloudDiscoveryMetadata(authority)),
+    },
+    system: {
+      networkClient: offlineNetworkClient,
+      loggerOptions: { logLevel: msal.LogLevel.Error, piiLoggingEnabled: false, loggerCallback: () => {} },
+    },
+  };
+}
+
+function loadedApp(cacheFile, clientId, authority) {
+  const pca = new msal.PublicClientApplication(offlineConfig(clientId, authority));
+  pca.getTokenCache().deserialize(fs.readFileSync(cacheFile, "utf8"));
+  return pca;
+}
+
+function usage() {
+  throw Object.assign(new Error("usage: see header of peer.js"), { errorCode: "usage" });
+}
+
+const commands = {
+  async accounts([cacheFile, clientId, authority, ...extra]) {
+    if (!authority || extra.length) usage();
+    const accounts = await loadedApp(cacheFile, clientId, authority).getAllAccounts();
+    return accounts.map((a) => ({
+      homeAccountId: a.homeAccountId,
+      environment: a.environment,
+      tenantId: a.tenantId,
+      username: a.username,
+      localAccountId: a.localAccountId,
+      name: a.name,
+    }));
+  },
+
+  async silent([cacheFile, clientId, authority, homeAccountId, ...scopes]) {
+    if (!homeAccountId || scopes.length === 0) usage();
+    const pca = loadedApp(cacheFile, clientId, authority);
+    const account = await pca.getTokenCache().getAccountByHomeId(homeAccountId);
+    if (!account) {
+      throw Object.assign(new Error(`no account with homeAccountId ${homeAccountId}`), {
+        errorCode: "account_not_found",
+      });
+    }
+    const r = await pca.acquireTokenSilent({ account, scopes });
+    if (networkAttempts.length) {
+      throw Object.assign(new Error(`silent tried the network: ${networkAttempts.join(", ")}`), {
+        errorCode: "network_attempted",
+      });
+    }
+    return {
+      accessToken: r.accessToken,
+      fromCache: r.fromCache,
+      scopes: r.scopes,
+      expiresOn: r.expiresOn ? Math.floor(r.expiresOn.getTime() / 1000) : null,
+      idTokenClaims: r.idTokenClaims,
+      account: { homeAccountId: r.account.homeAccountId, username: r.account.username },
+    };
+  },
+
+  async roundtrip([inFile, outFile, clientId, authority, ...extra]) {
+    if (!authority || extra.length) usage();
+    const text = loadedApp(inFile, clientId, authority).getTokenCache().serialize();
+    fs.writeFileSync(outFile, text);
+    return { ok: true };
+  },
+};
+
+async function main() {
+  const [cmd, ...args] = process.argv.slice(2);
+  try {
+    if (!Object.prototype.hasOwnProperty.call(commands, cmd)) usage();
+    const out = await commands[cmd](args);
+    process.stdout.write(JSON.stringify(out) + "\n");
+  } catch (e) {
+    const code = e.errorCode || e.name || "error";
+    // msal's own message for a refused request is just a doc link; say what it tried.
+    const tried = networkAttempts.length && code !== "network_attempted"
+      ? ` (network attempted: ${networkAttempts.join(", ")})`
+      : "";
+    process.stderr.write(`peer.js ${cmd || ""}: ${code}: ${e.message}${tried}\n`);
+    process.exitCode = 1;
+  }
+}
+
+main();
