@@ -1,8 +1,130 @@
-/* msal.core.loop: placeholder until its issue lands; see csrc/core.c. */
+/* msal.core.loop: how the core waits. The C side (poller.h) is an epoll set
+ * that http.c fills with curl's sockets; its fd is readable whenever one of
+ * them is ready, which is what makes a multi handle pollable from any host
+ * loop. The Lua face is one call, wait(fds, timeout_ms), so a Lua loop with
+ * several pollable sources can block on all of their pollfds at once
+ * instead of polling them in turn. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "compat.h"
 #include "core.h"
+#include "poller.h"
+
+int64_t msal_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int poller_open(msal_poller *p)
+{
+    p->fd = epoll_create1(EPOLL_CLOEXEC);
+    return p->fd < 0 ? -1 : 0;
+}
+
+void poller_close(msal_poller *p)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+}
+
+int poller_watch(msal_poller *p, int fd, unsigned events)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (events & POLLER_IN ? EPOLLIN : 0u) | (events & POLLER_OUT ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    if (epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return 0;
+    /* Already watched: the owner changes its interest, or a closed fd's
+     * number came back before its old registration was dropped. */
+    if (errno == EEXIST)
+        return epoll_ctl(p->fd, EPOLL_CTL_MOD, fd, &ev);
+    return -1;
+}
+
+void poller_unwatch(msal_poller *p, int fd)
+{
+    /* ENOENT/EBADF: never watched, or closed (which drops it by itself). */
+    (void)epoll_ctl(p->fd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+int poller_wait(msal_poller *p, poller_event *out, int max, int timeout_ms)
+{
+    struct epoll_event ev[64];
+    int n, i;
+    if (max > (int)(sizeof ev / sizeof ev[0]))
+        max = (int)(sizeof ev / sizeof ev[0]);
+    n = epoll_wait(p->fd, ev, max, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -1;
+    for (i = 0; i < n; i++) {
+        out[i].fd = ev[i].data.fd;
+        out[i].events = (ev[i].events & EPOLLIN ? POLLER_IN : 0u) | (ev[i].events & EPOLLOUT ? POLLER_OUT : 0u) |
+                        (ev[i].events & (EPOLLERR | EPOLLHUP) ? POLLER_ERR : 0u);
+    }
+    return n;
+}
+
+/* A Lua timeout in ms as poll() wants it: nil or <= 0 is "don't block",
+ * math.huge (or anything past INT_MAX) is "no limit". */
+static int check_timeout(lua_State *L, int idx)
+{
+    lua_Number t = luaL_optnumber(L, idx, 0);
+    if (!(t > 0)) /* also NaN */
+        return 0;
+    if (t >= (lua_Number)INT_MAX)
+        return -1;
+    return (int)t;
+}
+
+/* wait(fds, timeout_ms) -> array of the fds that are readable (or in error):
+ * blocks until one is, or until the timeout. Interrupted by a signal, it
+ * returns an empty array early, like a timeout. */
+static int l_wait(lua_State *L)
+{
+    struct pollfd *pfd;
+    size_t n, i;
+    int timeout, rc, out = 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    timeout = check_timeout(L, 2);
+    n = lua_rawlen(L, 1);
+    luaL_argcheck(L, n <= 4096, 1, "too many fds");
+    /* A userdata, so a raised error below cannot leak it. */
+    pfd = lua_newuserdata(L, (n ? n : 1) * sizeof *pfd);
+    for (i = 0; i < n; i++) {
+        lua_Integer fd;
+        lua_rawgeti(L, 1, (lua_Integer)(i + 1));
+        fd = luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+        luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "fds must be non-negative integers");
+        pfd[i].fd = (int)fd;
+        pfd[i].events = POLLIN;
+        pfd[i].revents = 0;
+    }
+    rc = poll(pfd, (nfds_t)n, timeout);
+    if (rc < 0 && errno != EINTR)
+        return luaL_error(L, "poll: %s", strerror(errno));
+    lua_createtable(L, rc > 0 ? rc : 0, 0);
+    for (i = 0; rc > 0 && i < n; i++) {
+        if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) {
+            lua_pushinteger(L, pfd[i].fd);
+            lua_rawseti(L, -2, ++out);
+        }
+    }
+    return 1;
+}
 
 void msal_open_loop(lua_State *L)
 {
-    lua_newtable(L);
+    static const luaL_Reg funcs[] = {{"wait", l_wait}, {NULL, NULL}};
+    luaL_newlib(L, funcs);
 }
