@@ -49,6 +49,13 @@ build = {
     ["msal.loop"] = "lua/msal/loop.lua",
     ["msal.promise"] = "lua/msal/promise.lua",
     ["msal.request"] = "lua/msal/request.lua",
+    ["msal.transport.curl"] = "lua/msal/transport/curl.lua",
+    ["msal.network"] = "lua/msal/network.lua",
+    ["msal.token_response"] = "lua/msal/token_response.lua",
+    ["msal.flows.refresh"] = "lua/msal/flows/refresh.lua",
+    ["msal.cache.save"] = "lua/msal/cache/save.lua",
+    ["msal.cache.file"] = "lua/msal/cache/file.lua",
+    ["msal.jwks"] = "lua/msal/jwks.lua",
   },
 }
 test = {

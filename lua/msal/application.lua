@@ -10,6 +10,7 @@ local errors = require("msal.errors")
 local events = require("msal.events")
 local logger = require("msal.logger")
 local silent = require("msal.flows.silent")
+local refresh = require("msal.flows.refresh")
 local core = require("msal.core")
 
 local application = {}
@@ -29,14 +30,20 @@ local function make_cache(cfg, client_id)
     return cache.new(client_id, c)
   end
   local location = type(c) == "string" and c or c.location or "memory"
-  if location ~= "memory" then
+  local allowed = ({ memory = { location = true }, file = { location = true, path = true, encrypt = true, lock = true } })[location]
+  if not allowed then
     return nil, errors.ClientConfigurationError("invalid_cache_location",
-      "cache.location '" .. tostring(location) .. "' is not available; use \"memory\" or a cache plugin")
+      "cache.location '" .. tostring(location) .. "' is not available; use \"memory\", \"file\" or a cache plugin")
   end
   for k in pairs(type(c) == "table" and c or {}) do
-    if k ~= "location" then
+    if not allowed[k] then
       return nil, errors.ClientConfigurationError("invalid_configuration", "unknown configuration key 'cache." .. tostring(k) .. "'")
     end
+  end
+  if location == "file" then
+    local ok, plugin = pcall(require("msal.cache.file").new, c)
+    if not ok then return nil, plugin end
+    return cache.new(client_id, plugin)
   end
   return cache.new(client_id)
 end
@@ -69,6 +76,8 @@ function application.new_public(cfg)
     clock = wall,
     events = events.new(log, wall),
     authorities = {},
+    inflight = {},
+    authority_type = auth.kind == "oidc" and "Generic" or auth.kind == "adfs" and "ADFS" or "MSSTS",
   }, App)
   return self
 end
@@ -85,9 +94,50 @@ function App:parse_authority(url)
   return a, err
 end
 
---- Acquires a token silently: from the cache, by MSAL's rules (default
+--- The transport token requests go through: `system.transport`, else
+-- libcurl (created on first use).
+function App:transport()
+  local t = self.config.system.transport or self.default_transport
+  if not t then
+    t = require("msal.transport.curl").new()
+    self.default_transport = t
+  end
+  return t
+end
+
+-- Runs make() unless a request with the same thumbprint is in flight, in
+-- which case its promise is shared: one token request for many callers.
+function App:single_flight(thumbprint, make)
+  local inflight = self.inflight
+  local p = inflight[thumbprint]
+  if p then return p end
+  p = make()
+  inflight[thumbprint] = p
+  -- handles both outcomes, so this bookkeeping never counts as an
+  -- unhandled rejection
+  local function done() inflight[thumbprint] = nil end
+  p:next(done, done)
+  return p
+end
+
+local function settle(self, p, correlation_id)
+  local ev = self.events
+  return p:next(function(result)
+    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, result.correlation_id) end
+    return result
+  end, function(err)
+    if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
+    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_FAILURE, "silent", nil, err, err.correlation_id or correlation_id) end
+    self.log:info("acquire_token_silent failed: " .. tostring(err.error_code))
+    return Promise.reject(err)
+  end)
+end
+
+--- Acquires a token silently: from the cache by MSAL's rules (default
 -- scopes, granted-scope subsets, environment aliases, the account's realm,
--- renewal offset). `force_refresh` and `claims` skip the cached token.
+-- renewal offset), else by redeeming a refresh token. `force_refresh` and
+-- `claims` skip the cached token. Concurrent calls that need the same
+-- token share one token request.
 -- @tparam table req `{scopes, account, claims, force_refresh, authority, correlation_id}`
 -- @treturn promise resolving the result table (`access_token`, `id_token`,
 --   `id_token_claims`, `scopes`, `expires_on`, `ext_expires_on`, `account`,
@@ -95,19 +145,26 @@ end
 --   with InteractionRequiredAuthError when the user must interact
 function App:acquire_token_silent(req)
   local ev = self.events
-  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_START, "silent", nil, nil, type(req) == "table" and req.correlation_id or nil) end
-  local ok, result, err = pcall(silent.acquire, self, req)
-  if not ok then result, err = nil, result end
-  if result then
-    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, result.correlation_id) end
+  local cid = type(req) == "table" and req.correlation_id or nil
+  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_START, "silent", nil, nil, cid) end
+  local ok, result, why, ctx = pcall(silent.from_cache, self, req)
+  if not ok then result, why = nil, errors.ClientAuthError("unexpected_error", tostring(result)) end
+  if result and why == "hit" then
+    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, cid) end
     return Promise.resolve(result)
   end
-  if not errors.is_error(err) then
-    err = errors.ClientAuthError("unexpected_error", tostring(err))
+  if not ctx then return settle(self, Promise.reject(why), cid) end
+  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_NETWORK_START, "silent", nil, nil, cid) end
+  local p = self:single_flight(ctx.thumbprint, function() return refresh.acquire(self, req, ctx) end)
+  if result then
+    -- past refresh_on: a failed refresh still leaves a valid token to serve
+    local cached = result
+    p = p:catch(function(err)
+      self.log:warning("proactive refresh failed, serving the cached token: " .. tostring(err.error_code))
+      return cached
+    end)
   end
-  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_FAILURE, "silent", nil, err, err.correlation_id) end
-  self.log:info("acquire_token_silent failed: " .. err.error_code)
-  return Promise.reject(err)
+  return settle(self, p, cid)
 end
 
 --- Every account in the cache.

@@ -2,7 +2,10 @@
 -- clouds, and the environment name tokens are cached under.
 -- (Discovery and instance metadata come with the network layer.)
 -- @module msal.authority
+local cjson = require("cjson.safe")
+local Promise = require("msal.promise")
 local errors = require("msal.errors")
+local network = require("msal.network")
 
 local authority = {}
 
@@ -93,6 +96,87 @@ function authority.same_environment(h1, h2)
   if h1 == h2 then return true end
   local g = cloud_of[h1]
   return g ~= nil and g == cloud_of[h2]
+end
+
+-- OpenID configurations by discovery URL, per process: every app of a
+-- process shares them, as MSAL shares its authority metadata cache.
+local metadata_cache = {}
+
+--- Forgets cached discovery results (tests).
+function authority.clear_cache()
+  metadata_cache = {}
+end
+
+local function discovery_url(a)
+  if a.kind == "aad" or a.kind == "b2c" then return a.url .. "/v2.0/.well-known/openid-configuration" end
+  return a.url .. "/.well-known/openid-configuration"
+end
+
+local function endpoint_ok(url)
+  if type(url) ~= "string" then return false end
+  local scheme, host = url:match("^(%a+)://([^/:?#]+)")
+  return scheme == "https" or (scheme == "http" and host ~= nil and is_loopback(host))
+end
+
+-- Checks an OpenID configuration document; endpoints must be https (or
+-- loopback http), as the authority itself.
+local function check_metadata(doc, where)
+  if type(doc) ~= "table" then
+    return nil, errors.ClientAuthError("invalid_authority_metadata", where .. " is not a JSON object")
+  end
+  for _, k in ipairs({ "token_endpoint", "authorization_endpoint" }) do
+    if not endpoint_ok(doc[k]) then
+      return nil, errors.ClientAuthError("invalid_authority_metadata",
+        where .. ": " .. k .. " is missing or not an https URL")
+    end
+  end
+  if type(doc.issuer) ~= "string" then
+    return nil, errors.ClientAuthError("invalid_authority_metadata", where .. ": issuer is missing")
+  end
+  for _, k in ipairs({ "device_authorization_endpoint", "end_session_endpoint", "jwks_uri" }) do
+    if doc[k] ~= nil and not endpoint_ok(doc[k]) then doc[k] = nil end
+  end
+  return doc
+end
+
+--- The authority's endpoints (OpenID configuration): from
+-- `auth.authority_metadata` when configured, else discovered once per
+-- process.
+-- @tparam table app the application (its config and transport)
+-- @tparam table a a parsed authority
+-- @treturn promise of the metadata table
+function authority.resolve(app, a)
+  local configured = app.config.auth.authority_metadata
+  if configured and a.url == app.authority.url then
+    local doc, err = check_metadata(cjson.decode(configured), "auth.authority_metadata")
+    if not doc then return Promise.reject(err) end
+    return Promise.resolve(doc)
+  end
+  local url = discovery_url(a)
+  local cached = metadata_cache[url]
+  if cached then return Promise.resolve(cached) end
+  return network.send(app:transport(), { method = "GET", url = url, headers = { accept = "application/json" } })
+    :next(function(res)
+      if res.status ~= 200 then
+        return Promise.reject(errors.ClientAuthError("endpoints_resolution_error",
+          ("OpenID discovery at %s answered HTTP %d"):format(url, res.status), { status = res.status }))
+      end
+      local doc, err = network.json(res)
+      if doc then doc, err = check_metadata(doc, "the OpenID configuration at " .. url) end
+      if not doc then return Promise.reject(err) end
+      metadata_cache[url] = doc
+      return doc
+    end)
+end
+
+--- The issuer an id token from this authority must carry: Entra's
+-- multi-tenant documents say `{tenantid}`, which is the token's tenant.
+function authority.expected_issuer(metadata, tid)
+  local iss = metadata.issuer
+  if tid and iss:find("{tenantid}", 1, true) then
+    iss = iss:gsub("{tenantid}", (tid:gsub("%%", "%%%%")))
+  end
+  return iss
 end
 
 return authority

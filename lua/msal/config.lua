@@ -18,7 +18,7 @@ local schema = {
   system = {
     transport = "table", open_browser = "function", loopback_timeout = "number",
     token_renewal_offset = "number", logger = "table", validate_id_token_signature = "boolean",
-    state_store = "table", clock = "function",
+    state_store = "table", clock = "function", http_timeout_ms = "number",
   },
 }
 
@@ -92,6 +92,7 @@ function config.normalize(cfg)
       loopback_timeout = system.loopback_timeout or 300, token_renewal_offset = offset,
       logger = logger, validate_id_token_signature = system.validate_id_token_signature == true,
       state_store = system.state_store, clock = system.clock,
+      http_timeout_ms = system.http_timeout_ms or 30000,
     },
   }
 end

@@ -90,7 +90,9 @@ function errors.from_server(body, status)
   local sub = type(body.suberror) == "string" and body.suberror or nil
   local error_no
   if type(body.error_codes) == "table" and body.error_codes[1] ~= nil then
-    error_no = tostring(body.error_codes[1])
+    local c = body.error_codes[1]
+    -- cjson gives numbers as floats on Lua 5.4: 700082, not "700082.0"
+    error_no = (type(c) == "number" and c == math.floor(c)) and ("%d"):format(c) or tostring(c)
   end
   local fields = {
     suberror = sub, claims = type(body.claims) == "string" and body.claims or nil,

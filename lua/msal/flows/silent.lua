@@ -73,10 +73,15 @@ local function lookup(app, req, sc, account, auth, realm, env)
   }, status
 end
 
---- The silent flow (synchronous part): a result, or nil and an error.
--- Kept flat, without intermediate tables: it is the hot path of every
--- script that calls an API in a loop.
-function silent.acquire(app, req)
+--- The cache half of the silent flow (synchronous).
+-- @treturn[1] table the result, with "hit" or "refresh_due"
+-- @treturn[2] nil
+-- @treturn[2] table the error of a bad request
+-- @treturn[3] nil
+-- @treturn[3] string why the cache did not answer ("none", "expired",
+--   "multiple", "skipped")
+-- @treturn[3] table the context the refresh flow needs
+function silent.from_cache(app, req)
   if type(req) ~= "table" then
     return nil, errors.ClientConfigurationError("invalid_request", "the request must be a table")
   end
@@ -102,9 +107,13 @@ function silent.acquire(app, req)
   else
     result, why = lookup(app, req, sc, account, auth, realm, auth.cache_env)
   end
-  if result then return result end
-  return nil, errors.InteractionRequiredAuthError("no_tokens_found",
-    "no access token in the cache answers the request (" .. why .. "), and no refresh token could be used")
+  if result and why == "hit" then return result, why end
+  return result, why, {
+    account = account, auth = auth, realm = realm, env = auth.cache_env, scopes = sc,
+    -- requests that would send the same token request share one
+    thumbprint = table.concat({ auth.url, account.home_account_id, realm, sc.search,
+      req.claims or "", req.force_refresh and "force" or "" }, "\0"),
+  }
 end
 
 return silent

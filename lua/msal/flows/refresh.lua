@@ -1,0 +1,183 @@
+--- The refresh-token grant behind acquire_token_silent: which refresh
+-- tokens to try (FOCI family tokens as msal-python does), the request MSAL
+-- sends, and what the answer does to the cache.
+-- @module msal.flows.refresh
+local Promise = require("msal.promise")
+local authority = require("msal.authority")
+local core = require("msal.core")
+local errors = require("msal.errors")
+local network = require("msal.network")
+local request = require("msal.request")
+local save = require("msal.cache.save")
+local token_response = require("msal.token_response")
+
+local refresh = {}
+
+--- The library's name and version as MSAL's telemetry headers carry them.
+refresh.SKU, refresh.VERSION = "lua-msal", "0.1.0"
+
+-- Refresh tokens to try for an account, best first: the family's (FOCI)
+-- unless this app is known not to be in the family, then the app's own.
+local function candidates(tc, account, env, client_id)
+  local store = tc.store
+  local hid = account.home_account_id
+  local meta_key = store:find("AppMetadata", { client_id = client_id, environment = env })[1]
+  local meta = meta_key and store:get("AppMetadata", meta_key)
+  local list, seen = {}, {}
+  local function add(keys, family)
+    for _, k in ipairs(keys) do
+      if not seen[k] then
+        seen[k] = true
+        local e = store:get("RefreshToken", k)
+        list[#list + 1] = { key = k, secret = e.secret, client_id = e.client_id, family = family }
+      end
+    end
+  end
+  if not meta or meta.family_id == "1" then
+    add(store:find("RefreshToken", { home_account_id = hid, environment = env, family_id = "1" }), true)
+  end
+  add(store:find("RefreshToken", { home_account_id = hid, environment = env, client_id = client_id }), false)
+  return list
+end
+refresh.candidates = candidates
+
+--- Headers MSAL sends with token requests (msal-python puts them in
+-- headers; msal-node in the body).
+function refresh.headers(correlation_id, account)
+  local h = {
+    ["content-type"] = "application/x-www-form-urlencoded;charset=utf-8",
+    accept = "application/json",
+    ["x-client-sku"] = refresh.SKU, ["x-client-ver"] = refresh.VERSION, ["x-client-os"] = "linux",
+    ["x-ms-lib-capability"] = "retry-after, h429",
+    ["client-request-id"] = correlation_id,
+  }
+  local uid, utid = (account and account.home_account_id or ""):match("^([^.]+)%.([^.]+)$")
+  if uid then h["x-anchormailbox"] = "Oid:" .. uid .. "@" .. utid end
+  return h
+end
+
+local function split(s)
+  local out = {}
+  for w in s:gmatch("%S+") do out[#out + 1] = w end
+  return out
+end
+
+--- Sends a token request and turns the answer into a checked response or
+-- an error of MSAL's classes.
+-- @treturn promise of `r` (msal.token_response.check)
+function refresh.post(app, endpoint, body, headers)
+  return network.send(app:transport(), { method = "POST", url = endpoint, headers = headers, body = body,
+    timeout_ms = app.config.system.http_timeout_ms })
+    :next(function(res)
+      local doc, err = network.json(res)
+      if res.status ~= 200 then
+        if doc and type(doc.error) == "string" then return Promise.reject(errors.from_server(doc, res.status)) end
+        return Promise.reject(errors.ServerError("server_error",
+          ("the token endpoint answered HTTP %d without an OAuth error"):format(res.status), { status = res.status }))
+      end
+      if not doc then return Promise.reject(err) end
+      local r
+      r, err = token_response.check(doc)
+      if not r then return Promise.reject(err) end
+      return r
+    end)
+end
+
+--- Builds the acquire result of a network answer, and stores it.
+-- @treturn[1] table the result
+-- @treturn[2] nil
+-- @treturn[2] table error (an id token that fails its checks)
+function refresh.finish(app, r, ctx)
+  local ci = app.authority.kind ~= "oidc" and token_response.client_info(r.client_info) or nil
+  local claims
+  if r.id_token then
+    local err
+    claims, err = token_response.check_id_token(r.id_token, { metadata = ctx.metadata,
+      client_id = app.client_id, now = app.clock(), nonce = ctx.nonce })
+    if not claims then return nil, err end
+  end
+  local tc = app.token_cache
+  local saved = tc:access(true, save.response, tc, {
+    client_id = app.client_id, environment = ctx.env, realm = ctx.realm,
+    requested_scopes = ctx.scopes_list, now = ctx.started, authority_type = app.authority_type,
+    account = ctx.account, grant = ctx.grant,
+  }, r, claims, ci)
+  local account = saved.account_key and tc:own(tc.store:account(saved.account_key)) or ctx.account
+  return {
+    access_token = r.access_token,
+    id_token = r.id_token,
+    id_token_claims = claims,
+    scopes = split(saved.target),
+    expires_on = saved.expires_on,
+    ext_expires_on = saved.ext_expires_on,
+    refresh_on = saved.refresh_on,
+    account = account,
+    tenant_id = saved.realm,
+    token_type = r.token_type,
+    from_cache = false,
+    correlation_id = ctx.correlation_id,
+    authority = ctx.auth.url,
+  }
+end
+
+--- Redeems a refresh token for the request.
+-- @treturn promise of the result; rejects with InteractionRequiredAuthError
+--   when no refresh token can be used or the server wants interaction
+function refresh.acquire(app, req, ctx)
+  return Promise.async(function()
+    local tc = app.token_cache
+    local cands = tc:access(false, candidates, tc, ctx.account, ctx.env, app.client_id)
+    if #cands == 0 then
+      error(errors.InteractionRequiredAuthError("no_tokens_found",
+        "no access token in the cache answers the request and there is no refresh token"), 0)
+    end
+    local claims, err = request.merge_claims(req.claims, app.config.auth.client_capabilities)
+    if err then error(err, 0) end
+    local metadata
+    metadata, err = authority.resolve(app, ctx.auth):await()
+    if not metadata then error(err, 0) end
+    ctx.metadata, ctx.grant = metadata, "refresh_token"
+    ctx.scopes_list = request.with_defaults(req.scopes)
+    ctx.correlation_id = req.correlation_id or core.crypto.uuid4()
+    local headers = refresh.headers(ctx.correlation_id, ctx.account)
+    local last
+    for i, cand in ipairs(cands) do
+      ctx.started = app.clock()
+      local r
+      r, err = refresh.post(app, metadata.token_endpoint, network.form_encode({
+        { "client_id", app.client_id },
+        { "scope", table.concat(ctx.scopes_list, " ") },
+        { "grant_type", "refresh_token" },
+        { "client_info", app.authority.kind ~= "oidc" and "1" or nil },
+        { "refresh_token", cand.secret },
+        { "claims", claims },
+      }), headers):await()
+      if r and r.id_token and app.config.system.validate_id_token_signature then
+        local verified
+        verified, err = require("msal.jwks").verify(app, metadata, r.id_token):await()
+        if not verified then error(err, 0) end
+      end
+      if r then
+        local result
+        result, err = refresh.finish(app, r, ctx)
+        if not result then error(err, 0) end
+        return result
+      end
+      last = err
+      if err.suberror == "bad_token" then
+        -- MSAL deletes a refresh token only when the server says it is bad
+        tc:access(true, function() tc.store:remove("RefreshToken", cand.key) end)
+      end
+      -- a family token another app minted may be refused for this one: the
+      -- app's own token is next
+      if not (cand.family and cands[i + 1] and (err.name == "InteractionRequiredAuthError"
+          or err.error_code == "invalid_grant" or err.suberror == "client_mismatch")) then
+        break
+      end
+    end
+    if last.correlation_id == nil then last.correlation_id = ctx.correlation_id end
+    error(last, 0)
+  end)
+end
+
+return refresh
