@@ -28,8 +28,9 @@ build = {
   modules = {
     ["msal.core"] = {
       sources = {
-        "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
-        "csrc/http.c", "csrc/json.c", "csrc/loop.c", "csrc/lstore.c", "csrc/store.c",
+        "csrc/b64.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
+        "csrc/http.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/loop.c", "csrc/lstore.c",
+        "csrc/store.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "crypto" },

@@ -1,8 +1,607 @@
-/* msal.core.crypto: placeholder until its issue lands; see csrc/core.c. */
+/* msal.core.crypto: the Lua face of the core's cryptography (OpenSSL 3):
+ * randomness, SHA-256 and HMAC, base64/base64url (b64.c), PKCE, JWT
+ * splitting (jwt.c), JWS signatures (jws.c) and AES-256-GCM.
+ *
+ * Programmer errors (wrong argument types, bad sizes chosen by the caller)
+ * raise; bad data (a malformed token, a tampered blob, an unusable key from
+ * a server) returns nil and a message. Output goes through GC-owned scratch
+ * (userdata) or a box with __gc, so a Lua error at any point leaks nothing;
+ * OpenSSL objects never live across a call that can raise. */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "b64.h"
+#include "buf.h"
 #include "compat.h"
 #include "core.h"
+#include "jws.h"
+#include "jwt.h"
+#include "ossl.h"
+
+/* Enough for any token, verifier or key; bounds what one call can ask of
+ * the CSPRNG and of memory. */
+#define RANDOM_MAX (1024 * 1024)
+#define SHA256_LEN 32
+#define GCM_KEY_LEN 32
+#define GCM_IV_LEN 12
+#define GCM_TAG_LEN 16
+/* OpenSSL's update functions take int lengths. */
+#define GCM_CHUNK (1 << 30)
+#define BUFS_MT "msal.crypto.bufs"
+
+/* RFC 7636 4.1: the unreserved characters a code verifier is made of. */
+static const char unreserved[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+#define UNRESERVED_N (sizeof unreserved - 1)
+
+static unsigned char *scratch(lua_State *L, size_t n)
+{
+    return lua_newuserdata(L, n ? n : 1);
+}
+
+static int push_fail(lua_State *L, const ossl_err *e)
+{
+    const char *reason = ossl_reason(e);
+    lua_pushnil(L);
+    if (reason)
+        lua_pushfstring(L, "%s: %s", e->what, reason);
+    else
+        lua_pushstring(L, e->what);
+    return 2;
+}
+
+static int push_nil_msg(lua_State *L, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+/* Up to three malloc'd buffers whose lifetime Lua owns: results of jws.c
+ * whose size is only known once OpenSSL has run. Wiped on free, as they
+ * may hold a private key. */
+typedef struct bufs {
+    msal_buf b[3];
+} bufs;
+
+static void bufs_free(bufs *u)
+{
+    int i;
+    for (i = 0; i < 3; i++) {
+        if (u->b[i].p)
+            OPENSSL_cleanse(u->b[i].p, u->b[i].cap);
+        buf_free(&u->b[i]);
+    }
+}
+
+static int bufs_gc(lua_State *L)
+{
+    bufs_free(luaL_checkudata(L, 1, BUFS_MT));
+    return 0;
+}
+
+static bufs *new_bufs(lua_State *L)
+{
+    bufs *u = lua_newuserdata(L, sizeof *u);
+    int i;
+    for (i = 0; i < 3; i++)
+        buf_init(&u->b[i]);
+    luaL_setmetatable(L, BUFS_MT);
+    return u;
+}
+
+static int fill_random(unsigned char *p, size_t n, ossl_err *err)
+{
+    /* n <= RANDOM_MAX, so the int cast holds */
+    if (RAND_bytes(p, (int)n) != 1)
+        return ossl_fail(err, "the random generator failed");
+    return 1;
+}
+
+static size_t check_count(lua_State *L, int idx)
+{
+    lua_Integer n = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, n >= 0 && n <= RANDOM_MAX, idx, "must be between 0 and 1048576");
+    return (size_t)n;
+}
+
+static int l_random_bytes(lua_State *L)
+{
+    size_t n = check_count(L, 1);
+    unsigned char *p = scratch(L, n);
+    ossl_err err;
+    if (!fill_random(p, n, &err))
+        return push_fail(L, &err);
+    lua_pushlstring(L, (const char *)p, n);
+    return 1;
+}
+
+/* Rejection sampling: 198 is the largest multiple of 66 under 256, so
+ * every character is equally likely. */
+static int random_chars(char *out, size_t n, ossl_err *err)
+{
+    unsigned char pool[256];
+    size_t have = 0, i;
+    int ok = 1;
+    while (ok && have < n) {
+        if (!(ok = fill_random(pool, sizeof pool, err)))
+            break;
+        for (i = 0; i < sizeof pool && have < n; i++)
+            if (pool[i] < 256 / UNRESERVED_N * UNRESERVED_N)
+                out[have++] = unreserved[pool[i] % UNRESERVED_N];
+    }
+    OPENSSL_cleanse(pool, sizeof pool);
+    return ok;
+}
+
+static int l_random_string(lua_State *L)
+{
+    size_t n = check_count(L, 1);
+    char *p = (char *)scratch(L, n);
+    ossl_err err;
+    if (!random_chars(p, n, &err))
+        return push_fail(L, &err);
+    lua_pushlstring(L, p, n);
+    return 1;
+}
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+}
+
+/* RFC 9562 version 4: 122 random bits. */
+static int l_uuid4(lua_State *L)
+{
+    unsigned char b[16];
+    char s[36];
+    ossl_err err;
+    if (!fill_random(b, sizeof b, &err))
+        return push_fail(L, &err);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    hex(b, 4, s);
+    s[8] = '-';
+    hex(b + 4, 2, s + 9);
+    s[13] = '-';
+    hex(b + 6, 2, s + 14);
+    s[18] = '-';
+    hex(b + 8, 2, s + 19);
+    s[23] = '-';
+    hex(b + 10, 6, s + 24);
+    lua_pushlstring(L, s, sizeof s);
+    return 1;
+}
+
+static int sha256(const void *p, size_t n, unsigned char *md, ossl_err *err)
+{
+    unsigned int len = 0;
+    if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1 || len != SHA256_LEN)
+        return ossl_fail(err, "sha256 failed");
+    return 1;
+}
+
+static int l_sha256(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned char md[SHA256_LEN];
+    ossl_err err;
+    if (!sha256(s, n, md, &err))
+        return push_fail(L, &err);
+    lua_pushlstring(L, (const char *)md, sizeof md);
+    return 1;
+}
+
+static int l_sha256_hex(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned char md[SHA256_LEN];
+    char out[2 * SHA256_LEN];
+    ossl_err err;
+    if (!sha256(s, n, md, &err))
+        return push_fail(L, &err);
+    hex(md, sizeof md, out);
+    lua_pushlstring(L, out, sizeof out);
+    return 1;
+}
+
+static int l_hmac_sha256(lua_State *L)
+{
+    size_t kn, n;
+    const char *key = luaL_checklstring(L, 1, &kn);
+    const char *s = luaL_checklstring(L, 2, &n);
+    unsigned char md[SHA256_LEN];
+    unsigned int len = 0;
+    ossl_err err;
+    luaL_argcheck(L, kn <= INT_MAX, 1, "key too long");
+    if (HMAC(EVP_sha256(), key, (int)kn, (const unsigned char *)s, n, md, &len) == NULL ||
+        len != SHA256_LEN) {
+        ossl_fail(&err, "hmac-sha256 failed");
+        return push_fail(L, &err);
+    }
+    lua_pushlstring(L, (const char *)md, sizeof md);
+    return 1;
+}
+
+static int encode(lua_State *L, enum b64_alphabet a)
+{
+    size_t n, len;
+    const char *s = luaL_checklstring(L, 1, &n);
+    int ok;
+    char *out;
+    len = b64_encoded_len(n, a, &ok);
+    luaL_argcheck(L, ok, 1, "too long to encode");
+    out = (char *)scratch(L, len);
+    b64_encode((const unsigned char *)s, n, out, a);
+    lua_pushlstring(L, out, len);
+    return 1;
+}
+
+static int decode(lua_State *L, enum b64_alphabet a)
+{
+    size_t n, len;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned char *out = scratch(L, b64_decoded_max(n));
+    const char *why;
+    if (!b64_decode(s, n, out, &len, a, &why)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid %s: %s", a == B64_URL ? "base64url" : "base64", why);
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)out, len);
+    return 1;
+}
+
+static int l_b64url_encode(lua_State *L)
+{
+    return encode(L, B64_URL);
+}
+
+static int l_b64url_decode(lua_State *L)
+{
+    return decode(L, B64_URL);
+}
+
+static int l_b64_encode(lua_State *L)
+{
+    return encode(L, B64_STD);
+}
+
+static int l_b64_decode(lua_State *L)
+{
+    return decode(L, B64_STD);
+}
+
+/* base64url(SHA-256(verifier)): RFC 7636 4.2, S256. */
+static int challenge(const char *verifier, size_t n, char *out, ossl_err *err)
+{
+    unsigned char md[SHA256_LEN];
+    if (!sha256(verifier, n, md, err))
+        return 0;
+    b64_encode(md, sizeof md, out, B64_URL);
+    return 1;
+}
+
+#define PKCE_VERIFIER_BYTES 32
+#define PKCE_B64_LEN 43 /* base64url of 32 bytes, the verifier's and the challenge's length */
+
+static int l_pkce(lua_State *L)
+{
+    unsigned char seed[PKCE_VERIFIER_BYTES];
+    char verifier[PKCE_B64_LEN], chal[PKCE_B64_LEN];
+    ossl_err err;
+    if (!fill_random(seed, sizeof seed, &err))
+        return push_fail(L, &err);
+    b64_encode(seed, sizeof seed, verifier, B64_URL);
+    OPENSSL_cleanse(seed, sizeof seed);
+    if (!challenge(verifier, sizeof verifier, chal, &err))
+        return push_fail(L, &err);
+    lua_pushlstring(L, verifier, sizeof verifier);
+    lua_pushlstring(L, chal, sizeof chal);
+    lua_pushliteral(L, "S256");
+    return 3;
+}
+
+static int l_pkce_challenge(lua_State *L)
+{
+    size_t n, i;
+    const char *v = luaL_checklstring(L, 1, &n);
+    char chal[PKCE_B64_LEN];
+    ossl_err err;
+    luaL_argcheck(L, n >= 43 && n <= 128, 1, "a code verifier has 43 to 128 characters");
+    for (i = 0; i < n; i++)
+        luaL_argcheck(L, v[i] != '\0' && strchr(unreserved, v[i]) != NULL, 1,
+                      "a code verifier has only unreserved characters");
+    if (!challenge(v, n, chal, &err))
+        return push_fail(L, &err);
+    lua_pushlstring(L, chal, sizeof chal);
+    return 1;
+}
+
+/* Only the lengths may show in the timing; a mismatch of lengths still
+ * reads a whole operand so it costs what a comparison does. */
+static int l_constant_time_equal(lua_State *L)
+{
+    size_t an, bn;
+    const char *a = luaL_checklstring(L, 1, &an);
+    const char *b = luaL_checklstring(L, 2, &bn);
+    if (an != bn) {
+        (void)CRYPTO_memcmp(a, a, an);
+        lua_pushboolean(L, 0);
+    } else {
+        lua_pushboolean(L, CRYPTO_memcmp(a, b, an) == 0);
+    }
+    return 1;
+}
+
+static int l_jwt_decode(lua_State *L)
+{
+    size_t n;
+    const char *tok = luaL_checklstring(L, 1, &n);
+    lua_Integer max = luaL_optinteger(L, 2, JWT_DEFAULT_MAX_LEN);
+    jwt_parts parts;
+    const char *err;
+    unsigned char *buf;
+    luaL_argcheck(L, max > 0, 2, "must be positive");
+    /* Checked before any allocation so the cap also bounds the memory. */
+    if ((uintmax_t)n > (uintmax_t)max)
+        return push_nil_msg(L, "token too large");
+    buf = scratch(L, n);
+    if (!jwt_decode(tok, n, (size_t)max, buf, &parts, &err)) {
+        lua_pushnil(L);
+        if (parts.detail)
+            lua_pushfstring(L, "%s (%s)", err, parts.detail);
+        else
+            lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)parts.header, parts.header_len);
+    lua_pushlstring(L, (const char *)parts.payload, parts.payload_len);
+    lua_pushlstring(L, (const char *)parts.signature, parts.signature_len);
+    lua_pushlstring(L, tok, parts.signing_input_len);
+    return 4;
+}
+
+/* Reads the JWK's members raw (a metatable must not be able to swap
+ * them) and leaves them on the stack, which keeps the strings alive. */
+static int read_jwk(lua_State *L, int idx, jws_jwk *k)
+{
+    static const char *const names[] = {"kty", "crv", "alg", "use", "n", "e", "x", "y"};
+    jws_text *fields[8];
+    int i;
+    fields[0] = &k->kty, fields[1] = &k->crv, fields[2] = &k->alg, fields[3] = &k->use;
+    fields[4] = &k->n, fields[5] = &k->e, fields[6] = &k->x, fields[7] = &k->y;
+    luaL_checkstack(L, 8, NULL);
+    for (i = 0; i < 8; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawget(L, idx);
+        fields[i]->p = NULL;
+        fields[i]->n = 0;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            fields[i]->p = lua_tolstring(L, -1, &fields[i]->n);
+        else if (!lua_isnil(L, -1)) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "the JWK's %s is not a string", names[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int l_jws_verify(lua_State *L)
+{
+    size_t an, mn, sn;
+    const char *name = luaL_checklstring(L, 1, &an);
+    const unsigned char *msg, *sig;
+    enum jws_alg alg = jws_alg_parse(name, an);
+    jws_jwk key;
+    ossl_err err;
+    int r;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    msg = (const unsigned char *)luaL_checklstring(L, 3, &mn);
+    sig = (const unsigned char *)luaL_checklstring(L, 4, &sn);
+    /* alg comes from a token's header: data, not a programmer's choice */
+    if (alg == JWS_NONE) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "unsupported alg '%s'", name); /* cut at a NUL: fine in a message */
+        return 2;
+    }
+    if (!read_jwk(L, 2, &key))
+        return 2;
+    r = jws_verify(alg, &key, msg, mn, sig, sn, &err);
+    if (r < 0)
+        return push_fail(L, &err);
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+static int l_jws_sign(lua_State *L)
+{
+    size_t an, pn, mn;
+    const char *name = luaL_checklstring(L, 1, &an);
+    const char *pem = luaL_checklstring(L, 2, &pn);
+    const char *msg = luaL_checklstring(L, 3, &mn);
+    enum jws_alg alg = jws_alg_parse(name, an);
+    bufs *out;
+    ossl_err err;
+    luaL_argcheck(L, alg != JWS_NONE, 1, "RS256, PS256 or ES256 expected");
+    out = new_bufs(L);
+    if (!jws_sign(alg, pem, pn, (const unsigned char *)msg, mn, &out->b[0], &err)) {
+        bufs_free(out);
+        return push_fail(L, &err);
+    }
+    lua_pushlstring(L, out->b[0].p, out->b[0].n);
+    bufs_free(out);
+    return 1;
+}
+
+static void set_field(lua_State *L, const char *k, const char *v, size_t n)
+{
+    lua_pushlstring(L, v, n);
+    lua_setfield(L, -2, k);
+}
+
+static int l_generate_key(lua_State *L)
+{
+    static const char *const kinds[] = {"RSA", "EC", NULL};
+    enum jws_kind kind = luaL_checkoption(L, 1, NULL, kinds) == 0 ? JWS_KIND_RSA : JWS_KIND_EC;
+    lua_Integer bits = luaL_optinteger(L, 2, JWS_RSA_MIN_BITS);
+    bufs *out;
+    ossl_err err;
+    luaL_argcheck(L, kind == JWS_KIND_RSA || lua_isnoneornil(L, 2), 2, "only RSA keys have a size");
+    luaL_argcheck(L, bits >= JWS_RSA_MIN_BITS && bits <= 8192, 2, "RSA keys have 2048 to 8192 bits");
+    out = new_bufs(L);
+    if (!jws_generate(kind, (int)bits, &out->b[0], &out->b[1], &out->b[2], &err)) {
+        bufs_free(out);
+        return push_fail(L, &err);
+    }
+    lua_pushlstring(L, out->b[0].p, out->b[0].n);
+    lua_createtable(L, 0, 4);
+    if (kind == JWS_KIND_RSA) {
+        set_field(L, "kty", "RSA", 3);
+        set_field(L, "n", out->b[1].p, out->b[1].n);
+        set_field(L, "e", out->b[2].p, out->b[2].n);
+    } else {
+        set_field(L, "kty", "EC", 2);
+        set_field(L, "crv", "P-256", 5);
+        set_field(L, "x", out->b[1].p, out->b[1].n);
+        set_field(L, "y", out->b[2].p, out->b[2].n);
+    }
+    bufs_free(out);
+    return 2;
+}
+
+static const unsigned char *check_key(lua_State *L, int idx)
+{
+    size_t n;
+    const char *k = luaL_checklstring(L, idx, &n);
+    luaL_argcheck(L, n == GCM_KEY_LEN, idx, "an AES-256 key has 32 bytes");
+    return (const unsigned char *)k;
+}
+
+/* Feeds n bytes in int-sized chunks; out NULL feeds them as AAD. GCM is a
+ * stream mode: each chunk's output is exactly as long as its input. */
+static int gcm_feed(EVP_CIPHER_CTX *c, unsigned char *out, const unsigned char *in, size_t n)
+{
+    while (n > 0) {
+        int chunk = n > GCM_CHUNK ? GCM_CHUNK : (int)n, outl;
+        if (EVP_CipherUpdate(c, out, &outl, in, chunk) != 1 || outl != chunk)
+            return 0;
+        if (out)
+            out += chunk;
+        in += chunk;
+        n -= (size_t)chunk;
+    }
+    return 1;
+}
+
+static int l_aes256gcm_seal(lua_State *L)
+{
+    const unsigned char *key = check_key(L, 1);
+    size_t n, an = 0;
+    const unsigned char *pt = (const unsigned char *)luaL_checklstring(L, 2, &n);
+    const unsigned char *aad = (const unsigned char *)luaL_optlstring(L, 3, NULL, &an);
+    unsigned char *out, *ct, *tag;
+    EVP_CIPHER_CTX *c = NULL;
+    ossl_err err;
+    int ok, outl = 0;
+    luaL_argcheck(L, n <= SIZE_MAX - GCM_IV_LEN - GCM_TAG_LEN, 2, "too long");
+    out = scratch(L, GCM_IV_LEN + n + GCM_TAG_LEN);
+    ct = out + GCM_IV_LEN;
+    tag = ct + n;
+    /* A random 96-bit IV per message: safe for far more messages than a
+     * token cache will ever seal under one key. */
+    if (!fill_random(out, GCM_IV_LEN, &err))
+        return push_fail(L, &err);
+    ERR_clear_error();
+    ok = (c = EVP_CIPHER_CTX_new()) != NULL && EVP_EncryptInit_ex2(c, EVP_aes_256_gcm(), key, out, NULL) == 1 &&
+         (aad == NULL || gcm_feed(c, NULL, aad, an)) && gcm_feed(c, ct, pt, n) &&
+         EVP_EncryptFinal_ex(c, tag, &outl) == 1 && outl == 0 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, GCM_TAG_LEN, tag) == 1;
+    if (!ok)
+        ossl_fail(&err, "aes-256-gcm encryption failed");
+    EVP_CIPHER_CTX_free(c);
+    if (!ok)
+        return push_fail(L, &err);
+    lua_pushlstring(L, (const char *)out, GCM_IV_LEN + n + GCM_TAG_LEN);
+    return 1;
+}
+
+static int l_aes256gcm_open(lua_State *L)
+{
+    const unsigned char *key = check_key(L, 1);
+    size_t n, an = 0, ctn;
+    const unsigned char *blob = (const unsigned char *)luaL_checklstring(L, 2, &n);
+    const unsigned char *aad = (const unsigned char *)luaL_optlstring(L, 3, NULL, &an);
+    unsigned char *out, tag[GCM_TAG_LEN], end[GCM_TAG_LEN];
+    EVP_CIPHER_CTX *c = NULL;
+    ossl_err err;
+    int ok, outl = 0;
+    if (n < GCM_IV_LEN + GCM_TAG_LEN)
+        return push_nil_msg(L, "authentication failed");
+    ctn = n - GCM_IV_LEN - GCM_TAG_LEN;
+    out = scratch(L, ctn);
+    memcpy(tag, blob + n - GCM_TAG_LEN, GCM_TAG_LEN); /* ctrl wants it writable */
+    ERR_clear_error();
+    if ((c = EVP_CIPHER_CTX_new()) == NULL ||
+        EVP_DecryptInit_ex2(c, EVP_aes_256_gcm(), key, blob, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, GCM_TAG_LEN, tag) != 1) {
+        ossl_fail(&err, "aes-256-gcm decryption failed");
+        EVP_CIPHER_CTX_free(c);
+        return push_fail(L, &err);
+    }
+    ok = (aad == NULL || gcm_feed(c, NULL, aad, an)) && gcm_feed(c, out, blob + GCM_IV_LEN, ctn) &&
+         EVP_DecryptFinal_ex(c, end, &outl) == 1;
+    EVP_CIPHER_CTX_free(c);
+    if (!ok) {
+        /* Unauthenticated plaintext must not linger, let alone be seen. */
+        OPENSSL_cleanse(out, ctn);
+        ERR_clear_error();
+        return push_nil_msg(L, "authentication failed");
+    }
+    lua_pushlstring(L, (const char *)out, ctn);
+    return 1;
+}
 
 void msal_open_crypto(lua_State *L)
 {
-    lua_newtable(L);
+    static const luaL_Reg none[] = {{NULL, NULL}};
+    static const luaL_Reg bufs_meta[] = {{"__gc", bufs_gc}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"random_bytes", l_random_bytes},
+        {"random_string", l_random_string},
+        {"uuid4", l_uuid4},
+        {"sha256", l_sha256},
+        {"sha256_hex", l_sha256_hex},
+        {"hmac_sha256", l_hmac_sha256},
+        {"b64url_encode", l_b64url_encode},
+        {"b64url_decode", l_b64url_decode},
+        {"b64_encode", l_b64_encode},
+        {"b64_decode", l_b64_decode},
+        {"pkce", l_pkce},
+        {"pkce_challenge", l_pkce_challenge},
+        {"constant_time_equal", l_constant_time_equal},
+        {"jwt_decode", l_jwt_decode},
+        {"jws_verify", l_jws_verify},
+        {"jws_sign", l_jws_sign},
+        {"generate_key", l_generate_key},
+        {"aes256gcm_seal", l_aes256gcm_seal},
+        {"aes256gcm_open", l_aes256gcm_open},
+        {NULL, NULL},
+    };
+    msal_newclass(L, BUFS_MT, none, bufs_meta);
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
 }

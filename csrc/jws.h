@@ -1,0 +1,54 @@
+/* JWS signatures (RFC 7515/7518) over OpenSSL 3: RS256, PS256 and ES256
+ * with keys from JWKs (RFC 7517) or PEM. Pure C: every function takes its
+ * inputs already in memory, frees what it allocates on every path and
+ * reports failures through an ossl_err (see ossl.h). */
+#ifndef MSAL_JWS_H
+#define MSAL_JWS_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "ossl.h"
+
+/* RSA moduli outside these bounds are refused: below is breakable or
+ * against policy, above only costs verification time to an attacker's
+ * benefit. */
+#define JWS_RSA_MIN_BITS 2048
+#define JWS_RSA_MAX_BITS 16384
+
+enum jws_alg { JWS_NONE, JWS_RS256, JWS_PS256, JWS_ES256 };
+
+/* JWS_NONE for names this core does not implement (including "none").
+ * Takes the length: a name from a token may hide a NUL. */
+enum jws_alg jws_alg_parse(const char *name, size_t n);
+
+typedef struct jws_text {
+    const char *p; /* NULL when the member is absent */
+    size_t n;
+} jws_text;
+
+/* A JWK's members as text, exactly as they came (n, e, x, y base64url). */
+typedef struct jws_jwk {
+    jws_text kty, crv, alg, use, n, e, x, y;
+} jws_jwk;
+
+/* 1 when sig is a valid alg signature of msg under the key, 0 when it is
+ * not, -1 when the key or alg cannot be used (err says why). */
+int jws_verify(enum jws_alg alg, const jws_jwk *key, const unsigned char *msg, size_t msg_len,
+               const unsigned char *sig, size_t sig_len, ossl_err *err);
+
+/* Signs msg with an unencrypted PEM private key (PKCS#8 or traditional)
+ * and appends the JOSE form of the signature (raw r||s for ES256) to sig.
+ * Returns 1, or 0 with err set. */
+int jws_sign(enum jws_alg alg, const char *pem, size_t pem_len, const unsigned char *msg,
+             size_t msg_len, msal_buf *sig, ossl_err *err);
+
+enum jws_kind { JWS_KIND_RSA, JWS_KIND_EC };
+
+/* A fresh key: RSA of rsa_bits, or EC P-256. Appends the private key as
+ * PKCS#8 PEM to pem and the public JWK members, base64url, to a and b
+ * (n and e for RSA, x and y for EC). Returns 1, or 0 with err set. */
+int jws_generate(enum jws_kind kind, int rsa_bits, msal_buf *pem, msal_buf *a, msal_buf *b,
+                 ossl_err *err);
+
+#endif
