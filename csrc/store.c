@@ -119,6 +119,7 @@ static uint64_t entry_hhash(const store_entry *e)
 struct store_arena {
     store_arena *next;
     size_t used, cap;
+    int mapped; /* mmap'd (large documents) or malloc'd (small ones) */
 };
 
 static void *arena_alloc(store_doc *d, size_t n)
@@ -128,15 +129,25 @@ static void *arena_alloc(store_doc *d, size_t n)
     void *p;
     n = (n + 15) & ~(size_t)15;
     if (c == NULL || c->cap - c->used < n) {
-        size_t cap = n + head > ARENA_CHUNK ? n + head : ARENA_CHUNK;
-        int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+        /* a small document gets a small chunk: populating 4 MB for one
+         * account would cost more than reading it */
+        size_t want = d->len / 2 < ARENA_CHUNK ? (d->len / 2 > 65536 ? d->len / 2 : 65536) : ARENA_CHUNK;
+        size_t cap = n + head > want ? n + head : want;
+        int mapped = cap >= ((size_t)1 << 20), flags = MAP_PRIVATE | MAP_ANONYMOUS;
+        void *m;
 #ifdef MAP_POPULATE
         flags |= MAP_POPULATE;
 #endif
-        void *m = mmap(NULL, cap, PROT_READ | PROT_WRITE, flags, -1, 0);
-        if (m == MAP_FAILED)
+        /* a mapping costs two system calls: only worth it for big chunks */
+        if (mapped) {
+            m = mmap(NULL, cap, PROT_READ | PROT_WRITE, flags, -1, 0);
+            if (m == MAP_FAILED)
+                return NULL;
+        } else if ((m = malloc(cap)) == NULL) {
             return NULL;
+        }
         c = m;
+        c->mapped = mapped;
         c->next = d->arena;
         c->used = head;
         c->cap = cap;
@@ -152,7 +163,10 @@ static void doc_free(store_doc *d)
     while (d->arena) {
         store_arena *c = d->arena;
         d->arena = c->next;
-        munmap(c, c->cap);
+        if (c->mapped)
+            munmap(c, c->cap);
+        else
+            free(c);
     }
     free(d);
 }
