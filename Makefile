@@ -9,7 +9,7 @@ DEFS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 LUA54_INC ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-LIBS = -lcurl -lcrypto
+LIBS = -lcurl -lcrypto -lhiredis
 
 SRC = $(wildcard csrc/*.c)
 HDR = $(wildcard csrc/*.h)
@@ -17,16 +17,16 @@ SO = msal/core.so
 
 all: build/lua5.4/$(SO) build/luajit/$(SO)
 
-build/lua5.4/$(SO): $(SRC) $(HDR)
+build/lua5.4/$(SO): $(SRC) $(HDR) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $(SRC) -o $@ $(LIBS)
 
-build/luajit/$(SO): $(SRC) $(HDR)
+build/luajit/$(SO): $(SRC) $(HDR) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUAJIT_INC) $(SRC) -o $@ $(LIBS)
 
 asan: build/asan/$(SO)
-build/asan/$(SO): $(SRC) $(HDR)
+build/asan/$(SO): $(SRC) $(HDR) Makefile
 	@mkdir -p $(@D)
 	$(CC) -O1 -g $(SANITIZE) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $(SRC) -o $@ $(LIBS)
 

@@ -22,6 +22,7 @@ external_dependencies = {
   -- LuaRocks 3.8's header check does not search
   LIBCURL = { library = "curl" },
   OPENSSL = { library = "crypto" },
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -30,12 +31,12 @@ build = {
       sources = {
         "csrc/b64.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
         "csrc/http.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/loop.c", "csrc/lstore.c",
-        "csrc/store.c",
+        "csrc/redis.c", "csrc/store.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "curl", "crypto" },
-      incdirs = { "csrc", "$(LIBCURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "curl", "crypto", "hiredis" },
+      incdirs = { "csrc", "$(LIBCURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
     },
     ["msal"] = "lua/msal/init.lua",
     ["msal.application"] = "lua/msal/application.lua",
@@ -56,6 +57,7 @@ build = {
     ["msal.flows.refresh"] = "lua/msal/flows/refresh.lua",
     ["msal.cache.save"] = "lua/msal/cache/save.lua",
     ["msal.cache.file"] = "lua/msal/cache/file.lua",
+    ["msal.cache.redis"] = "lua/msal/cache/redis.lua",
     ["msal.jwks"] = "lua/msal/jwks.lua",
   },
 }

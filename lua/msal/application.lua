@@ -30,18 +30,23 @@ local function make_cache(cfg, client_id)
     return cache.new(client_id, c)
   end
   local location = type(c) == "string" and c or c.location or "memory"
-  local allowed = ({ memory = { location = true }, file = { location = true, path = true, encrypt = true, lock = true } })[location]
+  local allowed = ({
+    memory = { location = true },
+    file = { location = true, path = true, encrypt = true, lock = true },
+    redis = { location = true, url = true, partition = true, ttl_slack_s = true, local_ttl_ms = true, key_prefix = true,
+      timeout_ms = true, refresh_token_ttl_s = true, local_max_partitions = true },
+  })[location]
   if not allowed then
     return nil, errors.ClientConfigurationError("invalid_cache_location",
-      "cache.location '" .. tostring(location) .. "' is not available; use \"memory\", \"file\" or a cache plugin")
+      "cache.location '" .. tostring(location) .. "' is not available; use \"memory\", \"file\", \"redis\" or a cache plugin")
   end
   for k in pairs(type(c) == "table" and c or {}) do
     if not allowed[k] then
       return nil, errors.ClientConfigurationError("invalid_configuration", "unknown configuration key 'cache." .. tostring(k) .. "'")
     end
   end
-  if location == "file" then
-    local ok, plugin = pcall(require("msal.cache.file").new, c)
+  if location ~= "memory" then
+    local ok, plugin = pcall(require("msal.cache." .. location).new, c)
     if not ok then return nil, plugin end
     return cache.new(client_id, plugin)
   end
@@ -148,7 +153,10 @@ function App:acquire_token_silent(req)
   local cid = type(req) == "table" and req.correlation_id or nil
   if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_START, "silent", nil, nil, cid) end
   local ok, result, why, ctx = pcall(silent.from_cache, self, req)
-  if not ok then result, why = nil, errors.ClientAuthError("unexpected_error", tostring(result)) end
+  if not ok then
+    -- a cache plugin's error (cache_unavailable, …) reaches the caller as is
+    result, why = nil, errors.is_error(result) and result or errors.ClientAuthError("unexpected_error", tostring(result))
+  end
   if result and why == "hit" then
     if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, cid) end
     return Promise.resolve(result)

@@ -40,12 +40,24 @@ local function cache_error(e)
 end
 cache.error_from_store = cache_error
 
+--- Names the partition (account or tenant) the next access concerns, for
+-- partitioned plugins (Redis): `{home_account_id, tenant_id}`.
+-- @treturn table self
+function TokenCache:for_partition(info)
+  self.partition = info
+  return self
+end
+
 -- Runs fn between the plugin's two hooks. The plugin may load the cache in
 -- before_cache_access (deserialize) and persist it in after_cache_access.
+-- ctx.partition_key is set when the access concerns one partition.
 function TokenCache:access(will_write, fn, ...)
   local plugin = self.plugin
+  local info = self.partition
+  self.partition = nil
   if not plugin then return fn(...) end
   local ctx = { token_cache = self, cache_has_changed = false, will_write = will_write }
+  if info and plugin.partition_key_for then ctx.partition_key = plugin:partition_key_for(info) end
   plugin.before_cache_access(plugin, ctx)
   local gen = self.store:generation()
   local ok, a, b = pcall(fn, ...)
@@ -155,7 +167,8 @@ function TokenCache:remove_account(acct)
   if type(acct) ~= "table" or type(acct.home_account_id) ~= "string" or type(acct.environment) ~= "string" then
     error(errors.ClientConfigurationError("invalid_account", "remove_account needs an account from the cache"), 2)
   end
-  return self:access(true, remove_account, self, acct)
+  return self:for_partition({ home_account_id = acct.home_account_id, tenant_id = acct.tenant_id })
+    :access(true, remove_account, self, acct)
 end
 
 -- Per store generation, what a silent hit needs besides the access token:

@@ -97,7 +97,10 @@ function refresh.finish(app, r, ctx)
     if not claims then return nil, err end
   end
   local tc = app.token_cache
-  local saved = tc:access(true, save.response, tc, {
+  -- the partition of the account this answer is for (Redis caches)
+  local hid = ci and (ci.uid .. "." .. ci.utid) or (claims and claims.sub) or (ctx.account and ctx.account.home_account_id)
+  local saved = tc:for_partition({ home_account_id = hid, tenant_id = claims and claims.tid or ctx.realm })
+    :access(true, save.response, tc, {
     client_id = app.client_id, environment = ctx.env, realm = ctx.realm,
     requested_scopes = ctx.scopes_list, now = ctx.started, authority_type = app.authority_type,
     account = ctx.account, grant = ctx.grant,
@@ -126,7 +129,8 @@ end
 function refresh.acquire(app, req, ctx)
   return Promise.async(function()
     local tc = app.token_cache
-    local cands = tc:access(false, candidates, tc, ctx.account, ctx.env, app.client_id)
+    local part = { home_account_id = ctx.account.home_account_id, tenant_id = ctx.realm }
+    local cands = tc:for_partition(part):access(false, candidates, tc, ctx.account, ctx.env, app.client_id)
     if #cands == 0 then
       error(errors.InteractionRequiredAuthError("no_tokens_found",
         "no access token in the cache answers the request and there is no refresh token"), 0)
@@ -166,7 +170,7 @@ function refresh.acquire(app, req, ctx)
       last = err
       if err.suberror == "bad_token" then
         -- MSAL deletes a refresh token only when the server says it is bad
-        tc:access(true, function() tc.store:remove("RefreshToken", cand.key) end)
+        tc:for_partition(part):access(true, function() tc.store:remove("RefreshToken", cand.key) end)
       end
       -- a family token another app minted may be refused for this one: the
       -- app's own token is next

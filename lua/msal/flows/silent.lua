@@ -103,7 +103,8 @@ function silent.from_cache(app, req)
   local tc = app.token_cache
   local result, why
   if tc.plugin then
-    result, why = tc:access(false, lookup, app, req, sc, account, auth, realm, auth.cache_env)
+    result, why = tc:for_partition({ home_account_id = account.home_account_id, tenant_id = realm })
+      :access(false, lookup, app, req, sc, account, auth, realm, auth.cache_env)
   else
     result, why = lookup(app, req, sc, account, auth, realm, auth.cache_env)
   end

@@ -1,0 +1,406 @@
+--- The Redis token cache, partitioned the way MSAL recommends for web apps
+-- and services (Microsoft.Identity.Web's distributed cache): one cache blob
+-- per partition key, so a request loads only its own partition. With
+-- `partition = "account"` the key is the user's home_account_id (user
+-- tokens); with `partition = "app"` it is the tenant (app tokens from the
+-- client-credential flow).
+--
+-- Per partition one Redis string, `<key_prefix>:<client_id>:<partition_key>`,
+-- holds that partition's MSAL unified-cache JSON, with a TTL of the
+-- partition's latest token expiry plus `ttl_slack_s` (refresh tokens carry
+-- no expiry in the cache: they count as living `refresh_token_ttl_s`, Entra's
+-- 90-day inactivity limit, as MSAL.NET's SuggestedCacheExpiry leaves user
+-- caches with refresh tokens unbounded). A partition whose last entry is
+-- removed is deleted.
+--
+-- **In-process copy and its staleness bound.** Each partition read from
+-- Redis is kept in the process for `local_ttl_ms` (default 1000 ms); reads
+-- within that window use it without asking Redis, so a silent hit costs no
+-- round trip. A token another process wrote (or removed) is therefore seen
+-- here at most `local_ttl_ms` late. Writes always re-read Redis and update
+-- the copy. When Redis is down, a read within the window is still served;
+-- past it, and on every write, the access raises
+-- `ClientAuthError("cache_unavailable", …)` naming the server and the
+-- reason, and the caller decides (e.g. an interactive or network flow).
+--
+-- **Writes are merge-safe.** A write re-reads the partition under `WATCH`,
+-- re-applies this access's changes entry by entry onto what is there now
+-- (so a token another process stored meanwhile is kept) and commits with
+-- `MULTI`/`SET PX`/`EXEC`; a commit that lost the race is retried.
+--
+-- **Why hiredis (C, Debian's libhiredis-dev) and not Debian's lua-redis.**
+-- hiredis is Redis's own client, maintained with the server; Debian's
+-- lua-redis is a 2014 snapshot of a project that has had no release since,
+-- and it would add luasocket as a dependency. With hiredis the client lives in
+-- `msal.core` beside the other I/O, builds once for Lua 5.4 and LuaJIT, has
+-- real connect and command timeouts, and replies are parsed in C. (Inside
+-- OpenResty, where C must not block, a cosocket client would be the choice.)
+--
+-- **What the caller passes.** `TokenCache:access` gives the plugin
+-- `ctx = {token_cache, will_write, cache_has_changed}` and, optionally,
+-- `ctx.partition_key`: the string naming the partition this access concerns
+-- (`plugin:partition_key_for{home_account_id = …, tenant_id = …}` computes
+-- it for the plugin's mode). Without it the access uses the partition
+-- `"default"`. Tokens are never logged; error messages carry only the server
+-- address and Redis's reason.
+-- @module msal.cache.redis
+local core = require("msal.core")
+local errors = require("msal.errors")
+
+local json = require("cjson").new() -- a private instance: its settings are ours alone
+
+local rcore = core.redis
+local now_ms, wall, sleep_ms = core.now_ms, core.time, core.sleep_ms
+
+local redis = {}
+
+local Plugin = {}
+Plugin.__index = Plugin
+
+local DEFAULT_PARTITION = "default"
+local WRITE_ATTEMPTS = 25
+
+local OPTIONS = {
+  location = "string", url = "string", partition = "string", ttl_slack_s = "number",
+  local_ttl_ms = "number", key_prefix = "string", timeout_ms = "number", refresh_token_ttl_s = "number",
+  local_max_partitions = "number",
+}
+
+local function config_error(msg)
+  error(errors.ClientConfigurationError("invalid_configuration", msg), 3)
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- Parses `redis://[[username]:password@]host[:port][/db]` (host may be
+-- `[ipv6]`; user and password are percent-decoded).
+-- @tparam string url
+-- @treturn table `{host, port, db, username, password}`
+-- @return or nil, message
+function redis.parse_url(url)
+  local rest = type(url) == "string" and url:match("^redis://(.*)$")
+  if not rest then return nil, "cache.url must look like redis://host:port/db" end
+  local userinfo, hostpart = rest:match("^(.*)@([^@]*)$")
+  if not userinfo then hostpart = rest end
+  local authority, path = hostpart:match("^([^/]*)(.*)$")
+  local host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = authority:match("^([^:]*):?(%d*)$") end
+  if not host or host == "" then return nil, "cache.url names no host: " .. url end
+  local db = path:match("^/(%d*)$")
+  if path ~= "" and not db then return nil, "cache.url's path must be a database number: " .. url end
+  local c = { host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0 }
+  if c.port < 1 or c.port > 65535 then return nil, "cache.url's port is out of range: " .. url end
+  if userinfo then
+    local user, pass = userinfo:match("^([^:]*):(.*)$")
+    if not user then user, pass = "", userinfo end
+    c.username = user ~= "" and unescape(user) or nil
+    c.password = unescape(pass)
+  end
+  return c
+end
+
+--- Makes a Redis cache plugin; it connects on first use, so an application
+-- can be made while Redis is down.
+-- @tparam table opts `{url = "redis://127.0.0.1:6379/0", partition =
+--   "account" | "app", local_ttl_ms = 1000, ttl_slack_s = 300, key_prefix =
+--   "msal", timeout_ms = 1000, refresh_token_ttl_s = 7776000,
+--   local_max_partitions = 1000}`: the in-process copies kept at most (a web
+--   app sees many users; older copies are dropped first)
+-- @treturn table the plugin (`before_cache_access`, `after_cache_access`,
+--   `partition_key_for`, `key_for`, `close`)
+function redis.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then config_error("the Redis cache options must be a table") end
+  for k, v in pairs(opts) do
+    if not OPTIONS[k] then config_error("unknown configuration key 'cache." .. tostring(k) .. "'") end
+    if type(v) ~= OPTIONS[k] then config_error("cache." .. k .. " must be a " .. OPTIONS[k]) end
+  end
+  local conn_opts, err = redis.parse_url(opts.url or "redis://127.0.0.1:6379/0")
+  if not conn_opts then config_error(err) end
+  local partition = opts.partition or "account"
+  if partition ~= "account" and partition ~= "app" then
+    config_error("cache.partition must be \"account\" or \"app\"")
+  end
+  local function nonneg(name, default)
+    local v = opts[name] or default
+    if v < 0 or v ~= v then config_error("cache." .. name .. " must not be negative") end
+    return v
+  end
+  conn_opts.timeout_ms = math.floor(nonneg("timeout_ms", 1000))
+  if conn_opts.timeout_ms < 1 then config_error("cache.timeout_ms must be at least 1") end
+  return setmetatable({
+    conn_opts = conn_opts,
+    where = (conn_opts.host:find(":", 1, true) and "[" .. conn_opts.host .. "]" or conn_opts.host)
+      .. ":" .. conn_opts.port,
+    partition = partition,
+    prefix = opts.key_prefix or "msal",
+    local_ttl_ms = nonneg("local_ttl_ms", 1000),
+    ttl_slack_s = nonneg("ttl_slack_s", 300),
+    rt_ttl_s = nonneg("refresh_token_ttl_s", 90 * 86400),
+    max_copies = math.max(1, nonneg("local_max_partitions", 1000)),
+    conn = nil,
+    keys = {},      -- client_id -> partition key -> Redis key (no string building per access)
+    nkeys = 0,
+    copies = {},    -- Redis key -> {json, at}: the in-process copies
+    ncopies = 0,
+    -- token cache -> {key, json, gen}: the partition it holds, as loaded
+    -- (json is also the base a write's changes are measured against)
+    installed = setmetatable({}, { __mode = "k" }),
+    conflicts = 0,  -- commits that lost a race and were retried (for tests and tuning)
+  }, Plugin)
+end
+
+local function unavailable(self, why)
+  error(errors.ClientAuthError("cache_unavailable",
+    ("the Redis token cache at %s is unavailable: %s"):format(self.where, tostring(why))), 0)
+end
+
+--- The partition key of a request in this plugin's mode: the account's
+-- home_account_id ("account") or the tenant id ("app"); nil when the
+-- request lacks it (the access then uses the "default" partition).
+-- @tparam table info `{home_account_id = …, tenant_id = …}`
+-- @treturn string|nil
+function Plugin:partition_key_for(info)
+  if type(info) ~= "table" then return nil end
+  local k = self.partition == "app" and info.tenant_id or info.home_account_id
+  return type(k) == "string" and k ~= "" and k or nil
+end
+
+--- The Redis key of a client's partition.
+-- @tparam string client_id
+-- @tparam[opt] string partition_key ("default" when nil)
+-- @treturn string `<key_prefix>:<client_id>:<partition_key>`
+function Plugin:key_for(client_id, partition_key)
+  partition_key = partition_key or DEFAULT_PARTITION
+  local by_client = self.keys[client_id]
+  if not by_client then
+    by_client = {}
+    self.keys[client_id] = by_client
+  end
+  local key = by_client[partition_key]
+  if not key then
+    if self.nkeys >= self.max_copies then -- bounded like the copies: start over
+      by_client = {}
+      self.keys, self.nkeys = { [client_id] = by_client }, 0
+    end
+    key = self.prefix .. ":" .. tostring(client_id) .. ":" .. partition_key
+    by_client[partition_key] = key
+    self.nkeys = self.nkeys + 1
+  end
+  return key
+end
+
+-- Keeps a new in-process copy, first dropping expired ones (and, if that
+-- is not enough, all) once there are local_max_partitions of them.
+function Plugin:keep(key, copy, t)
+  if self.ncopies >= self.max_copies then
+    local n = 0
+    for k, c in pairs(self.copies) do
+      if t - c.at >= self.local_ttl_ms then self.copies[k] = nil else n = n + 1 end
+    end
+    if n >= self.max_copies then self.copies, n = {}, 0 end
+    self.ncopies = n
+  end
+  if self.copies[key] == nil then self.ncopies = self.ncopies + 1 end
+  self.copies[key] = copy
+end
+
+--- Closes the connection (the next access opens a new one).
+function Plugin:close()
+  if self.conn then self.conn:close() end
+  self.conn = nil
+end
+
+-- Runs conn[method](conn, ...), connecting first if needed. A connection
+-- that breaks is replaced once and the call repeated, because a restarted
+-- server leaves every old connection dead; `once` forbids the repeat (a
+-- MULTI/EXEC on a new connection would have lost its WATCH).
+function Plugin:run(once, method, ...)
+  for attempt = 1, 2 do
+    local conn, fresh = self.conn, false
+    if not conn or not conn:is_open() then
+      local err
+      conn, err = rcore.connect(self.conn_opts)
+      if not conn then unavailable(self, err) end
+      self.conn, fresh = conn, true
+    end
+    local r, err, kind = conn[method](conn, ...)
+    if kind == "server" then unavailable(self, "Redis answered: " .. err) end
+    if kind ~= "io" then return r end
+    self.conn = nil
+    if fresh or once or attempt == 2 then unavailable(self, err) end
+  end
+end
+
+-- The partition's JSON as Redis has it ("" when there is none).
+function Plugin:fetch(key)
+  return self:run(false, "command", "GET", key) or ""
+end
+
+-- Makes the token cache hold this partition's content; a no-op when it
+-- already does (same key, same text, untouched since).
+function Plugin:install(tc, key, text)
+  local store = tc.store
+  local st = self.installed[tc]
+  if st and st.key == key and st.json == text and st.gen == store:generation() then return end
+  local ok, err = store:load(text)
+  if not ok then
+    local e = require("msal.cache").error_from_store(err)
+    e.error_message = e.error_message .. " (Redis key " .. key .. ")"
+    error(e, 0)
+  end
+  if st then
+    st.key, st.json, st.gen = key, text, store:generation()
+  else
+    self.installed[tc] = { key = key, json = text, gen = store:generation() }
+  end
+end
+
+--- Before the cache is used: loads the access's partition into the token
+-- cache, from the in-process copy while it is younger than local_ttl_ms,
+-- else from Redis. A write always reads Redis (its base for merging).
+-- Raises ClientAuthError "cache_unavailable" when Redis is needed and down.
+-- @tparam table ctx `{token_cache, will_write, partition_key?}`
+function Plugin:before_cache_access(ctx)
+  local tc = ctx.token_cache
+  local key = self:key_for(tc.client_id, ctx.partition_key)
+  local t = now_ms()
+  local copy = self.copies[key]
+  if ctx.will_write or not copy or t - copy.at >= self.local_ttl_ms then
+    local text = self:fetch(key)
+    if copy and copy.json == text then
+      copy.at = t
+    else
+      copy = { json = text, at = t }
+      self:keep(key, copy, t)
+    end
+  end
+  self:install(tc, key, copy.json)
+end
+
+-- The partition document as Lua (sections of entries by key), or nil when
+-- the text is not a JSON object.
+local function decode(text)
+  if text == "" then return {} end
+  local ok, doc = pcall(json.decode, text)
+  if ok and type(doc) == "table" then return doc end
+  return nil
+end
+
+local function same(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do
+    if not same(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+-- What this access did, entry by entry: {section, key, entry | false}.
+local function changes(base, mine)
+  local b, m = decode(base) or {}, assert(decode(mine), "the store serialized invalid JSON")
+  local out = {}
+  for section, entries in pairs(m) do
+    if type(entries) == "table" then
+      local old = type(b[section]) == "table" and b[section] or {}
+      for k, e in pairs(entries) do
+        if not same(old[k], e) then out[#out + 1] = { section, k, e } end
+      end
+    end
+  end
+  for section, entries in pairs(b) do
+    if type(entries) == "table" then
+      local now = type(m[section]) == "table" and m[section] or {}
+      for k in pairs(entries) do
+        if now[k] == nil then out[#out + 1] = { section, k, false } end
+      end
+    end
+  end
+  return out
+end
+
+-- Another process's version with this access's changes applied on top.
+local function merge(self, key, current, delta)
+  local doc = decode(current)
+  if not doc then
+    error(errors.ClientAuthError("invalid_cache", "the token cache in Redis key " .. key .. " is not a JSON object"), 0)
+  end
+  for i = 1, #delta do
+    local section, k, e = delta[i][1], delta[i][2], delta[i][3]
+    if type(doc[section]) ~= "table" then doc[section] = {} end
+    doc[section][k] = e or nil
+  end
+  return json.encode(doc)
+end
+
+-- Milliseconds the partition should live: its latest token expiry plus
+-- the slack; nil when it holds no entries at all.
+local function ttl_ms(self, store)
+  if store:count() == 0 then return nil end
+  local now = wall()
+  local last = now
+  for _, k in ipairs(store:find("AccessToken", {})) do
+    local e = store:get("AccessToken", k)
+    local t = math.max(tonumber(e.expires_on) or 0, tonumber(e.extended_expires_on) or 0)
+    if t > last then last = t end
+  end
+  for _, k in ipairs(store:find("RefreshToken", {})) do
+    local e = store:get("RefreshToken", k)
+    local t = tonumber(e.expires_on) or now + self.rt_ttl_s
+    if t > last then last = t end
+  end
+  return math.max(1000, math.floor((last - now + self.ttl_slack_s) * 1000))
+end
+
+--- After the cache was used: if the access changed it, writes the
+-- partition back merge-safely (WATCH, re-read, re-apply, MULTI/SET/EXEC,
+-- retried when another writer won), and refreshes the in-process copy.
+-- Raises ClientAuthError "cache_unavailable" when Redis is down, and
+-- "cache_write_conflict" if every attempt lost the race.
+-- @tparam table ctx `{token_cache, cache_has_changed, partition_key?}`
+function Plugin:after_cache_access(ctx)
+  if not ctx.cache_has_changed then return end
+  local tc = ctx.token_cache
+  local st = self.installed[tc]
+  if not st then return end -- before_cache_access failed: nothing was loaded
+  local key, base, store = st.key, st.json, tc.store
+  local mine = store:serialize()
+  local delta
+  for attempt = 1, WRITE_ATTEMPTS do
+    local t = now_ms()
+    local rs = self:run(false, "pipeline", { { "WATCH", key }, { "GET", key } })
+    local current = rs[2] or ""
+    local text = mine
+    if current ~= base then
+      delta = delta or changes(base, mine)
+      text = merge(self, key, current, delta)
+      self:install(tc, key, text)
+    end
+    local ms = ttl_ms(self, store)
+    local cmd = ms and { "SET", key, text, "PX", ms } or { "DEL", key }
+    local ok, res = pcall(self.run, self, true, "pipeline", { { "MULTI" }, cmd, { "EXEC" } })
+    if ok and res[3] then
+      local stored = ms and text or ""
+      self:keep(key, { json = stored, at = t }, t)
+      if stored ~= text then self:install(tc, key, stored) end
+      st = self.installed[tc]
+      st.key, st.json, st.gen = key, stored, store:generation()
+      return
+    end
+    -- an error here may be a connection lost mid-commit: go round again on
+    -- a fresh one (re-applying the changes is harmless if it had committed);
+    -- a Redis that is down fails the WATCH above and ends the loop
+    self.conflicts = self.conflicts + 1
+    sleep_ms(math.random() * math.min(attempt, 8))
+  end
+  error(errors.ClientAuthError("cache_write_conflict",
+    ("the Redis token cache at %s: partition %s kept changing; gave up after %d attempts")
+      :format(self.where, key, WRITE_ATTEMPTS)), 0)
+end
+
+return redis
