@@ -1,0 +1,36 @@
+-- The runnable examples keep running: each is started with this spec's
+-- interpreter and module paths, and its output checked.
+local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
+
+local function run(script, ...)
+  local interp = jit and "luajit" or "lua5.4"
+  local args = table.concat({ ... }, " ")
+  local p = assert(io.popen(("cd %s && %s %s %s 2>&1; echo \"exit:$?\""):format(ROOT, interp, script, args)))
+  local out = p:read("*a")
+  p:close()
+  return out, tonumber(out:match("exit:(%d+)%s*$"))
+end
+
+describe("examples", function()
+  it("silent_from_cache lists the account and serves a token from the cache", function()
+    local out, code = run("examples/silent_from_cache.lua", "examples/cache.json")
+    assert.equal(0, code, out)
+    assert.matches("account: test.user@example.com", out, 1, true)
+    assert.matches("from cache: true", out, 1, true)
+  end)
+  it("silent_from_cache says when the cache cannot answer", function()
+    local empty = os.tmpname()
+    local f = assert(io.open(empty, "w"))
+    f:write('{"Account":{}}')
+    f:close()
+    local out, code = run("examples/silent_from_cache.lua", empty)
+    os.remove(empty)
+    assert.equal(1, code)
+    assert.matches("no_account_in_silent_request", out, 1, true)
+  end)
+  it("shared_dict_plugin serves one worker's tokens to another", function()
+    local out, code = run("examples/shared_dict_plugin.lua")
+    assert.equal(0, code, out)
+    assert.matches("from the shared dictionary (from_cache: true)", out, 1, true)
+  end)
+end)
