@@ -55,6 +55,7 @@ build = {
     ["msal.network"] = "lua/msal/network.lua",
     ["msal.token_response"] = "lua/msal/token_response.lua",
     ["msal.flows.refresh"] = "lua/msal/flows/refresh.lua",
+    ["msal.flows.device_code"] = "lua/msal/flows/device_code.lua",
     ["msal.cache.save"] = "lua/msal/cache/save.lua",
     ["msal.cache.file"] = "lua/msal/cache/file.lua",
     ["msal.cache.redis"] = "lua/msal/cache/redis.lua",

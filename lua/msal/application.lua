@@ -11,6 +11,7 @@ local events = require("msal.events")
 local logger = require("msal.logger")
 local silent = require("msal.flows.silent")
 local refresh = require("msal.flows.refresh")
+local device_code = require("msal.flows.device_code")
 local core = require("msal.core")
 
 local application = {}
@@ -173,6 +174,26 @@ function App:acquire_token_silent(req)
     end)
   end
   return settle(self, p, cid)
+end
+
+--- Acquires a token with the device code flow: `req.device_code_callback(info)`
+-- receives `user_code`, `device_code`, `verification_uri`,
+-- `verification_uri_complete` (when sent), `expires_in`, `interval` and
+-- `message`; the promise settles when the user finishes on another device.
+-- Set `req.cancel = true` to stop polling.
+-- @tparam table req `{scopes, device_code_callback, claims, timeout, cancel, correlation_id}`
+-- @treturn promise of the result
+function App:acquire_token_by_device_code(req)
+  local ev = self.events
+  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_START, "device_code", nil, nil) end
+  return device_code.acquire(self, req):next(function(result)
+    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "device_code", result, nil, result.correlation_id) end
+    return result
+  end, function(err)
+    if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
+    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_FAILURE, "device_code", nil, err, err.correlation_id) end
+    return Promise.reject(err)
+  end)
 end
 
 --- Every account in the cache.
