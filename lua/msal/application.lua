@@ -12,6 +12,8 @@ local logger = require("msal.logger")
 local silent = require("msal.flows.silent")
 local refresh = require("msal.flows.refresh")
 local device_code = require("msal.flows.device_code")
+local authorize = require("msal.flows.authorize")
+local state_store = require("msal.state_store")
 local core = require("msal.core")
 
 local application = {}
@@ -83,6 +85,7 @@ function application.new_public(cfg)
     events = events.new(log, wall),
     authorities = {},
     inflight = {},
+    states = c.system.state_store or state_store.memory(wall),
     authority_type = auth.kind == "oidc" and "Generic" or auth.kind == "adfs" and "ADFS" or "MSSTS",
   }, App)
   return self
@@ -184,15 +187,104 @@ end
 -- @tparam table req `{scopes, device_code_callback, claims, timeout, cancel, correlation_id}`
 -- @treturn promise of the result
 function App:acquire_token_by_device_code(req)
+  return self:with_events("device_code", false, device_code.acquire(self, req))
+end
+
+-- Runs an interactive promise with its events: START (or LOGIN_START),
+-- then SUCCESS or FAILURE.
+function App:with_events(interaction, login, p)
   local ev = self.events
-  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_START, "device_code", nil, nil) end
-  return device_code.acquire(self, req):next(function(result)
-    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "device_code", result, nil, result.correlation_id) end
+  local start, ok, fail = E.ACQUIRE_TOKEN_START, E.ACQUIRE_TOKEN_SUCCESS, E.ACQUIRE_TOKEN_FAILURE
+  if login then start, ok, fail = E.LOGIN_START, E.LOGIN_SUCCESS, E.LOGIN_FAILURE end
+  if ev.n > 0 then ev:emit(start, interaction, nil, nil) end
+  return p:next(function(result)
+    if ev.n > 0 then ev:emit(ok, interaction, result, nil, result and result.correlation_id) end
     return result
   end, function(err)
     if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
-    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_FAILURE, "device_code", nil, err, err.correlation_id) end
+    if ev.n > 0 then ev:emit(fail, interaction, nil, err, err.correlation_id) end
     return Promise.reject(err)
+  end)
+end
+
+local function begin_redirect(self, req)
+  return authorize.begin(self, req, "redirect"):next(function(a)
+    -- the context outlives this process turn: the redirect may come back to
+    -- another worker, so the state store holds it (10 minutes)
+    self.states:put(a.state, a.ctx, 600)
+    return { url = a.url, state = a.state }
+  end)
+end
+
+--- Starts a redirect sign-in: resolves `{url, state}`; send the user to url
+-- and pass what comes back to handle_redirect_promise. PKCE, state and nonce
+-- are kept in the state store (`system.state_store`, in memory by default).
+-- @tparam table req `{scopes, extra_scopes_to_consent, prompt, login_hint,
+--   domain_hint, claims, account, redirect_uri, response_mode ("query" |
+--   "form_post" | "fragment"), authority, correlation_id}`
+function App:acquire_token_redirect(req)
+  return begin_redirect(self, req)
+end
+
+--- Sign-in by redirect: acquire_token_redirect with the OpenID scopes.
+function App:login_redirect(req)
+  return begin_redirect(self, req or {})
+end
+
+--- Finishes a redirect: checks the state (known, not yet used), classifies
+-- an error answer as MSAL does, redeems the code (once) and caches the
+-- tokens. Resolves nil when the input is not a redirect response.
+-- @param input the redirect URL, its query string, or a table of parameters
+--   (a form_post body)
+function App:handle_redirect_promise(input)
+  local params = authorize.params_of(input)
+  local ev = self.events
+  if params.state == nil or (params.code == nil and params.error == nil) then
+    return Promise.resolve(nil)
+  end
+  if ev.n > 0 then ev:emit(E.HANDLE_REDIRECT_START, "redirect", nil, nil) end
+  local ctx = self.states:take(params.state)
+  local p
+  if not ctx then
+    p = Promise.reject(errors.ClientAuthError("state_not_found",
+      "the redirect's state is unknown, expired or was already used; nothing was redeemed"))
+  elseif params.error then
+    p = Promise.reject(errors.from_server(params))
+  else
+    p = authorize.redeem(self, ctx, params.code)
+  end
+  p = self:with_events("redirect", false, p)
+  local function done() if ev.n > 0 then ev:emit(E.HANDLE_REDIRECT_END, "redirect", nil, nil) end end
+  p:next(done, done)
+  return p
+end
+
+--- The silent-then-interactive pattern in one call: silent first, and only
+-- on InteractionRequiredAuthError the interactive flow — `device_code`
+-- (resolves the token) or `redirect` (resolves `{url, state}` to send the
+-- user to).
+-- @tparam table req the request (as for acquire_token_silent, plus the
+--   interactive flow's fields)
+-- @tparam table opts `{interaction = "device_code" | "redirect"}`
+function App:acquire_token(req, opts)
+  local interaction = type(opts) == "table" and opts.interaction or nil
+  if interaction ~= "device_code" and interaction ~= "redirect" then
+    return Promise.reject(errors.ClientConfigurationError("invalid_interaction",
+      "acquire_token needs opts.interaction = \"device_code\" or \"redirect\""))
+  end
+  local silent_p
+  if type(req) == "table" and req.account then
+    silent_p = self:acquire_token_silent(req)
+  else
+    silent_p = Promise.reject(errors.InteractionRequiredAuthError("no_account", "no account yet: sign-in needed"))
+  end
+  return silent_p:catch(function(err)
+    if not errors.is_interaction_required(err) then return Promise.reject(err) end
+    local ireq = {}
+    for k, v in pairs(req or {}) do ireq[k] = v end
+    ireq.claims = err.claims or ireq.claims -- a claims challenge goes to the interactive call
+    if interaction == "device_code" then return self:acquire_token_by_device_code(ireq) end
+    return self:acquire_token_redirect(ireq)
   end)
 end
 

@@ -1,0 +1,136 @@
+--- The authorization-code flow's two halves, shared by redirect and popup:
+-- the authorize URL (PKCE S256, state and nonce from the CSPRNG, MSAL's
+-- parameters) and the redemption of the code that comes back.
+-- @module msal.flows.authorize
+local Promise = require("msal.promise")
+local authority = require("msal.authority")
+local core = require("msal.core")
+local errors = require("msal.errors")
+local network = require("msal.network")
+local request = require("msal.request")
+local refresh = require("msal.flows.refresh")
+
+local authorize = {}
+
+--- Builds the authorize URL for req and the context to keep until the
+-- redirect comes back.
+-- @treturn promise of `{url, state, ctx}`
+function authorize.begin(app, req, interaction)
+  return Promise.async(function()
+    req = req or {}
+    local scopes, err = request.check_scopes(req.scopes, true)
+    if not scopes then error(err, 0) end
+    local _, rerr = request.single_resource(scopes)
+    if rerr then error(rerr, 0) end
+    local extra
+    extra, err = request.check_scopes(req.extra_scopes_to_consent, true)
+    if not extra then error(err, 0) end
+    local claims
+    claims, err = request.merge_claims(req.claims, app.config.auth.client_capabilities)
+    if err then error(err, 0) end
+    local redirect_uri = req.redirect_uri or app.config.auth.redirect_uri
+    if type(redirect_uri) ~= "string" then
+      error(errors.ClientConfigurationError("redirect_uri_empty", "a redirect_uri is needed (auth.redirect_uri or request.redirect_uri)"), 0)
+    end
+    local auth = app.authority
+    if req.authority then
+      auth, err = app:parse_authority(req.authority)
+      if not auth then error(err, 0) end
+    end
+    local metadata
+    metadata, err = authority.resolve(app, auth):await()
+    if not metadata then error(err, 0) end
+    local crypto = core.crypto
+    local verifier, challenge = crypto.pkce()
+    local state, nonce = crypto.random_string(32), crypto.random_string(32)
+    local correlation_id = req.correlation_id or crypto.uuid4()
+    local login_hint = req.login_hint or (type(req.account) == "table" and req.account.username) or nil
+    if req.prompt == "select_account" then login_hint = nil end
+    local response_mode = req.response_mode or "query"
+    if response_mode ~= "query" and response_mode ~= "form_post" and response_mode ~= "fragment" then
+      error(errors.ClientConfigurationError("invalid_response_mode", "response_mode must be query, fragment or form_post"), 0)
+    end
+    local query = network.form_encode({
+      { "client_id", app.client_id },
+      { "scope", table.concat(request.with_defaults(scopes, extra), " ") },
+      { "redirect_uri", redirect_uri },
+      { "response_type", "code" },
+      { "response_mode", response_mode },
+      { "state", state },
+      { "nonce", nonce },
+      { "code_challenge", challenge },
+      { "code_challenge_method", "S256" },
+      { "client_info", auth.kind ~= "oidc" and "1" or nil },
+      { "prompt", req.prompt },
+      { "login_hint", login_hint },
+      { "domain_hint", req.domain_hint },
+      { "claims", claims },
+      { "client-request-id", correlation_id },
+    })
+    local sep = metadata.authorization_endpoint:find("?", 1, true) and "&" or "?"
+    return {
+      url = metadata.authorization_endpoint .. sep .. query,
+      state = state,
+      ctx = {
+        verifier = verifier, nonce = nonce, scopes = scopes, claims = claims, redirect_uri = redirect_uri,
+        authority = auth.url, correlation_id = correlation_id, interaction = interaction,
+        account = req.account,
+      },
+    }
+  end)
+end
+
+--- Redeems an authorization code.
+-- @tparam table ctx the context from begin()
+-- @tparam string code
+-- @treturn promise of the result
+function authorize.redeem(app, ctx, code)
+  return Promise.async(function()
+    local auth, err = app:parse_authority(ctx.authority)
+    if not auth then error(err, 0) end
+    local metadata
+    metadata, err = authority.resolve(app, auth):await()
+    if not metadata then error(err, 0) end
+    local scope_list = request.with_defaults(ctx.scopes)
+    local started = app.clock()
+    local r
+    r, err = refresh.post(app, metadata.token_endpoint, network.form_encode({
+      { "client_id", app.client_id },
+      { "scope", table.concat(scope_list, " ") },
+      { "grant_type", "authorization_code" },
+      { "code", code },
+      { "redirect_uri", ctx.redirect_uri },
+      { "code_verifier", ctx.verifier },
+      { "client_info", auth.kind ~= "oidc" and "1" or nil },
+      { "claims", ctx.claims },
+    }), refresh.headers(ctx.correlation_id, ctx.account)):await()
+    if not r then error(err, 0) end
+    if r.id_token and app.config.system.validate_id_token_signature then
+      local ok
+      ok, err = require("msal.jwks").verify(app, metadata, r.id_token):await()
+      if not ok then error(err, 0) end
+    end
+    local result
+    result, err = refresh.finish(app, r, { env = auth.cache_env, realm = auth.realm or "", scopes_list = scope_list,
+      started = started, grant = "authorization_code", metadata = metadata, auth = auth,
+      correlation_id = ctx.correlation_id, nonce = ctx.nonce })
+    if not result then error(err, 0) end
+    return result
+  end)
+end
+
+--- The parameters of a redirect: a full URL (query and/or fragment), a
+-- query string, or a table (form_post bodies already parsed).
+function authorize.params_of(input)
+  if type(input) == "table" then return input end
+  if type(input) ~= "string" then return {} end
+  local q = input:match("%?([^#]*)") or (not input:find("://", 1, true) and input:gsub("^[?#]", "")) or ""
+  local params = network.form_decode(q)
+  local frag = input:match("#(.*)$")
+  if frag then
+    for k, v in pairs(network.form_decode(frag)) do params[k] = params[k] or v end
+  end
+  return params
+end
+
+return authorize
