@@ -65,10 +65,19 @@ local function measure(file, n)
     ga[#ga + 1] = now_ms() - t
   end
   assert(#accounts == n, "expected " .. n .. " accounts, got " .. #accounts)
+  -- the first hit of each account builds its memo (id token claims, the
+  -- account); that cold figure is reported apart from the steady state
+  local req = { scopes = SCOPES }
+  local t0 = now_ms()
+  for j = 1, n do
+    req.account = accounts[j]
+    assert(app:acquire_token_silent(req):await())
+  end
+  local cold_us = (now_ms() - t0) * 1000 / n
   -- batches of calls, so the clock's own cost does not count; the median
   -- batch mean is the figure
   local batch, batches = 200, {}
-  local total = math.max(20000, n)
+  local total = math.max(20000, n * 4)
   local i = 0
   for _ = 1, total / batch do
     local t = now_ms()
@@ -79,8 +88,8 @@ local function measure(file, n)
     end
     batches[#batches + 1] = (now_ms() - t) * 1000 / batch
   end
-  print(string.format('{"silent_hit_us":%.3f,"get_all_accounts_ms":%.3f,"deserialize_ms":%.2f,"serialize_ms":%.2f,"peak_rss_mb":%.1f,"bytes":%d}',
-    median(batches), median(ga), median(de), median(se), peak_rss_mb(), #text))
+  print(string.format('{"silent_hit_us":%.3f,"first_hit_us":%.3f,"get_all_accounts_ms":%.3f,"deserialize_ms":%.2f,"serialize_ms":%.2f,"peak_rss_mb":%.1f,"bytes":%d}',
+    median(batches), cold_us, median(ga), median(de), median(se), peak_rss_mb(), #text))
 end
 
 if mode == "--one" then
@@ -127,12 +136,14 @@ for _, n in ipairs(sizes) do
     end
   end
   local rows = {
-    { "silent hit (us)", "silent_hit_us" }, { "get_all_accounts (ms)", "get_all_accounts_ms" },
+    { "silent hit (us)", "silent_hit_us" }, { "first hit/account (us)", "first_hit_us", "silent_hit_us" },
+    { "get_all_accounts (ms)", "get_all_accounts_ms" },
     { "deserialize (ms)", "deserialize_ms" }, { "serialize (ms)", "serialize_ms" },
     { "peak RSS (MB)", "peak_rss_mb" },
   }
   for _, r in ipairs(rows) do
-    local a, b = lua[r[2]], node[r[2]]
+    -- msal-node keeps no per-account memo: its every hit is a "first" hit
+    local a, b = lua[r[2]], node[r[3] or r[2]]
     print(("%-8d %-22s %12.3f %12.3f %7.1fx"):format(n, r[1], a, b or 0/0, (b or 0/0) / a))
   end
   os.remove(file)

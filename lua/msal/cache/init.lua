@@ -13,6 +13,8 @@ local cache = {}
 local TokenCache = {}
 TokenCache.__index = TokenCache
 
+local account_mt -- below, with the accounts
+
 --- Makes a token cache.
 -- @tparam string client_id the application's: accounts' id_token_claims
 --   come from its id tokens
@@ -21,8 +23,10 @@ TokenCache.__index = TokenCache
 function cache.new(client_id, plugin)
   local store = core.store.new()
   store:set_aliases(authority.CLOUDS)
-  return setmetatable({ store = store, client_id = client_id, plugin = plugin, memo = {}, memo_gen = -1 },
+  local tc = setmetatable({ store = store, client_id = client_id, plugin = plugin, memo = {}, memo_gen = -1 },
     TokenCache)
+  tc.account_mt = account_mt(tc)
+  return tc
 end
 
 --- Turns a store error table into the ClientAuthError users see: it names
@@ -87,27 +91,26 @@ function TokenCache:deserialize(json)
 end
 
 -- Accounts are read-only snapshots; id_token_claims are looked up when first
--- read, so listing 10,000 accounts does not decode 10,000 id tokens.
-local account_mt = {}
-local owner = setmetatable({}, { __mode = "k" })
-account_mt.__index = function(acct, k)
-  if k ~= "id_token_claims" then return nil end
-  local tc = owner[acct]
-  local jwt = tc and tc:id_token_for(acct.home_account_id, acct.environment, tc.client_id, acct.tenant_id)
-  local claims = jwt and id_token.cached_claims(jwt)
-  rawset(acct, "id_token_claims", claims or false)
-  return claims
+-- read, so listing 10,000 accounts does not decode 10,000 id tokens. One
+-- metatable per cache carries the way back to it.
+function account_mt(tc)
+  return {
+    __index = function(acct, k)
+      if k ~= "id_token_claims" then return nil end
+      local jwt = tc:id_token_for(acct.home_account_id, acct.environment, tc.client_id, acct.tenant_id)
+      local claims = jwt and id_token.cached_claims(jwt)
+      rawset(acct, "id_token_claims", claims or false)
+      return claims
+    end,
+  }
 end
 
 function TokenCache:own(acct)
-  owner[acct] = self
-  return setmetatable(acct, account_mt)
+  return setmetatable(acct, self.account_mt)
 end
 
 local function all_accounts(self)
-  local list = self.store:accounts()
-  for i = 1, #list do self:own(list[i]) end
-  return list
+  return self.store:accounts(self.account_mt)
 end
 
 --- Every account in the cache, in cache order.
@@ -120,12 +123,12 @@ end
 
 local function find_account(self, field, value)
   if type(value) ~= "string" then return nil end
-  local list = self.store:accounts()
+  local list = self.store:accounts(self.account_mt)
   for i = 1, #list do
     local a = list[i]
     local v = a[field]
     if v and (v == value or (field == "username" and v:lower() == value:lower())) then
-      return self:own(a)
+      return a
     end
   end
   return nil
