@@ -109,8 +109,16 @@ function TokenCache:own(acct)
   return setmetatable(acct, self.account_mt)
 end
 
+-- The account list is built once per store generation (20 ms at 10,000
+-- accounts); each call gets its own array of the same read-only snapshots.
 local function all_accounts(self)
-  return self.store:accounts(self.account_mt)
+  local gen = self.store:generation()
+  if self.accounts_gen ~= gen then
+    self.accounts_list, self.accounts_gen = self.store:accounts(self.account_mt), gen
+  end
+  local src, out = self.accounts_list, {}
+  for i = 1, #src do out[i] = src[i] end
+  return out
 end
 
 --- Every account in the cache, in cache order.
