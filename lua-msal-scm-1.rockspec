@@ -30,7 +30,7 @@ build = {
     ["msal.core"] = {
       sources = {
         "csrc/b64.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
-        "csrc/http.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/loop.c", "csrc/lstore.c",
+        "csrc/http.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/loop.c", "csrc/loopback.c", "csrc/lstore.c",
         "csrc/redis.c", "csrc/store.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
@@ -58,6 +58,7 @@ build = {
     ["msal.flows.device_code"] = "lua/msal/flows/device_code.lua",
     ["msal.flows.authorize"] = "lua/msal/flows/authorize.lua",
     ["msal.state_store"] = "lua/msal/state_store.lua",
+    ["msal.loopback"] = "lua/msal/loopback.lua",
     ["msal.cache.save"] = "lua/msal/cache/save.lua",
     ["msal.cache.file"] = "lua/msal/cache/file.lua",
     ["msal.cache.redis"] = "lua/msal/cache/redis.lua",

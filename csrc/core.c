@@ -11,6 +11,7 @@ int luaopen_msal_core(lua_State *L)
     } parts[] = {
         {"store", msal_open_store},   {"crypto", msal_open_crypto}, {"http", msal_open_http},
         {"loop", msal_open_loop},     {"fileio", msal_open_fileio}, {"redis", msal_open_redis},
+        {"loopback", msal_open_loopback},
     };
     size_t i;
     lua_newtable(L);

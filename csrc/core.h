@@ -14,5 +14,6 @@ void msal_open_http(lua_State *L);   /* http.c: libcurl multi */
 void msal_open_loop(lua_State *L);   /* loop.c: the poll loop */
 void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
 void msal_open_redis(lua_State *L);  /* redis.c: hiredis client for the Redis cache */
+void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
 
 #endif
