@@ -57,6 +57,7 @@ build = {
     ["msal.flows.refresh"] = "lua/msal/flows/refresh.lua",
     ["msal.flows.device_code"] = "lua/msal/flows/device_code.lua",
     ["msal.flows.authorize"] = "lua/msal/flows/authorize.lua",
+    ["msal.flows.popup"] = "lua/msal/flows/popup.lua",
     ["msal.state_store"] = "lua/msal/state_store.lua",
     ["msal.loopback"] = "lua/msal/loopback.lua",
     ["msal.cache.save"] = "lua/msal/cache/save.lua",

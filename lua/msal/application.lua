@@ -13,6 +13,7 @@ local silent = require("msal.flows.silent")
 local refresh = require("msal.flows.refresh")
 local device_code = require("msal.flows.device_code")
 local authorize = require("msal.flows.authorize")
+local popup = require("msal.flows.popup")
 local state_store = require("msal.state_store")
 local core = require("msal.core")
 
@@ -231,6 +232,22 @@ function App:login_redirect(req)
   return begin_redirect(self, req or {})
 end
 
+--- Acquires a token interactively in the system browser: a one-shot
+-- loopback listener (127.0.0.1 / ::1) receives the redirect; PKCE, state and
+-- nonce as always. `system.open_browser(url)` opens the browser (default:
+-- xdg-open / open / start); `system.loopback_timeout` (s) bounds the wait
+-- (BrowserAuthError `timed_out`).
+-- @tparam table req as acquire_token_redirect's, plus `success_template` and
+--   `error_template` (the HTML the browser shows afterwards)
+function App:acquire_token_popup(req)
+  return self:with_events("popup", false, popup.acquire(self, req))
+end
+
+--- Sign-in in the system browser: acquire_token_popup with the OpenID scopes.
+function App:login_popup(req)
+  return self:with_events("popup", true, popup.acquire(self, req or {}))
+end
+
 --- Finishes a redirect: checks the state (known, not yet used), classifies
 -- an error answer as MSAL does, redeems the code (once) and caches the
 -- tokens. Resolves nil when the input is not a redirect response.
@@ -260,17 +277,17 @@ function App:handle_redirect_promise(input)
 end
 
 --- The silent-then-interactive pattern in one call: silent first, and only
--- on InteractionRequiredAuthError the interactive flow — `device_code`
--- (resolves the token) or `redirect` (resolves `{url, state}` to send the
--- user to).
+-- on InteractionRequiredAuthError the interactive flow — `popup` or
+-- `device_code` (resolve the token) or `redirect` (resolves `{url, state}`
+-- to send the user to).
 -- @tparam table req the request (as for acquire_token_silent, plus the
 --   interactive flow's fields)
--- @tparam table opts `{interaction = "device_code" | "redirect"}`
+-- @tparam table opts `{interaction = "popup" | "device_code" | "redirect"}`
 function App:acquire_token(req, opts)
   local interaction = type(opts) == "table" and opts.interaction or nil
-  if interaction ~= "device_code" and interaction ~= "redirect" then
+  if interaction ~= "device_code" and interaction ~= "redirect" and interaction ~= "popup" then
     return Promise.reject(errors.ClientConfigurationError("invalid_interaction",
-      "acquire_token needs opts.interaction = \"device_code\" or \"redirect\""))
+      "acquire_token needs opts.interaction = \"popup\", \"redirect\" or \"device_code\""))
   end
   local silent_p
   if type(req) == "table" and req.account then
@@ -284,6 +301,7 @@ function App:acquire_token(req, opts)
     for k, v in pairs(req or {}) do ireq[k] = v end
     ireq.claims = err.claims or ireq.claims -- a claims challenge goes to the interactive call
     if interaction == "device_code" then return self:acquire_token_by_device_code(ireq) end
+    if interaction == "popup" then return self:acquire_token_popup(ireq) end
     return self:acquire_token_redirect(ireq)
   end)
 end

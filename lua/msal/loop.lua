@@ -201,14 +201,28 @@ function loop.step(timeout_ms)
       wait = math.min(timeout_ms, SOURCE_WAIT_MS)
     end
   end
-  local polled = false
+  local busy = {}
   for i = 1, #sources do
     local src = sources[i]
-    if src and src:pending() then
-      -- Only the first busy source may block; one blocking source (the
-      -- libcurl multi handle) is the expected setup.
-      if src:step(wait) then ran = true end
-      polled, wait = true, 0
+    if src and src:pending() then busy[#busy + 1] = src end
+  end
+  local polled = #busy > 0
+  if #busy == 1 then
+    if busy[1]:step(wait) then ran = true end
+  elseif #busy > 1 then
+    -- several sources (an HTTP request while the loopback listener waits):
+    -- one poll over all their descriptors, so none starves the others
+    if wait > 0 then
+      local fds = {}
+      for _, src in ipairs(busy) do
+        local t = src.timeout and src:timeout()
+        if t and t < wait then wait = t end
+        if src.pollfd then fds[#fds + 1] = src:pollfd() else wait = math.min(wait, 10) end
+      end
+      if wait > 0 then require("msal.core").loop.wait(fds, wait) end
+    end
+    for _, src in ipairs(busy) do
+      if src:step(0) then ran = true end
     end
   end
   if not polled and wait > 0 and timers[1] then sleep(wait) end

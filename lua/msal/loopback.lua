@@ -148,6 +148,15 @@ function Waiter:handle(req)
 end
 
 -- msal.loop source: waiting counts as pending until the promise settles.
+-- pollfd/timeout let the loop wait on it together with other sources.
+function Waiter:pollfd()
+  return self.l:pollfd()
+end
+
+function Waiter:timeout()
+  return self.l:timeout()
+end
+
 function Waiter:pending()
   return not self.settled
 end

@@ -14,8 +14,10 @@ local authorize = {}
 
 --- Builds the authorize URL for req and the context to keep until the
 -- redirect comes back.
+-- @tparam[opt] string state the state to use (the popup flow listens for it
+--   before the URL exists); a fresh one from the CSPRNG by default
 -- @treturn promise of `{url, state, ctx}`
-function authorize.begin(app, req, interaction)
+function authorize.begin(app, req, interaction, state)
   return Promise.async(function()
     req = req or {}
     local scopes, err = request.check_scopes(req.scopes, true)
@@ -42,7 +44,8 @@ function authorize.begin(app, req, interaction)
     if not metadata then error(err, 0) end
     local crypto = core.crypto
     local verifier, challenge = crypto.pkce()
-    local state, nonce = crypto.random_string(32), crypto.random_string(32)
+    state = state or crypto.random_string(32)
+    local nonce = crypto.random_string(32)
     local correlation_id = req.correlation_id or crypto.uuid4()
     local login_hint = req.login_hint or (type(req.account) == "table" and req.account.username) or nil
     if req.prompt == "select_account" then login_hint = nil end
