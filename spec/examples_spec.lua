@@ -5,6 +5,7 @@ local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 local function run(script, ...)
   local interp = jit and "luajit" or "lua5.4"
   local args = table.concat({ ... }, " ")
+  if script:find("^env ") then interp, script, args = script, args, "" end
   local p = assert(io.popen(("cd %s && %s %s %s 2>&1; echo \"exit:$?\""):format(ROOT, interp, script, args)))
   local out = p:read("*a")
   p:close()
@@ -27,6 +28,14 @@ describe("examples", function()
     os.remove(empty)
     assert.equal(1, code)
     assert.matches("no_account_in_silent_request", out, 1, true)
+  end)
+  it("silent_then_popup goes to the browser once, then to the cache", function()
+    local base = assert(os.getenv("MSAL_TEST_ENTRA"), "the test command starts the local authority")
+    local out, code = run("env -u LD_PRELOAD MSAL_EXAMPLE_BROWSER=auto MSAL_EXAMPLE_AUTHORITY=" .. base ..
+      "/00000000-0000-0000-bbbb-000000000002 " .. (jit and "luajit" or "lua5.4"), "examples/silent_then_popup.lua")
+    assert.equal(0, code, out)
+    assert.matches("1. Bearer for test.user@example.com (from cache: false)", out, 1, true)
+    assert.matches("2. Bearer for test.user@example.com (from cache: true)", out, 1, true)
   end)
   it("shared_dict_plugin serves one worker's tokens to another", function()
     local out, code = run("examples/shared_dict_plugin.lua")
