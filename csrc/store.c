@@ -896,8 +896,10 @@ int store_find_access_token(const store *s, const char *hid, size_t hid_len, con
         return ST_MULTIPLE;
     }
     e = *found;
-    /* cached in the future means the clock was turned back: not to be trusted */
-    if (e->cached_at > now || now + offset > e->expires_on)
+    /* cached in the future means the clock was turned back: not to be
+     * trusted (a second of slack: msal-node rounds cached_at to the nearest
+     * second, so its fresh tokens can be up to half a second "ahead") */
+    if (e->cached_at > now + 1 || now + offset > e->expires_on)
         return ST_EXPIRED;
     if (e->refresh_on >= 0 && now > e->refresh_on)
         return ST_REFRESH_DUE;

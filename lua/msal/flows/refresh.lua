@@ -179,6 +179,7 @@ function refresh.acquire(app, req, ctx)
         break
       end
     end
+    if not errors.is_error(last) then last = errors.ClientAuthError("unexpected_error", tostring(last)) end
     if last.correlation_id == nil then last.correlation_id = ctx.correlation_id end
     error(last, 0)
   end)
