@@ -260,3 +260,30 @@ describe("the token cache", function()
     assert.equal("fake-access-token", r.access_token)
   end)
 end)
+
+describe("cloud_discovery_metadata", function()
+  it("makes hosts one environment and caches under the preferred host, with no discovery call", function()
+    local meta = cjson.encode({ ["api-version"] = "1.1", metadata = { {
+      preferred_network = "login.contoso-cloud.example", preferred_cache = "cache.contoso-cloud.example",
+      aliases = { "login.contoso-cloud.example", "cache.contoso-cloud.example", "sts.contoso-cloud.example" } } } })
+    local doc = F.signed_in()
+    for _, section in ipairs({ "Account", "IdToken", "AccessToken", "RefreshToken" }) do
+      for _, e in pairs(doc[section]) do e.environment = "cache.contoso-cloud.example" end
+    end
+    local authority = "https://sts.contoso-cloud.example/" .. F.TENANT
+    local app = msal.PublicClientApplication.new({
+      auth = { client_id = F.CLIENT, authority = authority, cloud_discovery_metadata = meta,
+        authority_metadata = cjson.encode({ issuer = authority .. "/v2.0", token_endpoint = authority .. "/token",
+          authorization_endpoint = authority .. "/authorize" }) },
+      system = { clock = function() return NOW end, transport = require("fake_transport").new() },
+    })
+    assert.equal("cache.contoso-cloud.example", app.authority.cache_env)
+    app:get_token_cache():deserialize(cjson.encode(doc))
+    local r = assert(app:acquire_token_silent({ scopes = { "User.Read" }, account = app:get_all_accounts()[1] }):await())
+    assert.is_true(r.from_cache)
+    assert.equal(0, app.config.system.transport.n)
+    local ok, err = pcall(msal.PublicClientApplication.new, { auth = { client_id = "x", cloud_discovery_metadata = "{}" } })
+    assert.is_false(ok)
+    assert.equal("invalid_cloud_discovery_metadata", err.error_code)
+  end)
+end)

@@ -70,9 +70,23 @@ function application.new_public(cfg)
   local auth
   auth, err = authority.parse(c.auth.authority, c.auth.protocol_mode)
   if not auth then error(err, 2) end
+  local groups
+  if c.auth.cloud_discovery_metadata then
+    -- instance discovery answered in advance: its aliases and preferred
+    -- cache host, and no discovery call
+    groups, err = authority.parse_cloud_metadata(c.auth.cloud_discovery_metadata)
+    if not groups then error(err, 2) end
+    authority.apply_groups(auth, groups)
+  end
   local tc
   tc, err = make_cache(c, c.auth.client_id)
   if not tc then error(err, 2) end
+  if groups then
+    local all = {}
+    for _, g in ipairs(authority.CLOUDS) do all[#all + 1] = g end
+    for _, g in ipairs(groups) do all[#all + 1] = g end
+    tc.store:set_aliases(all)
+  end
   local log = logger.new(c.system.logger)
   local wall = c.system.clock or core.time
   local self = setmetatable({
@@ -85,6 +99,7 @@ function application.new_public(cfg)
     clock = wall,
     events = events.new(log, wall),
     authorities = {},
+    cloud_groups = groups,
     inflight = {},
     states = c.system.state_store or state_store.memory(wall),
     authority_type = auth.kind == "oidc" and "Generic" or auth.kind == "adfs" and "ADFS" or "MSSTS",
@@ -100,7 +115,7 @@ function App:parse_authority(url)
   if a then return a end
   local err
   a, err = authority.parse(url, self.config.auth.protocol_mode)
-  if a then memo[url] = a end
+  if a then memo[url] = authority.apply_groups(a, self.cloud_groups) end
   return a, err
 end
 

@@ -90,6 +90,51 @@ function authority.environment(a)
   return a.host
 end
 
+--- Reads `auth.cloud_discovery_metadata` (the instance discovery answer:
+-- `{"metadata": [{"preferred_cache", "aliases": […]}, …]}`) into alias
+-- groups, preferred cache host first.
+-- @treturn[1] table groups
+-- @treturn[2] nil
+-- @treturn[2] table ClientConfigurationError
+function authority.parse_cloud_metadata(json)
+  local doc = cjson.decode(json)
+  if type(doc) ~= "table" or type(doc.metadata) ~= "table" then
+    return nil, errors.ClientConfigurationError("invalid_cloud_discovery_metadata",
+      "auth.cloud_discovery_metadata must be JSON with a metadata list")
+  end
+  local groups = {}
+  for _, m in ipairs(doc.metadata) do
+    if type(m) ~= "table" or type(m.aliases) ~= "table" then
+      return nil, errors.ClientConfigurationError("invalid_cloud_discovery_metadata",
+        "every auth.cloud_discovery_metadata entry needs an aliases list")
+    end
+    local g, seen = {}, {}
+    local first = type(m.preferred_cache) == "string" and m.preferred_cache:lower() or nil
+    if first then g[1], seen[first] = first, true end
+    for _, h in ipairs(m.aliases) do
+      if type(h) == "string" and not seen[h:lower()] then
+        g[#g + 1], seen[h:lower()] = h:lower(), true
+      end
+    end
+    groups[#groups + 1] = g
+  end
+  return groups
+end
+
+--- Sets a parsed authority's cache environment from extra alias groups:
+-- the group's preferred cache host, as instance discovery would.
+function authority.apply_groups(a, groups)
+  for _, g in ipairs(groups or {}) do
+    for _, h in ipairs(g) do
+      if h == a.host or h == a.hostname then
+        a.cache_env = g[1]
+        return a
+      end
+    end
+  end
+  return a
+end
+
 --- Whether two hosts are the same environment.
 function authority.same_environment(h1, h2)
   h1, h2 = h1:lower(), h2:lower()
