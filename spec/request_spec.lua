@@ -65,3 +65,19 @@ describe("errors", function()
     assert.is_false(errors.is_interaction_required(e))
   end)
 end)
+
+describe("parse_claims_challenge", function()
+  local msal = require("msal")
+  it("reads the claims of a CAE challenge", function()
+    local claims = '{"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}'
+    local b64 = require("msal.core").crypto.b64_encode(claims)
+    local header = 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+      .. 'error="insufficient_claims", claims="' .. b64 .. '"'
+    assert.equal(claims, msal.parse_claims_challenge(header))
+  end)
+  it("returns nil when there is no usable challenge", function()
+    assert.is_nil(msal.parse_claims_challenge('Bearer realm="", error="invalid_token"'))
+    assert.is_nil(msal.parse_claims_challenge('Bearer claims="not base64!"'))
+    assert.is_nil(msal.parse_claims_challenge(nil))
+  end)
+end)

@@ -5,12 +5,14 @@ local Promise = require("msal.promise")
 local application = require("msal.application")
 local errors = require("msal.errors")
 local events = require("msal.events")
+local request = require("msal.request")
 
 local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
   EventType = events.types,
   is_interaction_required = errors.is_interaction_required,
+  parse_claims_challenge = request.parse_claims_challenge,
   Promise = Promise,
   async = Promise.async,
   all = Promise.all,

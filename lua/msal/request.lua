@@ -135,4 +135,21 @@ function request.merge_claims(claims, capabilities)
   return cjson.encode(doc)
 end
 
+--- Reads a CAE / conditional-access claims challenge from a resource's
+-- `WWW-Authenticate` header (`Bearer realm="", error="insufficient_claims",
+-- claims="<base64 JSON>"`) — MSAL leaves this to the app; the result goes
+-- into the next request's `claims`.
+-- @tparam string header the WWW-Authenticate value
+-- @treturn string|nil the claims JSON, nil when the header carries none
+function request.parse_claims_challenge(header)
+  if type(header) ~= "string" then return nil end
+  local b64 = header:match('[%s,]claims%s*=%s*"([^"]*)"') or header:match('^%s*[Bb]earer%s+claims%s*=%s*"([^"]*)"')
+  if not b64 or b64 == "" then return nil end
+  local crypto = require("msal.core").crypto
+  local padded = b64 .. ("="):rep((4 - #b64 % 4) % 4)
+  local json = crypto.b64_decode(padded) or crypto.b64url_decode((b64:gsub("=+$", "")))
+  if not json or type(cjson.decode(json)) ~= "table" then return nil end
+  return json
+end
+
 return request
