@@ -13,6 +13,7 @@ local function new_app(o)
       client_capabilities = o.capabilities, authority_metadata = o.metadata },
     cache = o.cache,
     system = { clock = function() return os.time() + skew[1] end, http_timeout_ms = o.timeout_ms,
+      transport = require("msal.transport.curl").new({ max_response_bytes = 8192 }),
       validate_id_token_signature = o.validate },
   })
   return app, skew
@@ -164,6 +165,7 @@ describe("silent refresh against the Entra-like authority", function()
 
   local broken = {
     { "a non-JSON body", { raw = "<html>proxy error</html>", status = 200 } },
+    { "an oversized body (over the transport's cap, 8 KB here)", { override = { access_token = ("x"):rep(9000) } } },
     { "a truncated body", { raw = '{"token_type":"Bearer","access_token":"x","expires_in":36', truncate = true } },
     -- libcurl itself retries once when a reused connection dies unanswered
     { "a dropped connection", { drop = true, count = 2 } },
