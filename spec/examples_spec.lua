@@ -37,6 +37,24 @@ describe("examples", function()
     assert.matches("1. Bearer for test.user@example.com (from cache: false)", out, 1, true)
     assert.matches("2. Bearer for test.user@example.com (from cache: true)", out, 1, true)
   end)
+  local expected = {
+    promise_style = "silent: from cache = true",
+    await_style = "round 2: token for test.user@example.com, from cache: true",
+    events = "unsubscribed: the last call printed no event",
+    redirect_web_handler = "-> 200 hello test.user@example.com (token from cache: true)",
+    device_code = "signed in on the other device: token for test.user@example.com",
+    optional_claims = "token for the challenge, from cache: false",
+  }
+  for name, line in pairs(expected) do
+    it(name .. " runs against the local authority", function()
+      local base = assert(os.getenv("MSAL_TEST_ENTRA"), "the test command starts the local authority")
+      local out, code = run("env LUA_PATH_5_4=" .. ROOT .. "/examples/?.lua\\;${LUA_PATH_5_4} LUA_PATH=" .. ROOT ..
+        "/examples/?.lua\\;${LUA_PATH} MSAL_EXAMPLE_BROWSER=auto MSAL_EXAMPLE_AUTHORITY=" .. base ..
+        "/00000000-0000-0000-bbbb-000000000002 " .. (jit and "luajit" or "lua5.4"), "examples/" .. name .. ".lua")
+      assert.equal(0, code, out)
+      assert.matches(line, out, 1, true)
+    end)
+  end
   it("shared_dict_plugin serves one worker's tokens to another", function()
     local out, code = run("examples/shared_dict_plugin.lua")
     assert.equal(0, code, out)
