@@ -135,14 +135,6 @@ function authority.apply_groups(a, groups)
   return a
 end
 
---- Whether two hosts are the same environment.
-function authority.same_environment(h1, h2)
-  h1, h2 = h1:lower(), h2:lower()
-  if h1 == h2 then return true end
-  local g = cloud_of[h1]
-  return g ~= nil and g == cloud_of[h2]
-end
-
 -- OpenID configurations by discovery URL, per process: every app of a
 -- process shares them, as MSAL shares its authority metadata cache.
 local metadata_cache = {}
