@@ -1,7 +1,7 @@
 -- acquire_token_popup against the local Entra-like authority: a stand-in
 -- browser (plain HTTP, following the authority's redirect to our loopback
 -- listener) plays the user. The same in headless Chromium against
--- oidc-provider's real pages is still to come (see the README).
+-- oidc-provider's real pages: spec/browser_spec.lua.
 local msal = require("msal")
 local entra = require("entra")
 local cjson = require("cjson")

@@ -19,6 +19,8 @@
 // /.well-known/openid-configuration):
 //   /auth  /token  /jwks  /me (userinfo)  /device/auth (device authorization)
 //   /device (user code entry)  /token/revocation  /session/end (logout)
+//   /__test/require_interaction?token=RT (POST; test hook: later refreshes of
+//   that grant answer interaction_required, as Entra does after a policy change)
 //
 // Clients:
 //   lua-msal-public        public (token_endpoint_auth_method none), native app:
@@ -210,6 +212,9 @@ function signingJwks() {
   return { keys: [{ ...jwk, kid: crypto.randomBytes(8).toString("hex"), use: "sig", alg: "RS256" }] };
 }
 
+// grantIds whose refresh grants answer interaction_required (see findAccount).
+const interactionRequiredGrants = new Set();
+
 function configuration(errors) {
   const ttl = {
     at: intEnv("OIDC_AT_TTL", 300),
@@ -243,7 +248,15 @@ function configuration(errors) {
     jwks: signingJwks(),
     // Cookie signing keys: random per run, sessions do not outlive the server.
     cookies: { keys: [crypto.randomBytes(32).toString("base64url")] },
-    findAccount: async (_ctx, sub) => account(sub),
+    // A refresh grant of a grant marked by POST /__test/require_interaction
+    // fails the way Entra's does after a policy change (MFA, password reset):
+    // interaction_required. oidc-provider itself never answers a refresh so.
+    findAccount: async (_ctx, sub, token) => {
+      if (token && token.kind === "RefreshToken" && interactionRequiredGrants.has(token.grantId)) {
+        throw new errors.InteractionRequired("the user must sign in again (marked by /__test/require_interaction)");
+      }
+      return account(sub);
+    },
     claims: {
       openid: ["sub"],
       profile: ["name", "given_name", "family_name", "preferred_username"],
@@ -381,6 +394,21 @@ async function main() {
       }
     }
     await next();
+  });
+
+  // Test hook: POST /__test/require_interaction?token=<refresh token> marks that
+  // token's grant, so every later refresh of it is interaction_required (what
+  // Entra answers when the user must satisfy a new policy). 204, or 404 for an
+  // unknown token. The token rides in the query so the body stays untouched.
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== "/__test/require_interaction") return next();
+    if (ctx.method !== "POST") { ctx.status = 405; return undefined; }
+    const token = new URLSearchParams(ctx.querystring).get("token");
+    const rt = token ? await provider.RefreshToken.find(token) : undefined;
+    if (!rt) { ctx.status = 404; return undefined; }
+    interactionRequiredGrants.add(rt.grantId);
+    ctx.status = 204;
+    return undefined;
   });
 
   // RFC 8628 lets the server advertise the polling interval (default 5 s);
