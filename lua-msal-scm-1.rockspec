@@ -58,6 +58,7 @@ build = {
     ["msal.flows.device_code"] = "lua/msal/flows/device_code.lua",
     ["msal.flows.authorize"] = "lua/msal/flows/authorize.lua",
     ["msal.flows.popup"] = "lua/msal/flows/popup.lua",
+    ["msal.flows.logout"] = "lua/msal/flows/logout.lua",
     ["msal.state_store"] = "lua/msal/state_store.lua",
     ["msal.loopback"] = "lua/msal/loopback.lua",
     ["msal.cache.save"] = "lua/msal/cache/save.lua",

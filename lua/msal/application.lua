@@ -14,6 +14,7 @@ local refresh = require("msal.flows.refresh")
 local device_code = require("msal.flows.device_code")
 local authorize = require("msal.flows.authorize")
 local popup = require("msal.flows.popup")
+local logout = require("msal.flows.logout")
 local state_store = require("msal.state_store")
 local core = require("msal.core")
 
@@ -318,6 +319,56 @@ function App:acquire_token(req, opts)
     if interaction == "device_code" then return self:acquire_token_by_device_code(ireq) end
     if interaction == "popup" then return self:acquire_token_popup(ireq) end
     return self:acquire_token_redirect(ireq)
+  end)
+end
+
+-- Runs a logout with its events: LOGOUT_START, then LOGOUT_SUCCESS or
+-- LOGOUT_FAILURE, then LOGOUT_END.
+local function with_logout_events(self, interaction, req, run)
+  local ev = self.events
+  if ev.n > 0 then ev:emit(E.LOGOUT_START, interaction, req) end
+  local p = logout.begin(self, req):next(run):next(function(result)
+    -- the request, as msal-browser: the URL holds the id token
+    if ev.n > 0 then ev:emit(E.LOGOUT_SUCCESS, interaction, req) end
+    return result
+  end, function(err)
+    if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
+    if ev.n > 0 then ev:emit(E.LOGOUT_FAILURE, interaction, nil, err, err.correlation_id) end
+    return Promise.reject(err)
+  end)
+  local function done() if ev.n > 0 then ev:emit(E.LOGOUT_END, interaction, nil) end end
+  p:next(done, done)
+  return p
+end
+
+--- Signs out for a web app: removes `req.account` and its tokens from the
+-- cache (every account when none is given, as msal-browser does) and
+-- resolves `{url}`, the authority's end-session URL to send the user to
+-- (nil when the authority publishes none). The id token rides along as
+-- `id_token_hint`.
+-- @tparam[opt] table req `{account, post_logout_redirect_uri, logout_hint,
+--   state, authority, correlation_id}`
+-- @treturn promise of `{url}`
+function App:logout_redirect(req)
+  return with_logout_events(self, "redirect", req, function(r) return r end)
+end
+
+--- Signs out on the desktop: as logout_redirect, then opens the end-session
+-- URL with `system.open_browser` so the browser's session ends too. It does
+-- not wait for the browser.
+-- @tparam[opt] table req as logout_redirect's
+-- @treturn promise of `{url}`
+function App:logout_popup(req)
+  return with_logout_events(self, "popup", req, function(r)
+    if r.url then
+      local open = self.config.system.open_browser or popup.default_open_browser
+      local ok, err = pcall(open, r.url)
+      if not ok then
+        return Promise.reject(errors.BrowserAuthError("popup_window_error",
+          "the browser could not be opened: " .. tostring(err)))
+      end
+    end
+    return r
   end)
 end
 

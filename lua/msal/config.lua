@@ -10,7 +10,7 @@ local config = {}
 local schema = {
   auth = {
     client_id = "string", authority = "string", redirect_uri = "string",
-    protocol_mode = "string", known_authorities = "table", authority_metadata = "string",
+    post_logout_redirect_uri = "string", protocol_mode = "string", known_authorities = "table", authority_metadata = "string",
     cloud_discovery_metadata = "string", client_capabilities = "table",
     client_secret = "string", client_certificate = "table", client_assertion = "string",
   },
@@ -79,6 +79,7 @@ function config.normalize(cfg)
       client_id = auth.client_id,
       authority = auth.authority or "https://login.microsoftonline.com/common",
       redirect_uri = auth.redirect_uri, protocol_mode = mode,
+      post_logout_redirect_uri = auth.post_logout_redirect_uri,
       known_authorities = auth.known_authorities or {},
       authority_metadata = auth.authority_metadata,
       cloud_discovery_metadata = auth.cloud_discovery_metadata,

@@ -1,6 +1,7 @@
 --- Event callbacks, MSAL's EventMessage in snake_case:
 -- `{event_type, interaction_type, payload, error, timestamp, correlation_id}`.
--- A callback that throws is logged and does not break the flow.
+-- A callback that throws is logged and does not break the flow. Payloads
+-- carry no raw token (access, id or refresh token) unless PII logging is on.
 -- @module msal.events
 local events = {}
 local unpack = table.unpack or unpack
@@ -16,6 +17,18 @@ events.types = {
   LOGOUT_FAILURE = "msal:logoutFailure", LOGOUT_END = "msal:logoutEnd",
   ACCOUNT_ADDED = "msal:accountAdded", ACCOUNT_REMOVED = "msal:accountRemoved",
 }
+
+-- The fields of a result that hold a token itself.
+local TOKEN_FIELDS = { "access_token", "id_token", "refresh_token" }
+
+-- A copy of payload without its tokens; callbacks get the rest (account,
+-- scopes, expiry, claims).
+local function without_tokens(payload)
+  local copy = {}
+  for k, v in pairs(payload) do copy[k] = v end
+  for _, k in ipairs(TOKEN_FIELDS) do copy[k] = nil end
+  return copy
+end
 
 local Emitter = {}
 Emitter.__index = Emitter
@@ -56,6 +69,7 @@ end
 --- Sends an event to the callbacks, in the order they were added.
 function Emitter:emit(event_type, interaction_type, payload, err, correlation_id)
   if self.n == 0 then return end
+  if type(payload) == "table" and not (self.log and self.log.pii) then payload = without_tokens(payload) end
   local message = {
     event_type = event_type, interaction_type = interaction_type, payload = payload,
     error = err, timestamp = self.clock(), correlation_id = correlation_id,
