@@ -1,7 +1,23 @@
 /* luaopen_msal_core: one shared object whose table gathers the small Lua
  * faces of the C core's files. */
+#define _GNU_SOURCE /* dladdr() and Dl_info are GNU extensions */
+#include <dlfcn.h>
+
 #include "compat.h"
 #include "core.h"
+
+/* lua_close() dlclose()s this module, which would unload libcurl with it
+ * while process-wide state that points into it (its thread-specific data,
+ * OpenSSL's exit handlers) lives on; a later exit then reads unmapped code
+ * (LeakSanitizer's exit scan crashed on exactly that). Pin the module, and so
+ * its libraries, for the life of the process. The handle is never closed on
+ * purpose. */
+static void pin_module(void)
+{
+    Dl_info info;
+    if (dladdr((void *)pin_module, &info) && info.dli_fname)
+        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
 
 int luaopen_msal_core(lua_State *L)
 {
@@ -14,6 +30,7 @@ int luaopen_msal_core(lua_State *L)
         {"loopback", msal_open_loopback},
     };
     size_t i;
+    pin_module();
     lua_newtable(L);
     msal_open_clock(L); /* now_ms, sleep_ms, time: straight into core */
     for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {

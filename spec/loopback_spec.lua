@@ -181,6 +181,14 @@ local function drive(l, job, on_req)
   return job:wait()
 end
 
+-- Open connections once the listener has seen the clients' closes: a client
+-- that has finished may close after drive()'s last step.
+local function settled(l)
+  local deadline = core.now_ms() + 2000
+  while l:pending() > 0 and core.now_ms() < deadline do l:step(20) end
+  return l:pending()
+end
+
 describe("msal.core.loopback", function()
   local l
 
@@ -252,7 +260,7 @@ describe("msal.core.loopback", function()
     assert.truthy(a.text:find("Content-Length: 4", 1, true))
     assert.truthy(a.text:find("Connection: close", 1, true))
     assert.truthy(a.text:find("\r\n\r\ndone", 1, true))
-    assert.equal(0, l:pending())
+    assert.equal(0, settled(l))
   end)
 
   it("answers 404 itself for paths other than the redirect path", function()
@@ -332,7 +340,7 @@ describe("msal.core.loopback", function()
     assert.truthy(out:find("^HTTP/1%.1 408 Request Timeout\r\n"))
     assert.truthy(out:find("[closed 0]", 1, true))
     assert.is_true(core.now_ms() - t0 < 2500)
-    assert.equal(0, l:pending())
+    assert.equal(0, settled(l))
   end)
 
   it("closes a connection that never sends anything, without an answer", function()
