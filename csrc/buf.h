@@ -8,7 +8,8 @@
 typedef struct msal_buf {
     char *p;
     size_t n, cap;
-    int oom; /* sticky: one failed allocation fails the whole buffer */
+    int oom;    /* sticky: one failed allocation fails the whole buffer */
+    int mapped; /* big buffers live in huge pages (hugemem.h), not malloc */
 } msal_buf;
 
 void buf_init(msal_buf *b);

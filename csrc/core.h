@@ -16,4 +16,9 @@ void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
 void msal_open_redis(lua_State *L);  /* redis.c: hiredis client for the Redis cache */
 void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
 
+/* fileio.c's write_atomic for content held in C (the store writes a cache
+ * file without making it a Lua string first): path and mode are the Lua
+ * arguments at path_arg and mode_arg; pushes write_atomic's results. */
+int msal_write_atomic(lua_State *L, int path_arg, const char *content, size_t len, int mode_arg);
+
 #endif

@@ -409,14 +409,20 @@ static int sync_dir(const char *dir)
  */
 static int f_write_atomic(lua_State *L)
 {
-    size_t plen, len, tlen;
-    const char *path = check_path(L, 1, &plen);
+    size_t len;
     const char *content = luaL_checklstring(L, 2, &len);
-    lua_Integer mode = luaL_optinteger(L, 3, 0600);
+    return msal_write_atomic(L, 1, content, len, 3);
+}
+
+int msal_write_atomic(lua_State *L, int path_arg, const char *content, size_t len, int mode_arg)
+{
+    size_t plen, tlen;
+    const char *path = check_path(L, path_arg, &plen);
+    lua_Integer mode = luaL_optinteger(L, mode_arg, 0600);
     const char *dir, *what;
     char *tmp;
     int fd, tries, err;
-    luaL_argcheck(L, mode >= 0 && mode <= 0777, 3, "mode must be within 0..0777 (0..511)");
+    luaL_argcheck(L, mode >= 0 && mode <= 0777, mode_arg, "mode must be within 0..0777 (0..511)");
     dir = push_dirname(L, path);
     tlen = plen + 64;
     tmp = lua_newuserdata(L, tlen); /* collected with the call, whatever happens */

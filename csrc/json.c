@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <string.h>
 
 #include "json.h"
@@ -104,15 +105,31 @@ static const unsigned char stop[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether the 8 bytes at p may hold '"', '\\', a control character or a
+ * non-ASCII byte (word-at-a-time tests; a false "may" only costs the byte
+ * loop a few steps, a false "may not" cannot happen). */
+static int may_stop(const unsigned char *p)
+{
+    uint64_t w, q, b;
+    memcpy(&w, p, 8);
+    q = w ^ (ONES * '"');
+    b = w ^ (ONES * '\\');
+    return (((q - ONES) & ~q) | ((b - ONES) & ~b) | (w - ONES * 0x20) | w) & HIGHS ? 1 : 0;
+}
+
 int json_string(json_scan *s, const char **inner, size_t *n, int *escaped)
 {
     const unsigned char *p = (const unsigned char *)s->p + 1;
     const unsigned char *end = (const unsigned char *)s->end;
     int esc = 0;
     for (;;) {
-        /* the common case, plain ASCII, in a tight loop: 4 bytes a step */
-        while (end - p >= 4 && !(stop[p[0]] | stop[p[1]] | stop[p[2]] | stop[p[3]]))
-            p += 4;
+        /* the common case, plain ASCII: 8 bytes a step, then byte by byte
+         * from the first word that may hold a stop byte */
+        while (end - p >= 8 && !may_stop(p))
+            p += 8;
         while (p < end && !stop[*p])
             p++;
         if (p >= end) {

@@ -1,8 +1,9 @@
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "hugemem.h"
 #include "json.h"
 #include "store.h"
 
@@ -34,25 +35,55 @@ static int lower(int c)
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define MIX 0x9e3779b97f4a7c15ULL
+
+/* Up to 8 bytes as one word, the rest zero. */
+static uint64_t load_word(const char *p, size_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, p, n < 8 ? n : 8);
+    return w;
+}
+
+/* ASCII upper-case letters of a word to lower case, all 8 bytes at once. */
+static uint64_t lower_word(uint64_t w)
+{
+    uint64_t ascii = w & ~HIGHS;
+    uint64_t ge_a = ascii + ONES * (0x80 - 'A'), gt_z = ascii + ONES * (0x80 - 'Z' - 1);
+    return w | (((ge_a & ~gt_z & ~w) & HIGHS) >> 2);
+}
+
+static uint64_t mix_word(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * MIX;
+    return h ^ (h >> 32);
+}
+
+/* Keys and ids are hashed a word at a time: deserializing a large cache
+ * hashes every key and account id, and a byte at a time that was a fifth
+ * of the time. `h` chains calls (the access-token index hashes three
+ * fields). */
 uint64_t store_hash_lower(const char *p, size_t n, uint64_t h)
 {
     size_t i;
-    for (i = 0; i < n; i++) {
-        h ^= (unsigned char)lower((unsigned char)p[i]);
-        h *= FNV_PRIME;
-    }
-    return h;
+    for (i = 0; i + 8 <= n; i += 8)
+        h = mix_word(h, lower_word(load_word(p + i, 8)));
+    if (i < n)
+        h = mix_word(h, lower_word(load_word(p + i, n - i)));
+    return mix_word(h, n);
 }
 
 static uint64_t key_hash(int section, const char *p, size_t n)
 {
     uint64_t h = FNV_OFFSET ^ (uint64_t)(section + 1);
     size_t i;
-    for (i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= FNV_PRIME;
-    }
-    return h;
+    for (i = 0; i + 8 <= n; i += 8)
+        h = mix_word(h, load_word(p + i, 8));
+    if (i < n)
+        h = mix_word(h, load_word(p + i, n - i));
+    return mix_word(h, n);
 }
 
 /* The access-token index key: home account, client and realm. */
@@ -109,11 +140,10 @@ static uint64_t entry_hhash(const store_entry *e)
 }
 
 /* ---- the entries of a parsed document live in an arena ----
- * On these virtual machines a page fault costs ~15 us: touching the 25 MB
- * of entries of a 10,000-account cache one fault at a time took longer
- * than parsing it. Chunks mapped with MAP_POPULATE are faulted in by the
- * kernel in one go. An entry replaced later stays in its chunk until the
- * whole document is let go. */
+ * Touching the 25 MB of entries of a 10,000-account cache one 4 KiB page
+ * fault at a time took longer than parsing it, so big chunks are huge pages
+ * (hugemem.h). An entry replaced later stays in its chunk until the whole
+ * document is let go. */
 #define ARENA_CHUNK ((size_t)4 << 20)
 
 struct store_arena {
@@ -129,23 +159,18 @@ static void *arena_alloc(store_doc *d, size_t n)
     void *p;
     n = (n + 15) & ~(size_t)15;
     if (c == NULL || c->cap - c->used < n) {
-        /* a small document gets a small chunk: populating 4 MB for one
-         * account would cost more than reading it */
+        /* a small document gets a small chunk: 4 MB for one account would
+         * cost more than reading it */
         size_t want = d->len / 2 < ARENA_CHUNK ? (d->len / 2 > 65536 ? d->len / 2 : 65536) : ARENA_CHUNK;
         size_t cap = n + head > want ? n + head : want;
-        int mapped = cap >= ((size_t)1 << 20), flags = MAP_PRIVATE | MAP_ANONYMOUS;
+        /* a mapping costs system calls: only worth it for big chunks */
+        int mapped = cap >= ((size_t)1 << 20);
         void *m;
-#ifdef MAP_POPULATE
-        flags |= MAP_POPULATE;
-#endif
-        /* a mapping costs two system calls: only worth it for big chunks */
-        if (mapped) {
-            m = mmap(NULL, cap, PROT_READ | PROT_WRITE, flags, -1, 0);
-            if (m == MAP_FAILED)
-                return NULL;
-        } else if ((m = malloc(cap)) == NULL) {
+        if (mapped)
+            cap = (cap + MSAL_HUGE_PAGE - 1) & ~(MSAL_HUGE_PAGE - 1);
+        m = mapped ? msal_huge_map(cap, 1) : malloc(cap);
+        if (m == NULL)
             return NULL;
-        }
         c = m;
         c->mapped = mapped;
         c->next = d->arena;
@@ -164,7 +189,7 @@ static void doc_free(store_doc *d)
         store_arena *c = d->arena;
         d->arena = c->next;
         if (c->mapped)
-            munmap(c, c->cap);
+            msal_huge_unmap(c, c->cap);
         else
             free(c);
     }
@@ -404,17 +429,20 @@ static void drop_entry(store_entry *e)
         free(e);
 }
 
-store_entry *store_get(const store *s, int section, const char *key, size_t key_len)
+static store_entry *get_hashed(const store *s, int section, const char *key, size_t key_len, uint64_t h)
 {
     store_entry *e;
-    uint64_t h;
     if (s->kcap == 0)
         return NULL;
-    h = key_hash(section, key, key_len);
     for (e = s->ktab[bucket(h, s->kcap)]; e; e = e->knext)
         if (e->khash == h && e->section == section && e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
             return e;
     return NULL;
+}
+
+store_entry *store_get(const store *s, int section, const char *key, size_t key_len)
+{
+    return get_hashed(s, section, key, key_len, key_hash(section, key, key_len));
 }
 
 void store_remove(store *s, store_entry *e)
@@ -793,7 +821,7 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
     buf_free(&dec);
     if (e->doc)
         e->doc->live++;
-    if ((old = store_get(s, section, e->key, key_len)) != NULL) {
+    if ((old = get_hashed(s, section, e->key, key_len, e->khash)) != NULL) {
         /* take the replaced entry's place, so files diff and merge calmly */
         unlink_indexes(s, old);
         e->prev = old->prev;

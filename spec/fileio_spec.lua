@@ -3,6 +3,7 @@
 -- with stale-lock recovery. Other processes are real ones: children run the
 -- same interpreter and the same build of msal.core.
 local core = require("msal.core")
+local cjson = require("cjson")
 local fileio = core.fileio
 
 local LUA = jit and "luajit" or "lua5.4"
@@ -166,6 +167,23 @@ describe("msal.core.fileio", function()
       local got, msg = fileio.read(dir)
       assert.is_nil(got)
       assert.is_string(msg)
+    end)
+
+    it("write a store's document straight from C, the same bytes as serialize()", function()
+      local F = require("fixtures")
+      local store = require("msal.core").store.new()
+      assert(store:load(cjson.encode(F.signed_in())))
+      local p = dir .. "/cache.json"
+      assert.is_true(store:write_file(p))
+      assert.equal(store:serialize(), (fileio.read(p)))
+      assert.equal(octal("600"), fileio.stat(p).mode)
+      assert.same({ "cache.json" }, ls(dir))
+      local ok, _, code = store:write_file(dir .. "/missing/cache.json")
+      assert.is_nil(ok)
+      assert.equal("ENOENT", code)
+      assert.has_error(function() store:write_file(p, 4096) end)
+      assert.has_error(function() store:write_file() end)
+      store:close()
     end)
 
     it("raise on programmer errors only", function()

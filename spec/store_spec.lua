@@ -267,6 +267,36 @@ describe("store documents", function()
     assert(s:load("{}"))
   end)
 
+  -- strings are scanned and ids hashed 8 bytes at a time: a stop byte or an
+  -- upper-case letter must be seen at every position within a word
+  it("see a quote, escape or control character at any position in a string", function()
+    for pad = 0, 17 do
+      local s = core.store.new()
+      local prefix = ("x"):rep(pad)
+      assert(s:load('{"X":"' .. prefix .. '\\"q"}'), "escape after " .. pad)
+      assert.matches('\\"q"', s:serialize(), 1, true)
+      local ok, err = s:load('{"X":"' .. prefix .. '\1"}')
+      assert.is_nil(ok, "control character after " .. pad)
+      assert.equal(6 + pad, err.offset)
+      ok = s:load('{"X":"' .. prefix .. '\255"}')
+      assert.is_nil(ok, "invalid UTF-8 after " .. pad)
+      assert(s:load('{"X":"' .. prefix .. '\195\169"}'), "UTF-8 after " .. pad)
+      s:close()
+    end
+  end)
+
+  it("find accounts whatever the case of any letter of their id", function()
+    for i = 1, #F.HID do
+      local c = F.HID:sub(i, i)
+      if c:match("%a") then
+        local s = new_store(F.signed_in())
+        local hid = F.HID:sub(1, i - 1) .. c:upper() .. F.HID:sub(i + 1)
+        assert.equal("hit", (find(s, { hid = hid })), "upper-case letter at " .. i)
+        s:close()
+      end
+    end
+  end)
+
   local bad = {
     { "truncated JSON", '{"Account":{', "offset" },
     { "trailing data", '{} x', "offset" },

@@ -181,7 +181,11 @@ function Plugin:after_cache_access(ctx)
   self.held = nil
   local ok, err = true, nil
   if ctx.cache_has_changed then
-    ok, err = fileio.write_atomic(self.path, self:encode(ctx.token_cache:serialize()), 384) -- 0600
+    if self.key then
+      ok, err = fileio.write_atomic(self.path, self:encode(ctx.token_cache:serialize()), 384) -- 0600
+    else
+      ok, err = ctx.token_cache:write_file(self.path, 384) -- straight from C: no 100 MB Lua string
+    end
     if ok then
       local st = fileio.stat(self.path)
       self.synced = st and signature(st) or nil

@@ -77,6 +77,15 @@ function TokenCache:serialize()
   return self.store:serialize()
 end
 
+--- Writes the serialized cache to a file atomically (temporary file, fsync,
+-- rename), without making it a Lua string first.
+-- @tparam string path
+-- @tparam[opt=0600] integer mode
+-- @treturn true, or nil and a message
+function TokenCache:write_file(path, mode)
+  return self.store:write_file(path, mode)
+end
+
 --- Replaces the cache's content with a unified-cache JSON document. Fields
 -- and sections this library does not know are kept for the next serialize.
 -- A malformed document raises a ClientAuthError naming the entry and field,
