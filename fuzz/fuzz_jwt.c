@@ -23,17 +23,10 @@
 #include <string.h>
 
 #include "b64.h"
+#include "check.h"
 #include "jwt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                               \
-    do {                                                                                       \
-        if (!(c)) {                                                                            \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #c);           \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
 
 /* Exact sizes, never rounded up, so ASan sees a single byte too far. */
 static void *xmalloc(size_t n)
