@@ -29,7 +29,7 @@ build = {
   modules = {
     ["msal.core"] = {
       sources = {
-        "csrc/b64.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
+        "csrc/b64.c", "csrc/bigalloc.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
         "csrc/http.c", "csrc/hugemem.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/loop.c", "csrc/loopback.c", "csrc/lstore.c",
         "csrc/redis.c", "csrc/store.c",
       },

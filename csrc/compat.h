@@ -50,6 +50,11 @@ static inline void *msal_testudata(lua_State *L, int i, const char *tname)
 #define MSAL_HAS_CLOSE 0
 #endif
 
+/* Lua 5.3/5.4 copy every string into a block from the state's allocator
+ * (bigalloc.c moves the big ones to huge pages); LuaJIT's allocator is its
+ * own and already maps big blocks. */
+#define MSAL_WRAP_BIG_ALLOC (LUA_VERSION_NUM >= 503)
+
 /* Makes a metatable named tname with methods reachable through __index and
  * the given metamethods; leaves it on the stack. */
 static inline void msal_newclass(lua_State *L, const char *tname,

@@ -31,6 +31,7 @@ int luaopen_msal_core(lua_State *L)
     };
     size_t i;
     pin_module();
+    msal_wrap_big_alloc(L);
     lua_newtable(L);
     msal_open_clock(L); /* now_ms, sleep_ms, time: straight into core */
     for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {

@@ -16,6 +16,12 @@ void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
 void msal_open_redis(lua_State *L);  /* redis.c: hiredis client for the Redis cache */
 void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
 
+/* bigalloc.c: on Lua 5.3/5.4 with lauxlib's allocator, serves new blocks of
+ * 8 MiB and more from huge pages (a no-op elsewhere). */
+void msal_wrap_big_alloc(lua_State *L);
+/* Call before pushing a string of len bytes made in C (bigalloc.c). */
+void msal_before_big_string(lua_State *L, size_t len);
+
 /* fileio.c's write_atomic for content held in C (the store writes a cache
  * file without making it a Lua string first): path and mode are the Lua
  * arguments at path_arg and mode_arg; pushes write_atomic's results. */

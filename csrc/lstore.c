@@ -9,7 +9,7 @@
 #include "store.h"
 
 #define STORE_MT "msal.store"
-#define BUF_MT "msal.store.buffer" /* a serialized document being written */
+#define BUF_MT "msal.store.buffer" /* a buffer a raised error must not leak */
 
 typedef struct lstore {
     store *s; /* NULL once closed */
@@ -131,24 +131,32 @@ static int l_load(lua_State *L)
     return 1;
 }
 
-static int l_serialize(lua_State *L)
-{
-    store *s = check_store(L);
-    msal_buf out;
-    buf_init(&out);
-    if (!store_serialize(s, &out)) {
-        buf_free(&out);
-        return luaL_error(L, "out of memory");
-    }
-    lua_pushlstring(L, out.p, out.n);
-    buf_free(&out);
-    return 1;
-}
-
 static int buf_gc(lua_State *L)
 {
     buf_free(luaL_checkudata(L, 1, BUF_MT));
     return 0;
+}
+
+/* A buffer owned by a new userdata on the stack, so that an error raised
+ * while it is filled cannot leak it. */
+static msal_buf *new_buffer(lua_State *L)
+{
+    msal_buf *b = lua_newuserdata(L, sizeof *b);
+    buf_init(b);
+    luaL_setmetatable(L, BUF_MT);
+    return b;
+}
+
+static int l_serialize(lua_State *L)
+{
+    store *s = check_store(L);
+    msal_buf *out = new_buffer(L);
+    if (!store_serialize(s, out))
+        return luaL_error(L, "out of memory");
+    msal_before_big_string(L, out->n);
+    lua_pushlstring(L, out->p ? out->p : "", out->n);
+    buf_free(out); /* now, not at the next collection: the next call reuses it */
+    return 1;
 }
 
 /***
@@ -165,15 +173,15 @@ static int l_write_file(lua_State *L)
 {
     store *s = check_store(L);
     msal_buf *out;
+    int nret;
     luaL_checklstring(L, 2, NULL);
     lua_settop(L, 3); /* path, mode: the buffer goes above them */
-    /* owned by a userdata, so an error raised while writing cannot leak it */
-    out = lua_newuserdata(L, sizeof *out);
-    buf_init(out);
-    luaL_setmetatable(L, BUF_MT);
+    out = new_buffer(L);
     if (!store_serialize(s, out))
         return luaL_error(L, "out of memory");
-    return msal_write_atomic(L, 2, out->p ? out->p : "", out->n, 3);
+    nret = msal_write_atomic(L, 2, out->p ? out->p : "", out->n, 3);
+    buf_free(out); /* now, not at the next collection: the next call reuses it */
+    return nret;
 }
 
 static void push_field(lua_State *L, const store_entry *e, int field)
@@ -329,10 +337,10 @@ static int l_put(lua_State *L)
     store_entry *old = NULL, *e;
     store_fpos f[NFIELDS];
     store_error err;
-    msal_buf raw;
+    msal_buf *raw;
     luaL_checktype(L, 3, LUA_TTABLE);
-    buf_init(&raw);
-    buf_addc(&raw, '{');
+    raw = new_buffer(L); /* put_value raises on a wrongly typed field */
+    buf_addc(raw, '{');
     if (key)
         old = store_get(s, sec, key, kn);
     lua_newtable(L); /* names the old entry had: written by the loop below */
@@ -365,15 +373,15 @@ static int l_put(lua_State *L)
                 continue;
             }
             if (!first)
-                buf_addc(&raw, ',');
+                buf_addc(raw, ',');
             first = 0;
-            buf_addc(&raw, '"');
-            buf_add(&raw, name, nn);
-            buf_add(&raw, "\":", 2);
+            buf_addc(raw, '"');
+            buf_add(raw, name, nn);
+            buf_add(raw, "\":", 2);
             if (lua_isnil(L, -1) || esc)
-                buf_add(&raw, vstart, (size_t)(js.p - vstart));
+                buf_add(raw, vstart, (size_t)(js.p - vstart));
             else
-                put_value(L, lua_gettop(L), &raw, lua_tostring(L, -2));
+                put_value(L, lua_gettop(L), raw, lua_tostring(L, -2));
             lua_pop(L, 2);
         }
     }
@@ -390,11 +398,11 @@ static int l_put(lua_State *L)
         lua_getfield(L, 3, name);
         if (lua_type(L, -1) != LUA_TNIL && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
             if (!first)
-                buf_addc(&raw, ',');
+                buf_addc(raw, ',');
             first = 0;
-            json_put_string(&raw, name, strlen(name));
-            buf_addc(&raw, ':');
-            put_value(L, lua_gettop(L), &raw, name);
+            json_put_string(raw, name, strlen(name));
+            buf_addc(raw, ':');
+            put_value(L, lua_gettop(L), raw, name);
         }
         lua_pop(L, 1);
     }
@@ -403,10 +411,8 @@ static int l_put(lua_State *L)
         size_t nn;
         const char *name;
         int known = 0, j;
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            buf_free(&raw);
+        if (lua_type(L, -2) != LUA_TSTRING)
             return luaL_error(L, "cache field names must be strings");
-        }
         name = lua_tolstring(L, -2, &nn);
         for (j = 0; j < NFIELDS; j++)
             if (strcmp(name, store_field_names[j]) == 0)
@@ -418,23 +424,21 @@ static int l_put(lua_State *L)
         lua_pop(L, 1);
         if (!known && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
             if (!first)
-                buf_addc(&raw, ',');
+                buf_addc(raw, ',');
             first = 0;
-            json_put_string(&raw, name, nn);
-            buf_addc(&raw, ':');
-            put_value(L, lua_gettop(L), &raw, name);
+            json_put_string(raw, name, nn);
+            buf_addc(raw, ':');
+            put_value(L, lua_gettop(L), raw, name);
         }
         lua_pop(L, 1);
     }
-    buf_addc(&raw, '}');
-    if (raw.oom) {
-        buf_free(&raw);
+    buf_addc(raw, '}');
+    if (raw->oom)
         return luaL_error(L, "out of memory");
-    }
-    store_locate_fields(raw.p, raw.n, f);
+    store_locate_fields(raw->p, raw->n, f);
     store_error_init(&err);
-    e = store_insert(s, sec, key, kn, raw.p, raw.n, f, NULL, &err);
-    buf_free(&raw);
+    e = store_insert(s, sec, key, kn, raw->p, raw->n, f, NULL, &err);
+    buf_free(raw);
     release_docs(L, s);
     if (e == NULL) {
         push_error(L, &err);
@@ -661,34 +665,29 @@ static int l_key(lua_State *L)
 {
     int sec = check_section(L, 1);
     store_fpos f[NFIELDS];
-    msal_buf raw, key;
+    msal_buf *raw, *key;
     size_t i;
     luaL_checktype(L, 2, LUA_TTABLE);
-    buf_init(&raw);
-    buf_init(&key);
-    buf_addc(&raw, '{');
+    raw = new_buffer(L); /* freed by __gc if a field's __index raises */
+    key = new_buffer(L);
+    buf_addc(raw, '{');
     for (i = 0; i < NFIELDS; i++) {
         lua_getfield(L, 2, store_field_names[i]);
         if (lua_type(L, -1) == LUA_TSTRING) {
             size_t n;
             const char *v = lua_tolstring(L, -1, &n);
-            if (raw.n > 1)
-                buf_addc(&raw, ',');
-            json_put_string(&raw, store_field_names[i], strlen(store_field_names[i]));
-            buf_addc(&raw, ':');
-            json_put_string(&raw, v, n);
+            if (raw->n > 1)
+                buf_addc(raw, ',');
+            json_put_string(raw, store_field_names[i], strlen(store_field_names[i]));
+            buf_addc(raw, ':');
+            json_put_string(raw, v, n);
         }
         lua_pop(L, 1);
     }
-    buf_addc(&raw, '}');
-    if (raw.oom || !store_locate_fields(raw.p, raw.n, f) || !store_make_key(sec, raw.p, f, &key)) {
-        buf_free(&raw);
-        buf_free(&key);
+    buf_addc(raw, '}');
+    if (raw->oom || !store_locate_fields(raw->p, raw->n, f) || !store_make_key(sec, raw->p, f, key))
         return luaL_error(L, "out of memory");
-    }
-    lua_pushlstring(L, key.p ? key.p : "", key.n);
-    buf_free(&raw);
-    buf_free(&key);
+    lua_pushlstring(L, key->p ? key->p : "", key->n);
     return 1;
 }
 
