@@ -110,7 +110,7 @@ static int l_load(lua_State *L)
     store_error err;
     store *fresh;
     store_doc *doc;
-    uint64_t gen;
+    uint64_t gen, agen;
     check_store(L);
     store_error_init(&err);
     fresh = store_parse(text, n, ls->s, &err, &doc);
@@ -124,9 +124,11 @@ static int l_load(lua_State *L)
         doc->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     gen = ls->s->generation;
+    agen = ls->s->account_generation;
     free_store(L, ls->s);
     ls->s = fresh;
     fresh->generation = gen + 1;
+    fresh->account_generation = agen + 1;
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -606,9 +608,17 @@ static int l_count(lua_State *L)
     return 1;
 }
 
+/* generation(["Account"]) -> a number that changes with every change to
+ * the store (to its Account entries) */
 static int l_generation(lua_State *L)
 {
-    lua_pushnumber(L, (lua_Number)check_store(L)->generation);
+    store *s = check_store(L);
+    if (lua_isnoneornil(L, 2))
+        lua_pushnumber(L, (lua_Number)s->generation);
+    else if (check_section(L, 2) == SEC_ACCOUNT)
+        lua_pushnumber(L, (lua_Number)s->account_generation);
+    else
+        return luaL_argerror(L, 2, "only \"Account\" has a generation of its own");
     return 1;
 }
 

@@ -462,6 +462,8 @@ void store_remove(store *s, store_entry *e)
     s->count[sec]--;
     s->total--;
     s->generation++;
+    if (sec == SEC_ACCOUNT)
+        s->account_generation++;
     drop_entry(e);
 }
 
@@ -854,6 +856,8 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
         link_entry(s, e);
     }
     s->generation++;
+    if (section == SEC_ACCOUNT)
+        s->account_generation++;
     return e;
 oom:
     buf_free(&keybuf);

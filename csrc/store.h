@@ -91,6 +91,7 @@ typedef struct store {
     store_doc *docs;
     uint64_t next_serial;
     uint64_t generation;                /* bumped by every change */
+    uint64_t account_generation;        /* bumped by changes to Account entries */
 } store;
 
 typedef struct store_error {

@@ -153,6 +153,69 @@ describe("acquire_token_silent", function()
     app = app_with(no_refresh_token({ expires_on = soon }), { system = { token_renewal_offset = 60 } })
     assert.is_table((silent(app, { scopes = { "User.Read" }, account = account })))
   end)
+  describe("repeated hits (served from a record of the last hit)", function()
+    local function clocked(doc, extra)
+      local now = { NOW }
+      extra = extra or {}
+      extra.system = { clock = function() return now[1] end }
+      return app_with(doc, extra), now
+    end
+    it("give fresh result tables that do not share what a caller may change", function()
+      local app = app_with(F.signed_in())
+      local account = app:get_all_accounts()[1]
+      local r1 = assert(silent(app, { scopes = { "User.Read" }, account = account, correlation_id = "c1" }))
+      table.insert(r1.scopes, "Mail.Send")
+      r1.access_token = "changed"
+      local r2 = assert(silent(app, { scopes = { "User.Read" }, account = account, correlation_id = "c2" }))
+      assert.are_not.equal(r1, r2)
+      assert.equal("fake-access-token", r2.access_token)
+      assert.same({ "User.Read", "openid", "profile", "email" }, r2.scopes)
+      assert.equal("c2", r2.correlation_id)
+      assert.equal("Test User", r2.id_token_claims.name)
+      assert.equal(F.HID, r2.account.home_account_id)
+    end)
+    it("stop at the renewal offset and at refresh_on as the first hit would", function()
+      local app, now = clocked(F.signed_in({ expires_on = tostring(NOW + 1000), refresh_on = tostring(NOW + 500) }))
+      local fake = app.config.system.transport
+      local account = app:get_all_accounts()[1]
+      assert.is_true(assert(silent(app, { scopes = { "User.Read" }, account = account })).from_cache)
+      now[1] = NOW + 400
+      assert.is_true(assert(silent(app, { scopes = { "User.Read" }, account = account })).from_cache)
+      assert.equal(0, fake.n)
+      now[1] = NOW + 501 -- past refresh_on: a refresh is tried, the cached token still served
+      assert.is_true(assert(silent(app, { scopes = { "User.Read" }, account = account })).from_cache)
+      assert.equal(1, fake.n)
+      now[1] = NOW + 701 -- within 300 s of expiry: not served
+      local _, err = silent(app, { scopes = { "User.Read" }, account = account })
+      assert.equal("invalid_grant", err.error_code)
+      assert.equal(2, fake.n)
+    end)
+    it("see a token written since, and a token removed since", function()
+      local app = app_with(F.signed_in())
+      local account = app:get_all_accounts()[1]
+      assert.equal("fake-access-token", assert(silent(app, { scopes = { "User.Read" }, account = account })).access_token)
+      app:get_token_cache():deserialize(cjson.encode(F.signed_in({ secret = "newer-token" })))
+      assert.equal("newer-token", assert(silent(app, { scopes = { "User.Read" }, account = account })).access_token)
+      local doc = F.signed_in()
+      doc.AccessToken = {}
+      app:get_token_cache():deserialize(cjson.encode(doc))
+      local _, err = silent(app, { scopes = { "User.Read" }, account = account })
+      assert.is_true(msal.is_interaction_required(err))
+    end)
+    it("follow the account's fields, not the table", function()
+      local app = app_with(F.signed_in())
+      local account = app:get_all_accounts()[1]
+      assert.is_table((silent(app, { scopes = { "User.Read" }, account = account })))
+      account.home_account_id = "someone-else." .. F.TENANT -- a caller changed the snapshot
+      local _, err = silent(app, { scopes = { "User.Read" }, account = account })
+      assert.is_true(msal.is_interaction_required(err))
+      account.home_account_id = F.HID
+      assert.is_table((silent(app, { scopes = { "User.Read" }, account = account })))
+      account.tenant_id = "other-tenant"
+      _, err = silent(app, { scopes = { "User.Read" }, account = account })
+      assert.equal("invalid_grant", err.error_code) -- that realm has no cached token
+    end)
+  end)
   it("skips the cached token for force_refresh and for claims", function()
     local app = app_with(F.signed_in())
     local fake = app.config.system.transport

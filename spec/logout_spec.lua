@@ -29,6 +29,7 @@ local function new_app(o)
   local app = msal.PublicClientApplication.new({
     auth = { client_id = F.CLIENT, authority = AUTHORITY, authority_metadata = cjson.encode(metadata),
       post_logout_redirect_uri = o.post_logout_redirect_uri },
+    cache = o.cache,
     system = { open_browser = o.open_browser, logger = o.logger,
       transport = require("fake_transport").new(function() error("no network expected") end) },
   })
@@ -82,6 +83,34 @@ describe("logout", function()
     assert.is_nil(query_of(r.url).id_token_hint)
     assert.same({}, app:get_all_accounts())
     assert.same({}, cjson.decode(app:get_token_cache():serialize()).RefreshToken)
+  end)
+
+  it("forgets every account in one cache access, and one per partition when partitioned", function()
+    local function counting(partitioned)
+      local p = { writes = 0, keys = {} }
+      function p.before_cache_access() end
+      function p.after_cache_access(_, ctx)
+        if ctx.will_write then
+          p.writes = p.writes + 1
+          p.keys[#p.keys + 1] = ctx.partition_key or "-"
+        end
+      end
+      if partitioned then
+        function p.partition_key_for(_, info) return info.home_account_id end
+      end
+      return p
+    end
+    local plugin = counting(false)
+    local app = new_app({ cache = plugin })
+    assert(app:logout_redirect():await())
+    assert.same({}, app:get_all_accounts())
+    assert.equal(1, plugin.writes)
+    plugin = counting(true)
+    app = new_app({ cache = plugin })
+    assert(app:logout_redirect():await())
+    assert.same({}, app:get_all_accounts())
+    table.sort(plugin.keys)
+    assert.same({ F.HID, OTHER_HID }, plugin.keys) -- sorted
   end)
 
   it("signs out locally when the authority publishes no end_session_endpoint", function()

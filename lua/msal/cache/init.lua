@@ -118,14 +118,24 @@ function TokenCache:own(acct)
   return setmetatable(acct, self.account_mt)
 end
 
--- The account list is built once per store generation (20 ms at 10,000
--- accounts); each call gets its own array of the same read-only snapshots.
-local function all_accounts(self)
-  local gen = self.store:generation()
+--- Whether acct is one of this cache's account snapshots.
+function TokenCache:owns(acct)
+  return getmetatable(acct) == self.account_mt
+end
+
+-- The account snapshots, built again only when Account entries change (20
+-- ms at 10,000 accounts): a token written by a refresh does not count.
+local function snapshots(self)
+  local gen = self.store:generation("Account")
   if self.accounts_gen ~= gen then
     self.accounts_list, self.accounts_gen = self.store:accounts(self.account_mt), gen
   end
-  local src, out = self.accounts_list, {}
+  return self.accounts_list
+end
+
+-- Each call gets its own array of the same read-only snapshots.
+local function all_accounts(self)
+  local src, out = snapshots(self), {}
   for i = 1, #src do out[i] = src[i] end
   return out
 end
@@ -140,7 +150,7 @@ end
 
 local function find_account(self, field, value)
   if type(value) ~= "string" then return nil end
-  local list = self.store:accounts(self.account_mt)
+  local list = snapshots(self)
   for i = 1, #list do
     local a = list[i]
     local v = a[field]
@@ -191,15 +201,52 @@ function TokenCache:remove_account(acct)
     :access(true, remove_account, self, acct)
 end
 
--- Per store generation, what a silent hit needs besides the access token:
--- the id token and the account of (home account, realm), for this client.
-function TokenCache:memo_for(hid, env, realm)
+-- The memos below describe one generation of the store: any change to it
+-- drops them all.
+local function fresh_memos(self)
   local gen = self.store:generation()
   if gen ~= self.memo_gen then
     -- at_memo: per access-token entry, the strings a hit returns (filled by
-    -- the store); both memos describe one generation of the store
-    self.memo, self.at_memo, self.memo_gen = {}, {}, gen
+    -- the store); hits: per scope list and account snapshot, the last hit
+    self.memo, self.at_memo, self.hits, self.memo_gen = {}, {}, {}, gen
   end
+end
+
+local WEAK_KEYS = { __mode = "k" }
+
+--- The silent flow's records of hits for one (normalised) scope list, by
+-- account snapshot, for the store as it is now.
+function TokenCache:hits_for(scopes)
+  fresh_memos(self)
+  local h = self.hits[scopes]
+  if not h then
+    h = setmetatable({}, WEAK_KEYS)
+    self.hits[scopes] = h
+  end
+  return h
+end
+
+--- Removes every account and its tokens, in one cache access (one lock and
+-- one write for a file cache, however many accounts); with a partitioned
+-- plugin (Redis), one access per account's partition.
+-- @treturn number how many entries were removed
+function TokenCache:remove_all_accounts()
+  if self.plugin and self.plugin.partition_key_for then
+    local n = 0
+    for _, acct in ipairs(self:get_all_accounts()) do n = n + self:remove_account(acct) end
+    return n
+  end
+  return self:access(true, function()
+    local n = 0
+    for _, acct in ipairs(all_accounts(self)) do n = n + remove_account(self, acct) end
+    return n
+  end)
+end
+
+-- Per store generation, what a silent hit needs besides the access token:
+-- the id token and the account of (home account, realm), for this client.
+function TokenCache:memo_for(hid, env, realm)
+  fresh_memos(self)
   local by_hid = self.memo[hid]
   if not by_hid then
     by_hid = {}

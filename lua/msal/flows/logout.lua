@@ -20,7 +20,7 @@ local logout = {}
 local function forget(app, account)
   local tc = app.token_cache
   if account == nil then
-    for _, a in ipairs(tc:get_all_accounts()) do tc:remove_account(a) end
+    tc:remove_all_accounts()
     return nil
   end
   local hint = tc:id_token_for(account.home_account_id, account.environment, app.client_id, account.tenant_id)
