@@ -9,6 +9,7 @@
 -- them every test here FAILS; nothing is skipped.
 local msal = require("msal")
 local cjson = require("cjson")
+local proc = require("proc")
 
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 local CHROMIUM = "/usr/bin/chromium"
@@ -19,14 +20,6 @@ local function file_exists(p)
   local f = io.open(p, "rb")
   if f then f:close() return true end
   return false
-end
-
-local function read_file(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 -- Fails (never skips) when the environment cannot run these tests.
@@ -41,40 +34,17 @@ local function issuer()
   return b
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local tmpdir
+local tmpdir, remove_tmpdir
 local runs = 0
 
 -- Starts browser_login.js in the background (a browser runs on its own);
--- returns a handle to wait for its exit status and output. LD_PRELOAD (the
--- ASan runtime of the sanitizer run) is dropped for the node child.
+-- returns its proc job (done, output, wait for its exit status). LD_PRELOAD
+-- (the ASan runtime of the sanitizer run) is dropped for the node child.
 local function start_browser(url, args)
   runs = runs + 1
-  local base = tmpdir .. "/browser" .. runs
-  local cmd = "(env -u LD_PRELOAD node " .. shell_quote(SCRIPT) .. " " .. shell_quote(url)
-  for _, a in ipairs(args or {}) do cmd = cmd .. " " .. shell_quote(a) end
-  cmd = cmd .. " >" .. shell_quote(base .. ".log") .. " 2>&1 </dev/null; echo $? >" ..
-    shell_quote(base .. ".rc.tmp") .. "; mv " .. shell_quote(base .. ".rc.tmp") .. " " .. shell_quote(base .. ".rc") ..
-    ") >/dev/null 2>&1 &"
-  local ok = os.execute(cmd)
-  assert(ok == true or ok == 0, "cannot start " .. cmd)
-  local h = { base = base }
-  function h.log() return read_file(base .. ".log") or "" end
-  function h.done() return file_exists(base .. ".rc") end
-  -- Waits (up to `secs`) for the browser to exit; returns its exit status.
-  function h.wait(secs)
-    local deadline = os.time() + (secs or 35)
-    while os.time() <= deadline do
-      local rc = read_file(base .. ".rc")
-      if rc then return tonumber(rc:match("%d+")) end
-      os.execute("sleep 0.1")
-    end
-    return nil
-  end
-  return h
+  local cmd = "node " .. proc.quote(SCRIPT) .. " " .. proc.quote(url)
+  for _, a in ipairs(args or {}) do cmd = cmd .. " " .. proc.quote(a) end
+  return proc.background(cmd, tmpdir .. "/browser" .. runs, { plain = true })
 end
 
 -- The browser of the last popup, for the test to wait on.
@@ -100,16 +70,17 @@ end
 -- Waits for the browser, asserting that it finished cleanly; its output on failure.
 local function browser_done(h, what)
   assert(h, (what or "browser") .. ": the browser was never started")
-  local rc = h.wait(35)
-  assert(rc == 0, (what or "browser") .. " exited with " .. tostring(rc) .. ":\n" .. h.log())
-  return h.log()
+  local rc = h:wait(35000)
+  assert(rc == 0, (what or "browser") .. " exited with " .. tostring(rc) .. ":\n" .. h:output())
+  return h:output()
 end
 
 -- Awaits p; on rejection fails with the error and the browser's output.
 local function must(p, state, what)
   local r, err = p:await()
   if not r then
-    local out = state.handle and (state.handle.wait(5) and state.handle.log() or state.handle.log()) or "(no browser)"
+    local h = state.handle
+    local out = h and (h:wait(5000) and h:output() or h:output()) or "(no browser)"
     error((what or "request") .. " failed: " .. (type(err) == "table" and
       (tostring(err.name) .. " " .. tostring(err.error_code) .. ": " .. tostring(err.error_message)) or tostring(err)) ..
       "\nbrowser output:\n" .. out, 2)
@@ -129,8 +100,8 @@ end
 local function serve(l, h, on_request)
   local core = require("msal.core")
   local deadline = core.now_ms() + 40000
-  while not h.done() do
-    assert(core.now_ms() < deadline, "the browser did not finish:\n" .. h.log())
+  while not h:done() do
+    assert(core.now_ms() < deadline, "the browser did not finish:\n" .. h:output())
     l:step(50)
     local req = l:take()
     while req do
@@ -143,12 +114,10 @@ end
 
 describe("headless Chromium against oidc-provider", function()
   setup(function()
-    local p = io.popen("mktemp -d")
-    tmpdir = p:read("l")
-    p:close()
+    tmpdir, remove_tmpdir = proc.tempdir()
   end)
   teardown(function()
-    if tmpdir then os.execute("rm -rf " .. shell_quote(tmpdir)) end
+    if remove_tmpdir then remove_tmpdir() end
   end)
 
   it("popup: signs in, then the cache answers, then refresh, then interaction again", function()

@@ -2,6 +2,7 @@
 -- splitting, JWS signatures (cross-checked with the openssl command) and
 -- AES-GCM.
 local crypto = require("msal.core").crypto
+local proc = require("proc")
 
 local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
@@ -436,14 +437,12 @@ end)
 -- The openssl command as an independent implementation: what it signs
 -- verifies here and what is signed here verifies there.
 describe("JWS against the openssl command", function()
-  local dir
+  local dir, remove_dir
 
+  -- Whether cmd (run in dir) succeeded, and its output.
   local function run(cmd)
-    local p = io.popen("cd " .. dir .. " && " .. cmd .. " 2>&1 </dev/null; echo \"rc=$?\"")
-    local out = p:read("*a")
-    p:close()
-    local rc = tonumber(out:match("rc=(%d+)%s*$"))
-    return rc == 0, out
+    local out, code = proc.sh(cmd, { dir = dir })
+    return code == 0, out
   end
   local function write(name, data)
     local f = assert(io.open(dir .. "/" .. name, "wb"))
@@ -479,14 +478,12 @@ describe("JWS against the openssl command", function()
   end
 
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -m 700 " .. dir))
+    dir, remove_dir = proc.tempdir()
     local ok, out = run("openssl version")
     assert(ok, "the openssl command is needed: " .. out)
   end)
   teardown(function()
-    if dir then os.execute("rm -rf " .. dir) end
+    if remove_dir then remove_dir() end
   end)
 
   local opts = {

@@ -1,15 +1,16 @@
 -- The runnable examples keep running: each is started with this spec's
 -- interpreter and module paths, and its output checked.
+local proc = require("proc")
+
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 
+-- Output and exit status of an example run in the tree's root (with the ASan
+-- preload: the examples load msal.core).
 local function run(script, ...)
-  local interp = jit and "luajit" or "lua5.4"
+  local interp = proc.LUA
   local args = table.concat({ ... }, " ")
   if script:find("^env ") then interp, script, args = script, args, "" end
-  local p = assert(io.popen(("cd %s && %s %s %s 2>&1; echo \"exit:$?\""):format(ROOT, interp, script, args)))
-  local out = p:read("*a")
-  p:close()
-  return out, tonumber(out:match("exit:(%d+)%s*$"))
+  return proc.sh(("%s %s %s"):format(interp, script, args), { dir = ROOT })
 end
 
 describe("examples", function()
@@ -32,7 +33,7 @@ describe("examples", function()
   it("silent_then_popup goes to the browser once, then to the cache", function()
     local base = assert(os.getenv("MSAL_TEST_ENTRA"), "the test command starts the local authority")
     local out, code = run("env MSAL_EXAMPLE_BROWSER=auto MSAL_EXAMPLE_AUTHORITY=" .. base ..
-      "/00000000-0000-0000-bbbb-000000000002 " .. (jit and "luajit" or "lua5.4"), "examples/silent_then_popup.lua")
+      "/00000000-0000-0000-bbbb-000000000002 " .. proc.LUA, "examples/silent_then_popup.lua")
     assert.equal(0, code, out)
     assert.matches("1. Bearer for test.user@example.com (from cache: false)", out, 1, true)
     assert.matches("2. Bearer for test.user@example.com (from cache: true)", out, 1, true)
@@ -50,7 +51,7 @@ describe("examples", function()
       local base = assert(os.getenv("MSAL_TEST_ENTRA"), "the test command starts the local authority")
       local out, code = run("env LUA_PATH_5_4=" .. ROOT .. "/examples/?.lua\\;${LUA_PATH_5_4} LUA_PATH=" .. ROOT ..
         "/examples/?.lua\\;${LUA_PATH} MSAL_EXAMPLE_BROWSER=auto MSAL_EXAMPLE_AUTHORITY=" .. base ..
-        "/00000000-0000-0000-bbbb-000000000002 " .. (jit and "luajit" or "lua5.4"), "examples/" .. name .. ".lua")
+        "/00000000-0000-0000-bbbb-000000000002 " .. proc.LUA, "examples/" .. name .. ".lua")
       assert.equal(0, code, out)
       assert.matches(line, out, 1, true)
     end)

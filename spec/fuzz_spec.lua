@@ -2,13 +2,14 @@
 -- over their corpora and a batch of generated inputs: a crash, a sanitizer
 -- report or a broken round-trip property fails the spec. (Longer runs under
 -- libFuzzer: see the build lines at the top of each target.)
+local proc = require("proc")
+
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 
+-- In the tree's root, without the ASan preload (gcc and the targets are not
+-- the ASan build of msal.core).
 local function sh(cmd)
-  local p = assert(io.popen("cd " .. ROOT .. " && env -u LD_PRELOAD " .. cmd .. " 2>&1; echo \"exit:$?\""))
-  local out = p:read("*a")
-  p:close()
-  return out, tonumber(out:match("exit:(%d+)%s*$"))
+  return proc.sh(cmd, { dir = ROOT, plain = true })
 end
 
 local targets = {
@@ -17,14 +18,12 @@ local targets = {
 }
 
 describe("fuzz targets", function()
-  local dir
+  local dir, remove_dir
   setup(function()
-    local p = io.popen("mktemp -d")
-    dir = p:read("l")
-    p:close()
+    dir, remove_dir = proc.tempdir()
   end)
   teardown(function()
-    if dir then os.execute("rm -rf '" .. dir .. "'") end
+    if remove_dir then remove_dir() end
   end)
 
   for name, sources in pairs(targets) do

@@ -5,17 +5,14 @@ local cjson = require("cjson")
 local core = require("msal.core")
 local loop = require("msal.loop")
 local curl = require("msal.transport.curl")
+local proc = require("proc")
 
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 local SERVER = ROOT .. "/spec/support/http_server.py"
 
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
 -- The ASan run preloads the sanitizer runtime; the servers must not get it.
 local function start_server(args)
-  local cmd = "exec env -u LD_PRELOAD python3 " .. sh_quote(SERVER) .. " " .. (args or "")
+  local cmd = "exec env -u LD_PRELOAD python3 " .. proc.quote(SERVER) .. " " .. (args or "")
   local fh = assert(io.popen(cmd, "r"))
   local line = fh:read("*l")
   assert(line, "the test server did not start")
@@ -29,13 +26,6 @@ local function start_server(args)
       self.fh:close()
     end,
   }
-end
-
-local function run_cmd(cmd)
-  local fh = assert(io.popen(cmd))
-  local out = fh:read("*a")
-  fh:close()
-  return (out:gsub("%s+$", ""))
 end
 
 -- Runs the loop until done has been called, returns its (err, res).
@@ -312,19 +302,20 @@ describe("msal.core.http and msal.transport.curl", function()
   end)
 
   describe("TLS", function()
-    local dir, tls, wrong
+    local dir, remove_dir, tls, wrong
 
     -- A self-signed certificate (its own CA) for the given names.
     local function make_cert(name, san)
-      local ok = os.execute("env -u LD_PRELOAD openssl req -x509 -newkey rsa:2048 -nodes -days 1"
-        .. " -keyout " .. sh_quote(dir .. "/" .. name .. ".key") .. " -out " .. sh_quote(dir .. "/" .. name .. ".pem")
-        .. " -subj /CN=" .. san:match("DNS:([^,]+)") .. " -addext subjectAltName=" .. san .. " >/dev/null 2>&1")
-      assert(ok == true or ok == 0, "openssl could not make a certificate")
-      return "--cert " .. sh_quote(dir .. "/" .. name .. ".pem") .. " --key " .. sh_quote(dir .. "/" .. name .. ".key")
+      local _, code = proc.sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1"
+        .. " -keyout " .. proc.quote(dir .. "/" .. name .. ".key") .. " -out " .. proc.quote(dir .. "/" .. name .. ".pem")
+        .. " -subj /CN=" .. san:match("DNS:([^,]+)") .. " -addext subjectAltName=" .. san .. " >/dev/null 2>&1",
+        { plain = true })
+      assert(code == 0, "openssl could not make a certificate")
+      return "--cert " .. proc.quote(dir .. "/" .. name .. ".pem") .. " --key " .. proc.quote(dir .. "/" .. name .. ".key")
     end
 
     setup(function()
-      dir = run_cmd("mktemp -d")
+      dir, remove_dir = proc.tempdir()
       tls = start_server(make_cert("loopback", "IP:127.0.0.1,DNS:localhost"))
       wrong = start_server(make_cert("elsewhere", "DNS:elsewhere.invalid"))
     end)
@@ -332,7 +323,7 @@ describe("msal.core.http and msal.transport.curl", function()
     teardown(function()
       if tls then tls:stop() end
       if wrong then wrong:stop() end
-      if dir then os.execute("rm -rf " .. sh_quote(dir)) end
+      if remove_dir then remove_dir() end
     end)
 
     it("refuses a certificate no trusted CA signed", function()

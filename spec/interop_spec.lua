@@ -4,27 +4,19 @@
 local msal = require("msal")
 local F = require("fixtures")
 local cjson = require("cjson")
+local proc = require("proc")
 
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 local PEER = ROOT .. "/spec/support/node/peer.js"
 local AUTHORITY = "https://login.microsoftonline.com/" .. F.TENANT
 local NOW = os.time()
 
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 -- Runs the msal-node peer; returns its decoded JSON or fails with its stderr.
 local function peer(...)
   local args = {}
-  for i, a in ipairs({ ... }) do args[i] = sh_quote(a) end
-  local errfile = os.tmpname()
-  local p = assert(io.popen("node " .. sh_quote(PEER) .. " " .. table.concat(args, " ") .. " 2>" .. errfile))
-  local out = p:read("*a")
-  local ok = p:close()
-  local ef = io.open(errfile)
-  local err = ef and ef:read("*a") or ""
-  if ef then ef:close() end
-  os.remove(errfile)
-  assert(ok, "msal-node peer failed: " .. err)
+  for i, a in ipairs({ ... }) do args[i] = proc.quote(a) end
+  local out, code, err = proc.run("node " .. proc.quote(PEER) .. " " .. table.concat(args, " "))
+  assert(code == 0, "msal-node peer failed: " .. err)
   return cjson.decode(out)
 end
 
@@ -74,13 +66,11 @@ local function populate(app)
 end
 
 describe("cache interop with msal-node", function()
-  local dir
+  local dir, remove_dir
   before_each(function()
-    local p = io.popen("mktemp -d")
-    dir = p:read("*l")
-    p:close()
+    dir, remove_dir = proc.tempdir()
   end)
-  after_each(function() os.execute("rm -rf " .. sh_quote(dir)) end)
+  after_each(function() remove_dir() end)
 
   it("msal-node reads a cache written here and serves the same tokens without network", function()
     local app = new_app()

@@ -4,21 +4,10 @@
 local core = require("msal.core")
 local loop = require("msal.loop")
 local loopback = require("msal.loopback")
+local proc = require("proc")
 
 local STATE = "st4te-Zq9_x"
 local CODE = "c0de-SECRET-4242"
-
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local fh = io.open(path, "rb")
-  if not fh then return nil end
-  local s = fh:read("*a")
-  fh:close()
-  return s
-end
 
 local function write_file(path, s)
   local fh = assert(io.open(path, "wb"))
@@ -26,19 +15,17 @@ local function write_file(path, s)
   fh:close()
 end
 
+-- A shell command's stdout, without the ASan preload.
 local function run_cmd(cmd)
-  local fh = assert(io.popen("env -u LD_PRELOAD bash -c " .. sh_quote(cmd)))
-  local out = fh:read("*a")
-  fh:close()
-  return out
+  return (proc.run(cmd, { plain = true }))
 end
 
-local tmp = run_cmd("mktemp -d"):gsub("%s+$", "")
+local tmp, remove_tmp = proc.tempdir()
 local seq = 0
 
 -- busted runs this after the last test of the file.
 teardown(function()
-  run_cmd("rm -rf " .. sh_quote(tmp))
+  remove_tmp()
 end)
 
 -- A bash script run in the background (without the ASan preload); its
@@ -50,30 +37,26 @@ local function bg(script)
   seq = seq + 1
   local base = ("%s/job%d"):format(tmp, seq)
   write_file(base .. ".sh", script)
-  os.execute(("(env -u LD_PRELOAD bash %s >%s.out 2>&1; echo $? >%s.rc) </dev/null >/dev/null 2>&1 &")
-    :format(sh_quote(base .. ".sh"), base, base))
-  return setmetatable({ base = base }, Job)
+  return setmetatable({ base = base, job = proc.background("bash " .. proc.quote(base .. ".sh"), base,
+    { plain = true }) }, Job)
 end
 
 function Job:done()
-  local rc = read_file(self.base .. ".rc")
-  return rc ~= nil and rc:find("\n") ~= nil
+  return self.job:done()
 end
 
+-- The job's output and exit status; fails if it has not exited in limit_ms.
 function Job:wait(limit_ms)
-  local deadline = core.now_ms() + (limit_ms or 15000)
-  while not self:done() do
-    assert(core.now_ms() < deadline, "background job did not finish: " .. self.base)
-    core.sleep_ms(10)
-  end
-  return read_file(self.base .. ".out"), tonumber((read_file(self.base .. ".rc")))
+  local rc = self.job:wait(limit_ms or 15000)
+  assert(rc ~= nil, "background job did not finish: " .. self.base)
+  return self.job:output(), rc
 end
 
 -- `curl -i`, with a marker line before each answer so a script's several
 -- requests can be told apart; "CURL <exit code>" after each.
 local function curl(url, extra)
   return ("echo '=== %s'; curl -s -i --max-time 10 %s %s; rc=$?; echo; echo \"CURL $rc\"\n")
-    :format(url:gsub("'", ""), extra or "", sh_quote(url))
+    :format(url:gsub("'", ""), extra or "", proc.quote(url))
 end
 
 -- Splits a script's output by the markers: answers[i] = {status, text, rc}
@@ -114,7 +97,7 @@ end
 
 -- Connecting now: "000 7" when refused.
 local function probe(url)
-  return run_cmd("curl -s -o /dev/null --max-time 5 -w '%{http_code}' " .. sh_quote(url) .. "; echo \" $?\"")
+  return run_cmd("curl -s -o /dev/null --max-time 5 -w '%{http_code}' " .. proc.quote(url) .. "; echo \" $?\"")
 end
 
 -- LISTEN sockets on port, as the kernel lists them (hex addresses).
@@ -162,7 +145,7 @@ local function raw_client(port, data)
   local file = ("%s/raw%d"):format(tmp, seq)
   write_file(file, data)
   return bg(("exec 3<>/dev/tcp/127.0.0.1/%d || exit 9\ncat %s >&3\ntimeout 3 cat <&3\necho \"[closed $?]\"\n")
-    :format(port, sh_quote(file)))
+    :format(port, proc.quote(file)))
 end
 
 -- Steps a bare listener until job finishes; each request is handed to

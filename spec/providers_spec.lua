@@ -7,6 +7,7 @@
 -- pages a browser script fills in, scripted Entra errors, the request log,
 -- client_info, refresh-token rotation, FOCI and refresh_in.
 local cjson = require("cjson")
+local proc = require("proc")
 
 local HOW = "the local identity providers are started by the test command (scripts/test runs "
   .. "spec/support/servers.sh start); to run this spec by hand: "
@@ -19,7 +20,7 @@ local function base(var)
   return v
 end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = proc.quote
 
 local function slurp(path)
   local f = io.open(path, "rb")
@@ -36,9 +37,7 @@ end
 local function http(method, url, opts)
   opts = opts or {}
   local out, hdr = os.tmpname(), os.tmpname()
-  -- The ASan run preloads the sanitizer into everything it starts; curl is
-  -- not ours to check, and a leak report from it would fail the exchange.
-  local cmd = { "env -u LD_PRELOAD curl -sS -X", method, "-o", q(out), "-D", q(hdr),
+  local cmd = { "curl -sS -X", method, "-o", q(out), "-D", q(hdr),
     "--max-time 20", "-w", q("%{http_code} %{redirect_url}") }
   if opts.jar then cmd[#cmd + 1] = "-b " .. q(opts.jar) .. " -c " .. q(opts.jar) end
   if opts.basic then cmd[#cmd + 1] = "-u " .. q(opts.basic) end
@@ -52,10 +51,9 @@ local function http(method, url, opts)
     cmd[#cmd + 1] = "-H 'Content-Type: application/json' --data-binary " .. q(cjson.encode(opts.json))
   end
   cmd[#cmd + 1] = q(url)
-  cmd[#cmd + 1] = "2>&1"
-  local p = assert(io.popen(table.concat(cmd, " ")))
-  local w = p:read("*a")
-  p:close()
+  -- The ASan run preloads the sanitizer into everything it starts; curl is
+  -- not ours to check, and a leak report from it would fail the exchange.
+  local w = proc.sh(table.concat(cmd, " "), { plain = true })
   local status, location = w:match("(%d%d%d) ?(%S*)%s*$")
   local res = { status = tonumber(status), body = slurp(out), headers = {}, location = location ~= "" and location or nil }
   for line in slurp(hdr):gmatch("[^\r\n]+") do
@@ -114,11 +112,9 @@ end
 
 -- RFC 7636 S256 challenge, computed by the openssl CLI (not by lua-msal).
 local function s256(verifier)
-  local p = assert(io.popen("printf %s " .. q(verifier)
-    .. " | env -u LD_PRELOAD openssl dgst -sha256 -binary | env -u LD_PRELOAD basenc --base64url"))
-  local out = p:read("*a"):gsub("[=%s]", "")
-  p:close()
-  return out
+  local out = proc.run("printf %s " .. q(verifier) .. " | openssl dgst -sha256 -binary | basenc --base64url",
+    { plain = true })
+  return (out:gsub("[=%s]", ""))
 end
 
 local function contains(list, x)

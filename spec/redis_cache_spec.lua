@@ -6,9 +6,9 @@ local core = require("msal.core")
 local cjson = require("cjson")
 local F = require("fixtures")
 local redis_server = require("redis_server")
+local proc = require("proc")
 
 local CID = F.CLIENT
-local INTERP = jit and "luajit" or "lua5.4"
 
 -- What the lead's TokenCache:access will pass as ctx.partition_key; here
 -- the test sets it on the wrapper before each access.
@@ -51,17 +51,12 @@ end
 
 -- A second interpreter of the same kind, with this one's module paths.
 local function child(body, ...)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath))
-  f:write(body)
-  f:close()
+  local path = proc.lua_script(os.tmpname(), body)
   local args = {}
-  for i, a in ipairs({ ... }) do args[i] = "'" .. tostring(a):gsub("'", "'\\''") .. "'" end
-  local p = assert(io.popen(INTERP .. " " .. path .. " " .. table.concat(args, " ") .. " 2>&1"))
+  for i, a in ipairs({ ... }) do args[i] = proc.quote(a) end
+  local h = proc.start(proc.LUA .. " " .. path .. " " .. table.concat(args, " "))
   return { wait = function()
-    local out = p:read("*a")
-    p:close()
+    local out = h:wait()
     os.remove(path)
     return out
   end }

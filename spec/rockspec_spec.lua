@@ -1,5 +1,7 @@
 -- The rockspec is what `luarocks install lua-msal` builds: it must name
 -- every C source and Lua module of the tree, and build offline.
+local proc = require("proc")
+
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 
 local function rockspec()
@@ -19,10 +21,12 @@ local function rockspec()
   return env
 end
 
+-- The lines a command (run in the tree's root) writes to stdout, as
+-- file:lines() gives them.
 local function lines(cmd)
-  local out, p = {}, assert(io.popen(cmd))
-  for l in p:lines() do out[#out + 1] = l end
-  p:close()
+  local out, text = {}, proc.run(cmd, { dir = ROOT })
+  if text ~= "" and text:sub(-1) ~= "\n" then text = text .. "\n" end
+  for l in text:gmatch("([^\n]*)\n") do out[#out + 1] = l end
   return out
 end
 
@@ -30,7 +34,7 @@ describe("lua-msal-scm-1.rockspec", function()
   it("builds every C source into msal.core", function()
     local listed = {}
     for _, s in ipairs(rockspec().build.modules["msal.core"].sources) do listed[s] = true end
-    for _, f in ipairs(lines("cd " .. ROOT .. " && ls csrc/*.c")) do
+    for _, f in ipairs(lines("ls csrc/*.c")) do
       assert.is_true(listed[f] == true, f .. " is not in the rockspec")
       listed[f] = nil
     end
@@ -39,7 +43,7 @@ describe("lua-msal-scm-1.rockspec", function()
   it("installs every Lua module under its name", function()
     local mods = rockspec().build.modules
     local n = 0
-    for _, f in ipairs(lines("cd " .. ROOT .. " && find lua -name '*.lua' | sort")) do
+    for _, f in ipairs(lines("find lua -name '*.lua' | sort")) do
       local name = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
       assert.equal(f, mods[name], name .. " is not installed from " .. f)
       n = n + 1
@@ -50,14 +54,13 @@ describe("lua-msal-scm-1.rockspec", function()
   end)
   if _VERSION == "Lua 5.4" and not os.getenv("MSAL_TEST_ASAN") then
     it("builds offline with luarocks make and loads", function()
-      local tree = lines("mktemp -d")[1]
-      local cmd = ("cd %s && luarocks --lua-version=5.4 --tree=%s make --deps-mode=none lua-msal-scm-1.rockspec >%s/log 2>&1")
-        :format(ROOT, tree, tree)
-      local ok = os.execute(cmd)
-      assert.is_true(ok == true or ok == 0, "luarocks make failed: see " .. tree .. "/log")
+      local tree, remove_tree = proc.tempdir()
+      local _, code = proc.sh(("luarocks --lua-version=5.4 --tree=%s make --deps-mode=none lua-msal-scm-1.rockspec >%s/log 2>&1")
+        :format(tree, tree), { dir = ROOT })
+      assert.is_true(code == 0, "luarocks make failed: see " .. tree .. "/log")
       local out = lines(("LUA_PATH_5_4='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH_5_4='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'local m = require(\"msal\"); io.write(type(m.PublicClientApplication.new), \" \", type(require(\"msal.core\").store.new))'")
         :format(tree, tree, tree))
-      os.execute("rm -rf " .. tree)
+      remove_tree()
       assert.same({ "function function" }, out)
     end)
   end
