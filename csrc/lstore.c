@@ -451,11 +451,10 @@ static int l_put(lua_State *L)
     return 1;
 }
 
-/* find_access_token(hid, env, client_id, realm, scopes_lc, now, offset, memo)
+/* find_access_token(hid, env, client_id, realm, scopes_lc, now, offset [, memo])
  * -> status, info, expires_on, ext_expires_on, refresh_on, cached_at.
- * The hot path of a silent cache hit. info = {key, secret, target,
- * token_type} is built once per entry and kept in the caller's memo table
- * (by entry serial), so repeated hits copy no token text. */
+ * info = {key, secret, target, token_type}; with a memo table it is built
+ * once per entry and kept there (by entry serial). */
 static int l_find_access_token(lua_State *L)
 {
     static const char *const names[] = {"none", "hit", "refresh_due", "expired", "multiple"};
@@ -466,15 +465,18 @@ static int l_find_access_token(lua_State *L)
     const char *scopes = luaL_checklstring(L, 6, &sn);
     int64_t now = (int64_t)luaL_checknumber(L, 7), offset = (int64_t)luaL_optnumber(L, 8, 300);
     store_entry *e;
-    int st;
-    luaL_checktype(L, 9, LUA_TTABLE);
+    int st, memo = !lua_isnoneornil(L, 9);
+    if (memo)
+        luaL_checktype(L, 9, LUA_TTABLE);
     st = store_find_access_token(s, hid, hn, env, en, cid, cn, realm, rn, scopes, sn, now, offset, &e);
     lua_pushstring(L, names[st]);
     if (e == NULL)
         return 1;
-    lua_rawgeti(L, 9, (lua_Integer)e->serial);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
+    if (memo)
+        lua_rawgeti(L, 9, (lua_Integer)e->serial);
+    if (!memo || lua_isnil(L, -1)) {
+        if (memo)
+            lua_pop(L, 1);
         lua_createtable(L, 0, 4);
         lua_pushlstring(L, e->key, e->key_len);
         lua_setfield(L, -2, "key");
@@ -484,8 +486,10 @@ static int l_find_access_token(lua_State *L)
         lua_setfield(L, -2, "target");
         push_field(L, e, F_TOKEN_TYPE);
         lua_setfield(L, -2, "token_type");
-        lua_pushvalue(L, -1);
-        lua_rawseti(L, 9, (lua_Integer)e->serial);
+        if (memo) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, 9, (lua_Integer)e->serial);
+        }
     }
     lua_pushinteger(L, (lua_Integer)e->expires_on);
     if (e->ext_expires_on >= 0)

@@ -172,7 +172,14 @@ describe("acquire_token_silent", function()
       assert.same({ "User.Read", "openid", "profile", "email" }, r2.scopes)
       assert.equal("c2", r2.correlation_id)
       assert.equal("Test User", r2.id_token_claims.name)
-      assert.equal(F.HID, r2.account.home_account_id)
+      assert.is_true(rawequal(account, r2.account)) -- the snapshot the caller passed
+      -- an account table the caller built: served, with the cache's snapshot
+      local built = { home_account_id = F.HID, environment = F.ENV, tenant_id = F.TENANT }
+      for _ = 1, 2 do
+        local r = assert(silent(app, { scopes = { "User.Read" }, account = built }))
+        assert.equal("fake-access-token", r.access_token)
+        assert.equal("test.user@example.com", r.account.username)
+      end
     end)
     it("stop at the renewal offset and at refresh_on as the first hit would", function()
       local app, now = clocked(F.signed_in({ expires_on = tostring(NOW + 1000), refresh_on = tostring(NOW + 500) }))

@@ -23,8 +23,7 @@ local account_mt -- below, with the accounts
 function cache.new(client_id, plugin)
   local store = core.store.new()
   store:set_aliases(authority.CLOUDS)
-  local tc = setmetatable({ store = store, client_id = client_id, plugin = plugin, memo = {}, memo_gen = -1 },
-    TokenCache)
+  local tc = setmetatable({ store = store, client_id = client_id, plugin = plugin }, TokenCache)
   tc.account_mt = account_mt(tc)
   return tc
 end
@@ -201,31 +200,6 @@ function TokenCache:remove_account(acct)
     :access(true, remove_account, self, acct)
 end
 
--- The memos below describe one generation of the store: any change to it
--- drops them all.
-local function fresh_memos(self)
-  local gen = self.store:generation()
-  if gen ~= self.memo_gen then
-    -- at_memo: per access-token entry, the strings a hit returns (filled by
-    -- the store); hits: per scope list and account snapshot, the last hit
-    self.memo, self.at_memo, self.hits, self.memo_gen = {}, {}, {}, gen
-  end
-end
-
-local WEAK_KEYS = { __mode = "k" }
-
---- The silent flow's records of hits for one (normalised) scope list, by
--- account snapshot, for the store as it is now.
-function TokenCache:hits_for(scopes)
-  fresh_memos(self)
-  local h = self.hits[scopes]
-  if not h then
-    h = setmetatable({}, WEAK_KEYS)
-    self.hits[scopes] = h
-  end
-  return h
-end
-
 --- Removes every account and its tokens, in one cache access (one lock and
 -- one write for a file cache, however many accounts); with a partitioned
 -- plugin (Redis), one access per account's partition.
@@ -243,30 +217,28 @@ function TokenCache:remove_all_accounts()
   end)
 end
 
--- Per store generation, what a silent hit needs besides the access token:
--- the id token and the account of (home account, realm), for this client.
-function TokenCache:memo_for(hid, env, realm)
-  fresh_memos(self)
-  local by_hid = self.memo[hid]
-  if not by_hid then
-    by_hid = {}
-    self.memo[hid] = by_hid
+--- The silent flow's records of hits for one (normalised) scope list, by
+-- home_account_id, for the store as it is now: any change to it drops them.
+function TokenCache:hits_for(scopes)
+  local gen = self.store:generation()
+  if gen ~= self.hits_gen then self.hits, self.hits_gen = {}, gen end
+  local h = self.hits[scopes]
+  if not h then
+    h = {}
+    self.hits[scopes] = h
   end
-  local m = by_hid[realm]
-  if m == nil or m.env ~= env then
-    local store = self.store
-    local jwt = self:id_token_for(hid, env, self.client_id, realm)
-    local akeys = store:find("Account", { home_account_id = hid, environment = env, realm = realm })
-    if not akeys[1] then akeys = store:find("Account", { home_account_id = hid, environment = env }) end
-    m = {
-      env = env,
-      id_token = jwt,
-      claims = jwt and id_token.cached_claims(jwt) or nil,
-      account = akeys[1] and self:own(store:account(akeys[1])) or false,
-    }
-    by_hid[realm] = m
-  end
-  return m
+  return h
+end
+
+--- The account snapshot of (home account of acct, environment, realm): acct
+-- itself when it is this cache's snapshot of that, else one from the store
+-- (nil when the store has no such account).
+function TokenCache:account_for(acct, env, realm)
+  if self:owns(acct) and acct.tenant_id == realm and acct.environment == env then return acct end
+  local store, hid = self.store, acct.home_account_id
+  local keys = store:find("Account", { home_account_id = hid, environment = env, realm = realm })
+  if not keys[1] then keys = store:find("Account", { home_account_id = hid, environment = env }) end
+  return keys[1] and self:own(store:account(keys[1])) or nil
 end
 
 --- The raw id token of (home account, environment, client, realm), or nil.

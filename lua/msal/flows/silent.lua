@@ -3,6 +3,7 @@
 -- token, else InteractionRequiredAuthError.
 -- @module msal.flows.silent
 local errors = require("msal.errors")
+local id_token = require("msal.id_token")
 local request = require("msal.request")
 
 local silent = {}
@@ -41,7 +42,7 @@ local EMPTY = {}
 -- 1-9: the result's values; 10-14: what the record answers for, and until
 -- when.
 local R_AT, R_IDT, R_CLAIMS, R_SCOPES, R_EXP, R_EXT, R_REFRESH, R_ACCOUNT, R_TYPE = 1, 2, 3, 4, 5, 6, 7, 8, 9
-local R_REALM, R_AUTH, R_HID, R_FROM, R_TO = 10, 11, 12, 13, 14
+local R_REALM, R_AUTH, R_ENV, R_FROM, R_TO = 10, 11, 12, 13, 14
 
 local function copy(list)
   local out = {}
@@ -69,45 +70,48 @@ local function result_of(h, req, auth)
   }
 end
 
+-- The store's answer, as a record; nil and why when it has none.
+local function record_of(app, sc, account, auth, realm, env, now)
+  local tc = app.token_cache
+  local hid = account.home_account_id
+  local status, at, expires_on, ext_expires_on, refresh_on, cached_at =
+    tc.store:find_access_token(hid, env, app.client_id, realm, sc.search, now, app.renewal_offset)
+  -- past refresh_on MSAL refreshes and, if that fails, serves the cached
+  -- token; without a refresh path the cached token is the answer
+  if status ~= "hit" and status ~= "refresh_due" then return nil, status end
+  local account_env = account.environment or env
+  local jwt = tc:id_token_for(hid, account_env, app.client_id, realm)
+  return {
+    at.secret, jwt, jwt and id_token.cached_claims(jwt) or nil, split(at.target), expires_on, ext_expires_on,
+    refresh_on, tc:account_for(account, account_env, realm) or account, at.token_type or "Bearer",
+    -- the store's own test: not cached in the future, not within the
+    -- renewal offset of expiry, not past refresh_on
+    realm, auth, account.environment, cached_at - 1,
+    math.min(expires_on - app.renewal_offset, refresh_on or math.huge),
+  }, status
+end
+
 -- The cache look-up proper; runs inside the cache plugin's access hooks.
 local function lookup(app, req, sc, account, auth, realm, env)
   if req.force_refresh or (req.claims ~= nil and request.has_claims(req.claims)) then
     return nil, "skipped"
   end
-  local tc = app.token_cache
-  local hid = account.home_account_id
   local now = app.clock()
   -- A repeated hit reads one record (this generation of the store, these
-  -- scopes, this account snapshot) instead of the store and three memos.
-  -- The account's fields are checked too: nothing stops a caller from
-  -- changing a snapshot.
-  local hits = tc:hits_for(sc.search)
-  local h = hits[account]
-  if h and h[R_HID] == hid and h[R_REALM] == realm and h[R_AUTH] == auth and now >= h[R_FROM] and now <= h[R_TO] then
+  -- scopes, this home account) instead of the store: with 10,000 accounts
+  -- the store's entries are cold in the CPU's caches, and one record keeps
+  -- less alive for the collector than a memo per entry would.
+  local hits = app.token_cache:hits_for(sc.search)
+  local hid = account.home_account_id
+  local h = hits[hid]
+  if h and h[R_REALM] == realm and h[R_AUTH] == auth and h[R_ENV] == account.environment
+      and now >= h[R_FROM] and now <= h[R_TO] then
     return result_of(h, req, auth), "hit"
   end
-  local store = tc.store
-  local memo = tc:memo_for(hid, account.environment or env, realm)
-  local status, at, expires_on, ext_expires_on, refresh_on, cached_at =
-    store:find_access_token(hid, env, app.client_id, realm, sc.search, now, app.renewal_offset, tc.at_memo)
-  -- past refresh_on MSAL refreshes and, if that fails, serves the cached
-  -- token; without a refresh path the cached token is the answer
-  if status ~= "hit" and status ~= "refresh_due" then return nil, status end
-  local scopes = at.scopes
-  if not scopes then
-    scopes = split(at.target)
-    at.scopes = scopes
-  end
-  h = {
-    at.secret, memo.id_token, memo.claims, scopes, expires_on, ext_expires_on, refresh_on,
-    memo.account or account, at.token_type or "Bearer",
-    -- the store's own test: not cached in the future, not within the
-    -- renewal offset of expiry, not past refresh_on
-    realm, auth, hid, cached_at - 1, math.min(expires_on - app.renewal_offset, refresh_on or math.huge),
-  }
-  -- only snapshots of this cache (their environment is the memo's), so
-  -- that accounts a caller builds for each call do not pile up
-  if status == "hit" and tc:owns(account) then hits[account] = h end
+  local status
+  h, status = record_of(app, sc, account, auth, realm, env, now)
+  if not h then return nil, status end
+  if status == "hit" then hits[hid] = h end
   return result_of(h, req, auth), status
 end
 
