@@ -11,8 +11,10 @@
  * No Lua error can be raised while a descriptor or heap block is owned by C
  * alone: either the error is pushed after cleaning up, or the resource sits
  * in a userdata whose __gc releases it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -392,14 +394,162 @@ static int sync_dir(const char *dir)
     return rc;
 }
 
+/* flock(LOCK_EX), waiting. A file system without flock leaves the file
+ * unlocked, which costs only what the lock would have added (see the
+ * callers), so that failure is not one of the operation. */
+static void flock_wait(int fd)
+{
+    while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+        ;
+}
+
+/* `<path>` + ".tmp." + a pid + "." + 16 hex digits + NUL fits in this. */
+#define TMP_EXTRA 64
+#define TMP_HEX 16
+
+/* Creates `<path>.tmp.<pid>.<16 hex digits>` exclusively, mode 0600, into
+ * tmp (plen + TMP_EXTRA bytes), and returns its descriptor holding a flock
+ * that lasts until the descriptor is closed: sweep_temps leaves a file
+ * whose flock is busy, because the PID in the name names no process in
+ * another PID namespace (a container with the cache directory mounted).
+ * A sweeper that got the flock first may have removed the file before we
+ * held it; we then draw another name. -1 with errno set on failure. */
+static int create_temp(const char *path, char *tmp, size_t tlen)
+{
+    int tries;
+    for (tries = 0; tries < 100; tries++) {
+        uint64_t r = tmp_random();
+        struct stat st;
+        int fd, n, err;
+        n = snprintf(tmp, tlen, "%s.tmp.%ld.%08lx%08lx", path, (long)getpid(), (unsigned long)(r >> 32),
+                     (unsigned long)(r & 0xffffffffu));
+        if (n < 0 || (size_t)n >= tlen) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        fd = open_retry(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                continue;
+            return -1;
+        }
+        flock_wait(fd);
+        if (fstat(fd, &st) != 0) {
+            err = errno;
+            (void)unlink(tmp);
+            (void)close(fd); /* nothing written yet */
+            errno = err;
+            return -1;
+        }
+        if (st.st_nlink > 0)
+            return fd;
+        (void)close(fd); /* swept before we held it: nothing written, nothing to remove */
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* The PID in `name` if it is exactly `<base>.tmp.<pid>.<16 hex digits>` as
+ * create_temp spells it, else 0. Names come from the directory, so whoever
+ * can write there chose them: a sign, a leading zero, upper-case hex,
+ * anything after the digits, or a number that does not fit a pid_t (an int
+ * wherever this builds) is not one of ours, and must never reach kill(). */
+static pid_t temp_name_pid(const char *name, const char *base, size_t blen)
+{
+    const char *s;
+    long v = 0;
+    int i;
+    if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0)
+        return 0;
+    s = name + blen + 5;
+    if (*s < '1' || *s > '9')
+        return 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (INT_MAX - (*s - '0')) / 10)
+            return 0;
+        v = v * 10 + (*s - '0');
+    }
+    if (*s++ != '.')
+        return 0;
+    for (i = 0; i < TMP_HEX; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return s[TMP_HEX] == '\0' ? (pid_t)v : 0;
+}
+
+/* EPERM means the process exists under another user. */
+static int pid_gone(pid_t pid)
+{
+    return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Removes name (in the directory dfd) if it is still a regular file of ours
+ * whose flock nobody holds. It is looked at before it is opened, because
+ * opening a device or a FIFO can have effects, and again once its flock is
+ * ours, because only then can no writer of ours be using it (a writer keeps
+ * the flock from creation to rename). A busy or failing flock leaves the
+ * file: without arbitration we do not remove, as in break_stale. */
+static void remove_leftover(int dfd, const char *name)
+{
+    struct stat seen, held, now;
+    int fd;
+    if (fstatat(dfd, name, &seen, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(seen.st_mode) || seen.st_uid != geteuid())
+        return;
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return; /* unreadable (a write_atomic mode without u+r): left, as before sweeping existed */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && same_file(&seen, &held) &&
+        fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&held, &now))
+        /* A failure (EROFS, EACCES…) leaves it, as before sweeping existed;
+         * the caller's operation does not depend on it. */
+        (void)unlinkat(dfd, name, 0);
+    (void)close(fd); /* read-only, nothing written; releases the flock after the unlink */
+}
+
+/* Removes the temporary files that create_temp made for path in processes
+ * that are gone — a writer killed between create and rename leaves one, and
+ * nothing else ever would. Only names of exactly that form for this path,
+ * in its directory, whose PID kill() reports as no process (ESRCH), whose
+ * flock is free, and which are regular files of ours (never a link's
+ * target) are removed. Best effort: when the directory cannot be listed,
+ * leftovers stay, as they did before. */
+static void sweep_temps(const char *dir, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    int dfd = open_retry(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    struct dirent *e;
+    DIR *d;
+    if (dfd < 0)
+        return;
+    if ((d = fdopendir(dfd)) == NULL) {
+        (void)close(dfd);
+        return;
+    }
+    /* NULL is the end or a read error; either way there is no more to see. */
+    while ((e = readdir(d)) != NULL) {
+        pid_t pid = temp_name_pid(e->d_name, base, blen);
+        if (pid > 0 && pid_gone(pid))
+            remove_leftover(dfd, e->d_name);
+    }
+    (void)closedir(d); /* also closes dfd; a directory read-only, nothing to lose */
+}
+
 /***
  * Replaces path with content so that a crash at any point leaves the old or
  * the new file, never a mix: a temporary `<path>.tmp.<pid>.<random>` in the
  * same directory is created exclusively, given mode before any byte is
  * written, written, fsynced and renamed over path; then the directory is
  * fsynced. On failure the temporary file is removed. A symbolic link at
- * path is replaced, not followed. After a SIGKILL a temporary file may stay
- * behind; its name carries the writer's PID.
+ * path is replaced, not followed. A temporary file that a writer killed
+ * mid-write left behind is removed by the next write of path once its
+ * writer is gone (see sweep_temps).
  * @function write_atomic
  * @tparam string path
  * @tparam string content
@@ -421,23 +571,17 @@ int msal_write_atomic(lua_State *L, int path_arg, const char *content, size_t le
     lua_Integer mode = luaL_optinteger(L, mode_arg, 0600);
     const char *dir, *what;
     char *tmp;
-    int fd, tries, err;
+    int fd, err;
     luaL_argcheck(L, mode >= 0 && mode <= 0777, mode_arg, "mode must be within 0..0777 (0..511)");
     dir = push_dirname(L, path);
-    tlen = plen + 64;
+    tlen = plen + TMP_EXTRA;
     tmp = lua_newuserdata(L, tlen); /* collected with the call, whatever happens */
-    for (tries = 0;; tries++) {
-        uint64_t r = tmp_random();
-        snprintf(tmp, tlen, "%s.tmp.%ld.%08lx%08lx", path, (long)getpid(), (unsigned long)(r >> 32),
-                 (unsigned long)(r & 0xffffffffu));
-        /* 0600 at creation, fchmod below: the umask must not widen nor
-         * narrow what the caller asked for. */
-        fd = open_retry(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd >= 0)
-            break;
-        if (errno != EEXIST || tries >= 100)
-            return push_oserr(L, "cannot create a temporary file next to", path, errno);
-    }
+    sweep_temps(dir, path);
+    /* 0600 at creation, fchmod below: the umask must not widen nor narrow
+     * what the caller asked for. */
+    fd = create_temp(path, tmp, tlen);
+    if (fd < 0)
+        return push_oserr(L, "cannot create a temporary file next to", path, errno);
     if (fchmod(fd, (mode_t)mode) != 0) {
         what = "cannot set the mode of the temporary file for";
         goto fail;
@@ -452,28 +596,27 @@ int msal_write_atomic(lua_State *L, int path_arg, const char *content, size_t le
             goto fail;
         }
     }
-    /* Not retried on EINTR: the descriptor is gone either way on Linux. */
-    if (close(fd) != 0) {
-        fd = -1;
-        what = "cannot close";
-        goto fail;
-    }
-    fd = -1;
+    /* Renamed while still open: its flock keeps sweepers off the file
+     * until it has its final name. */
     if (rename(tmp, path) != 0) {
         what = "cannot rename the temporary file over";
         goto fail;
     }
+    /* Not retried on EINTR: the descriptor is gone either way on Linux.
+     * After a successful fsync a close error cannot mean lost data, but it
+     * is reported like the directory sync below. */
+    if (close(fd) != 0)
+        return push_oserr(L, "replaced, but cannot close the new file", path, errno);
     if (sync_dir(dir) != 0)
         return push_oserr(L, "replaced, but cannot sync the directory of", path, errno);
     lua_pushboolean(L, 1);
     return 1;
 fail:
     err = errno;
-    if (fd >= 0)
-        (void)close(fd); /* the write already failed; its error is the one to report */
     /* Nothing more can be done when even this fails; the name says whose
-     * leftover it is. */
+     * leftover it is, and a later write sweeps it once we are gone. */
     (void)unlink(tmp);
+    (void)close(fd); /* the write already failed; its error is the one to report */
     return push_oserr(L, what, path, err);
 }
 
@@ -562,8 +705,11 @@ enum { STALE_HELD, STALE_GONE, STALE_REMOVED, STALE_ERROR };
  * means it exists under another user), or it is our own PID while nobody
  * holds the flock (containers reuse small PIDs across restarts; our own
  * locks always hold the flock), or there is no PID and the file is older
- * than stale_after_ms (a holder killed between create and write). A lock of
- * a live process is never taken, however old. */
+ * than stale_after_ms. Our lock files have their PID from the moment they
+ * exist (try_link); one without can be msal-node's or an older lua-msal's,
+ * killed between creating the file and writing the PID, or ours on a file
+ * system without hard links (try_create). A lock of a live process is never
+ * taken, however old. */
 static int break_stale(const char *path, double stale_after_ms, long *holder, int *err)
 {
     struct stat fst, pst;
@@ -619,45 +765,104 @@ static int break_stale(const char *path, double stale_after_ms, long *holder, in
     return stale ? STALE_REMOVED : STALE_HELD;
 }
 
-/* Makes the file we just created with O_EXCL the lock: 0 taken, 1 it was
- * removed under us (retry), -1 error with errno set. fd is consumed unless
- * 0 is returned. */
-static int take(lockfile *lk, int fd)
+enum { LOCK_TAKEN, LOCK_EXISTS, LOCK_VANISHED, LOCK_FAILED, LOCK_NO_LINKS };
+
+static int write_pid(int fd)
 {
-    struct stat fst, pst;
     char text[24];
-    int err;
-    /* Blocking is fine: besides us only a waiter checking staleness takes
-     * this flock, for a few syscalls. The flock comes before the PID so a
-     * file with our PID is always flocked (see break_stale). File systems
-     * without flock keep the O_EXCL lock msal-node uses. */
-    while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
-        ;
-    if (fstat(fd, &fst) != 0) {
-        err = errno;
-        (void)close(fd);
-        errno = err;
+    int n = snprintf(text, sizeof text, "%ld", (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof text) {
+        errno = EOVERFLOW;
         return -1;
     }
-    if (lstat(lk->path, &pst) != 0 || pst.st_dev != fst.st_dev || pst.st_ino != fst.st_ino) {
-        (void)close(fd);
-        return 1;
-    }
-    snprintf(text, sizeof text, "%ld", (long)getpid());
-    /* A lock file without a PID would look stale after stale_after_ms
-     * while held, so a failed write gives the lock up. */
-    if (write_all(fd, text, strlen(text)) != 0) {
-        err = errno;
-        (void)unlink(lk->path);
-        (void)close(fd);
-        errno = err;
-        return -1;
-    }
+    return write_all(fd, text, (size_t)n);
+}
+
+/* Records that lk holds the lock through fd (whose stat is fst) if lk->path
+ * names that file: LOCK_TAKEN, or LOCK_VANISHED when it was removed under
+ * us and the caller tries again. fd is not consumed. */
+static int own(lockfile *lk, int fd, const struct stat *fst)
+{
+    struct stat pst;
+    if (lstat(lk->path, &pst) != 0 || !same_file(&pst, fst))
+        return LOCK_VANISHED;
     lk->fd = fd;
     lk->owner = getpid();
-    lk->dev = fst.st_dev;
-    lk->ino = fst.st_ino;
-    return 0;
+    lk->dev = fst->st_dev;
+    lk->ino = fst->st_ino;
+    return LOCK_TAKEN;
+}
+
+/* Whether link(2) failed because this file system has no hard links (FAT,
+ * some FUSE and SMB mounts), rather than because of the lock. */
+static int links_unsupported(int e)
+{
+    return e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == ENOSYS;
+}
+
+/* Gives tmp — already flocked by fd and holding our PID — the lock name.
+ * link(2) does it atomically and only if the name is free, so no waiter
+ * ever sees a lock file of ours without a PID, which it could only judge by
+ * age (break_stale). On success fd becomes the lock's descriptor. */
+static int try_link(lockfile *lk, int fd, const char *tmp)
+{
+    struct stat fst;
+    /* Before the link: a failure after it would leave a published lock. */
+    if (fstat(fd, &fst) != 0)
+        return LOCK_FAILED;
+    if (link(tmp, lk->path) != 0) {
+        if (errno == EEXIST)
+            return LOCK_EXISTS;
+        return links_unsupported(errno) ? LOCK_NO_LINKS : LOCK_FAILED;
+    }
+    return own(lk, fd, &fst);
+}
+
+/* Without hard links: the lock file is created in place with O_EXCL and
+ * gets our PID afterwards, as msal-node does, so for a moment it has none.
+ * The flock comes before the PID so a file with our PID is always flocked
+ * (see break_stale); blocking is fine, since besides us only a waiter
+ * checking staleness takes it, for a few syscalls. */
+static int try_create(lockfile *lk)
+{
+    struct stat fst;
+    int fd = open_retry(lk->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600), r, err;
+    if (fd < 0)
+        return errno == EEXIST ? LOCK_EXISTS : LOCK_FAILED;
+    flock_wait(fd);
+    r = fstat(fd, &fst) == 0 ? own(lk, fd, &fst) : LOCK_FAILED;
+    if (r == LOCK_TAKEN && write_pid(fd) != 0) {
+        /* A lock file without a PID would look stale after stale_after_ms
+         * while held, so a failed write gives the lock up. */
+        r = LOCK_FAILED;
+        lk->fd = -1;
+        err = errno;
+        (void)unlink(lk->path);
+        errno = err;
+    }
+    if (r != LOCK_TAKEN) {
+        err = errno;
+        (void)close(fd); /* only our PID, if anything, went through it */
+        errno = err;
+    }
+    return r;
+}
+
+/* The temporary file try_link publishes: created, flocked, given our PID.
+ * Returns its descriptor, or -1 with errno set and nothing left behind. */
+static int prepare_lock_temp(const char *path, char *tmp, size_t tlen)
+{
+    int fd = create_temp(path, tmp, tlen), err;
+    if (fd < 0)
+        return -1;
+    if (write_pid(fd) != 0) {
+        err = errno;
+        (void)unlink(tmp);
+        (void)close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
 }
 
 static lua_Number opt_number(lua_State *L, const char *k, lua_Number def, lua_Number max)
@@ -675,12 +880,74 @@ static lua_Number opt_number(lua_State *L, const char *k, lua_Number def, lua_Nu
     return v;
 }
 
+typedef struct lock_opts {
+    lua_Number retries, delay_ms, stale_after_ms;
+} lock_opts;
+
+/* Gives up the lock's temporary file: its name, then its flock. */
+static void discard_temp(int fd, const char *tmp)
+{
+    /* A failed unlink leaves a leftover that a later lock holder sweeps
+     * once we are gone; nothing was written that anyone needs. */
+    (void)unlink(tmp);
+    (void)close(fd);
+}
+
+/* f_lock's attempts and waits. No Lua call here: *tfd, the temporary file
+ * try_link publishes (-1 once the file system turned out to have no hard
+ * links), is owned by C alone. Returns LOCK_TAKEN, LOCK_EXISTS when the
+ * retries ran out, or LOCK_FAILED with errno set and *what saying what
+ * failed. */
+static int acquire(lockfile *lk, int *tfd, const char *tmp, const lock_opts *o, long *holder, const char **what)
+{
+    lua_Number attempt = 0;
+    int free_retries = 0;
+    for (;;) {
+        int r = *tfd >= 0 ? try_link(lk, *tfd, tmp) : try_create(lk), err = 0;
+        if (r == LOCK_NO_LINKS) {
+            discard_temp(*tfd, tmp);
+            *tfd = -1;
+            continue;
+        }
+        if (r == LOCK_TAKEN)
+            return r;
+        if (r == LOCK_FAILED) {
+            /* EACCES, ENOENT…: waiting would not change it. */
+            *what = "cannot create lock file";
+            return r;
+        }
+        if (r == LOCK_EXISTS) {
+            int st = break_stale(lk->path, o->stale_after_ms, holder, &err);
+            if (st == STALE_ERROR) {
+                *what = "cannot inspect lock file";
+                errno = err;
+                return LOCK_FAILED;
+            }
+            if (st != STALE_HELD)
+                r = LOCK_VANISHED;
+        }
+        /* The file went away (released, or stale and removed): try again
+         * at once, but boundedly, so a pathological peer cannot spin us. */
+        if (r == LOCK_VANISHED && free_retries++ < 16)
+            continue;
+        if (attempt >= o->retries)
+            return LOCK_EXISTS;
+        attempt++;
+        sleep_ms(o->delay_ms);
+    }
+}
+
 /***
  * Takes the cross-process lock that msal-node-extensions and msal-extensions
- * use: `lockpath` (by convention `<cache file>.lockfile`) created with
- * O_CREAT|O_EXCL, mode 0600, holding our PID, plus a flock(LOCK_EX) on it
- * for tools that lock with flock/portalocker. A lock whose holder is gone is
- * removed (see break_stale); one of a live process is waited for.
+ * use: `lockpath` (by convention `<cache file>.lockfile`), mode 0600,
+ * holding our PID from the moment it exists, plus a flock(LOCK_EX) on it for
+ * tools that lock with flock/portalocker. The PID is written into a
+ * temporary `<lockpath>.tmp.<pid>.<random>` that link(2) gives the lock
+ * name only if that name is free — exclusive like msal-node's O_CREAT|O_EXCL,
+ * which is used instead where the file system has no hard links. A lock
+ * whose holder is gone is removed (see break_stale); one of a live process
+ * is waited for. Once the lock is held, temporary lock files of processes
+ * that are gone are removed (see sweep_temps).
  * @function lock
  * @tparam string lockpath
  * @tparam[opt] table opts `retries` (500), `retry_delay_ms` (100),
@@ -691,49 +958,46 @@ static lua_Number opt_number(lua_State *L, const char *k, lua_Number def, lua_Nu
  */
 static int f_lock(lua_State *L)
 {
-    size_t plen;
+    size_t plen, tlen;
     const char *path = check_path(L, 1, &plen);
-    lua_Number retries = 500, delay = 100, stale_after = 60000, attempt = 0;
-    int free_retries = 0;
+    lock_opts o = {500, 100, 60000};
+    const char *dir, *what = NULL;
     long holder = 0;
+    int lk_idx, tfd, r, err;
     lockfile *lk;
+    char *tmp;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        retries = opt_number(L, "retries", retries, HUGE_VAL);
-        delay = opt_number(L, "retry_delay_ms", delay, 86400000.0);
-        stale_after = opt_number(L, "stale_after_ms", stale_after, HUGE_VAL);
+        o.retries = opt_number(L, "retries", o.retries, HUGE_VAL);
+        o.delay_ms = opt_number(L, "retry_delay_ms", o.delay_ms, 86400000.0);
+        o.stale_after_ms = opt_number(L, "stale_after_ms", o.stale_after_ms, HUGE_VAL);
     }
     lk = lua_newuserdata(L, sizeof *lk + plen + 1);
+    lk_idx = lua_gettop(L);
     lk->fd = -1;
     lk->owner = 0;
     memcpy(lk->path, path, plen + 1);
     luaL_setmetatable(L, LOCK_MT);
-    for (;;) {
-        int fd = open_retry(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600), r, err = 0;
-        if (fd >= 0) {
-            r = take(lk, fd);
-            if (r == 0)
-                return 1;
-            if (r < 0)
-                return push_oserr(L, "cannot write lock file", path, errno);
-            r = STALE_GONE;
-        } else if (errno != EEXIST) {
-            /* EACCES, ENOENT…: waiting would not change it. */
-            return push_oserr(L, "cannot create lock file", path, errno);
-        } else {
-            r = break_stale(path, stale_after, &holder, &err);
-            if (r == STALE_ERROR)
-                return push_oserr(L, "cannot inspect lock file", path, err);
-        }
-        /* The file went away (released, or stale and removed): try again
-         * at once, but boundedly, so a pathological peer cannot spin us. */
-        if ((r == STALE_GONE || r == STALE_REMOVED) && free_retries++ < 16)
-            continue;
-        if (attempt >= retries)
-            break;
-        attempt++;
-        sleep_ms(delay);
+    tlen = plen + TMP_EXTRA;
+    tmp = lua_newuserdata(L, tlen); /* collected with the call */
+    dir = push_dirname(L, path);
+    if ((tfd = prepare_lock_temp(path, tmp, tlen)) < 0)
+        return push_oserr(L, "cannot create lock file", path, errno);
+    r = acquire(lk, &tfd, tmp, &o, &holder, &what);
+    err = errno;
+    if (r == LOCK_TAKEN) {
+        /* tfd is the lock's descriptor now; the lock name keeps the file.
+         * A failed unlink leaves a second name a later holder sweeps. */
+        if (tfd >= 0)
+            (void)unlink(tmp);
+        sweep_temps(dir, path);
+        lua_pushvalue(L, lk_idx);
+        return 1;
     }
+    if (tfd >= 0)
+        discard_temp(tfd, tmp);
+    if (r == LOCK_FAILED)
+        return push_oserr(L, what, path, err);
     lua_pushnil(L);
     if (holder > 0)
         lua_pushfstring(L, "timed out waiting for lock file %s (held by process %d)", path, (int)holder);

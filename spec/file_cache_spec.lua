@@ -495,9 +495,10 @@ describe("file token cache", function()
     end)
 
     it("recovers a lock file without a PID once it is older than stale_after_ms, within the lock retries", function()
-      -- what a holder killed between creating the lock file and writing its
-      -- PID leaves; the defaults (3 s, < 100 retries x 50 ms) recover it
-      -- during one wait instead of failing every write for a minute
+      -- what msal-node or an older lua-msal, killed between creating the
+      -- lock file and writing its PID, leaves; the defaults (3 s, < 100
+      -- retries x 50 ms) recover it during one wait instead of failing
+      -- every write for a minute
       put(path .. ".lockfile", "")
       local impatient = public_app(path, { lock = { retries = 2, retry_delay_ms = 10 } })
       local ok, err = pcall(write_one, impatient, 1)
@@ -683,10 +684,11 @@ describe("file token cache", function()
     it("leaves the old or the new whole cache when a writer is killed, and recovers its lock", function()
       local RUNS = 100
       -- A kill leaves the lock file behind when it lands while the victim
-      -- holds the lock: with its PID, which the next writer must see dead
-      -- and recover at once (a retry would sleep 2 s); or, when the kill
-      -- lands between creating the file and writing the PID, empty, which
-      -- can only be told stale by its age (stale_after_ms, 1.5 s here).
+      -- holds the lock, with its PID, which the next writer must see dead
+      -- and recover at once (a retry would sleep 2 s). It is never empty:
+      -- the lock file appears with its PID (an empty one could only be told
+      -- stale by its age, stale_after_ms, 1.5 s here). A kill during a write
+      -- leaves a temporary file, which the next write removes.
       local LOCK = "{ retries = 3, retry_delay_ms = 2000, stale_after_ms = 1500 }"
       local writer = script(dir, "victim", [[
         local tc = require("msal.cache").new(require("fixtures").CLIENT,
@@ -768,13 +770,15 @@ describe("file token cache", function()
       assert.is_false(exists(path .. ".lockfile"))
       assert.is_true(written > RUNS, "no write finished after the first of a run")
       assert.is_true(stale.pid > 0, "no kill left a lock behind")
-      local leftovers = 0
+      assert.equal(0, stale.empty, "a kill left a lock file without a PID")
+      local leftovers = {}
       for _, name in ipairs(ls(dir)) do
-        if name:find("^msal_cache%.json%.tmp%.") then leftovers = leftovers + 1 end
+        if name:find("%.tmp%.") then leftovers[#leftovers + 1] = name end
       end
       io.stderr:write(("\n[file_cache_spec] %d kills in %.1f s: %d writes landed, stale locks recovered: %d with a PID, "
         .. "%d without; %d temporary files left\n")
-        :format(RUNS, (core.now_ms() - t0) / 1000, written, stale.pid, stale.empty, leftovers))
+        :format(RUNS, (core.now_ms() - t0) / 1000, written, stale.pid, stale.empty, #leftovers))
+      assert.same({}, leftovers)
     end)
   end
 end)

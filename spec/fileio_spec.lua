@@ -63,6 +63,25 @@ local function dead_pid()
   return run_cmd("sh -c 'echo $$'")
 end
 
+-- A process that is alive until stop() is called, and ours to reap, so its
+-- PID is dead once stop() returns (an orphan might stay a zombie).
+local function sleeper()
+  local fh = assert(io.popen(plain("sh -c 'echo $$; exec sleep 30'")))
+  local pid = assert(fh:read("*l"):match("^%d+$"), "the sleeper did not start")
+  local stopped = false
+  return pid, function()
+    if stopped then return end
+    stopped = true
+    os.execute(plain("kill " .. pid))
+    fh:close()
+  end
+end
+
+-- A temporary file's name as write_atomic and lock make them, with a fixed
+-- random part.
+local HEX = "0123456789abcdef"
+local function temp_name(base, pid) return ("%s.tmp.%s.%s"):format(base, pid, HEX) end
+
 describe("msal.core.fileio", function()
   local dir
 
@@ -256,6 +275,122 @@ describe("msal.core.fileio", function()
         versions[got] = true
       end
       assert.is_true(versions[B] ~= nil, "no write finished before a kill")
+    end)
+  end)
+
+  describe("leftover temporary files", function()
+    it("are removed by the next write once their writer is gone, from Lua and from the store", function()
+      local p = dir .. "/cache.json"
+      put(temp_name(p, dead_pid()), "half a cache")
+      assert(fileio.write_atomic(p, "one"))
+      assert.same({ "cache.json" }, ls(dir))
+      put(temp_name(p, dead_pid()), "half a cache")
+      local store = core.store.new()
+      assert.is_true(store:write_file(p))
+      store:close()
+      assert.same({ "cache.json" }, ls(dir))
+    end)
+
+    it("stay while their writer lives: our own, a child's, and one whose flock is held", function()
+      local p = dir .. "/cache.json"
+      local pid, stop = sleeper()
+      finally(stop)
+      local mine, child, flocked = temp_name(p, fileio.pid()), temp_name(p, pid), temp_name(p, dead_pid())
+      put(mine, "ours")
+      put(child, "a live child's")
+      put(flocked, "a dead PID, but flocked: a writer in another PID namespace")
+      local fh = assert(io.popen(plain("flock -x " .. sh_quote(flocked) .. " sh -c 'echo locked; sleep 0.5'")))
+      assert.equal("locked", fh:read("*l"))
+      local ok = fileio.write_atomic(p, "one")
+      fh:read("*a")
+      fh:close()
+      assert(ok)
+      local want = { "cache.json", mine:match("[^/]+$"), child:match("[^/]+$"), flocked:match("[^/]+$") }
+      table.sort(want)
+      assert.same(want, ls(dir))
+      assert.equal("a live child's", (fileio.read(child)))
+      -- the flock is free now, and the child goes: their files are leftovers
+      stop()
+      assert(fileio.write_atomic(p, "two"))
+      assert.same({ "cache.json", mine:match("[^/]+$") }, ls(dir))
+    end)
+
+    it("are only the exact names write_atomic makes for this file, regular files of ours", function()
+      local p = dir .. "/cache.json"
+      local D = dead_pid()
+      local keep = {
+        "cache.json.tmp.notanumber", "cache.json.tmp." .. D, "cache.json.tmp." .. D .. ".",
+        "cache.json.tmp." .. D .. "." .. HEX:sub(2), "cache.json.tmp." .. D .. "." .. HEX .. "0",
+        "cache.json.tmp." .. D .. "." .. HEX:upper(), "cache.json.tmp." .. D .. "." .. HEX .. ".bak",
+        "cache.json.tmp." .. D .. "." .. HEX:sub(2) .. "g", "cache.json.tmp." .. D .. "x." .. HEX,
+        temp_name("cache.json", "-" .. D), temp_name("cache.json", "+" .. D), temp_name("cache.json", "0" .. D),
+        temp_name("cache.json", "0"), temp_name("cache.json", " " .. D),
+        -- numbers no pid_t holds, some of which wrap to D or below zero
+        temp_name("cache.json", "99999999999999999999"), temp_name("cache.json", "2147483648"),
+        temp_name("cache.json", tostring(4294967296 + tonumber(D))),
+        temp_name("cache.json", tostring(2147483648 + tonumber(D))),
+        temp_name("cache.json", "18446744073709551616"),
+        -- another cache's, the lock's, and names this one only ends or starts
+        temp_name("other.json", D), temp_name("cache.json.lockfile", D), temp_name("xcache.json", D),
+        temp_name("cache.jso", D),
+      }
+      for _, name in ipairs(keep) do put(dir .. "/" .. name, "not a leftover") end
+      -- matching names that are no regular file: a symbolic link (its
+      -- target must survive too), a directory, a FIFO (opening it would hang)
+      put(dir .. "/target", "precious")
+      local link, sub, fifo = temp_name("cache.json", dead_pid()), temp_name("cache.json", dead_pid()),
+        temp_name("cache.json", dead_pid())
+      assert(succeeds("ln -s target " .. sh_quote(dir .. "/" .. link)))
+      assert(succeeds("mkdir " .. sh_quote(dir .. "/" .. sub)))
+      assert(succeeds("mkfifo " .. sh_quote(dir .. "/" .. fifo)))
+      -- the same name in a subdirectory is another directory's
+      put(dir .. "/" .. sub .. "/" .. temp_name("cache.json", D), "elsewhere")
+      -- and one real leftover, so the sweep is seen to run
+      put(temp_name(p, D), "a leftover")
+      for _, name in ipairs({ "target", link, sub, fifo }) do keep[#keep + 1] = name end
+      keep[#keep + 1] = "cache.json"
+      table.sort(keep)
+      assert(fileio.write_atomic(p, "{}"))
+      assert.same(keep, ls(dir))
+      assert.equal("precious", (fileio.read(dir .. "/target")))
+      assert.same({ temp_name("cache.json", D) }, ls(dir .. "/" .. sub))
+      if run_cmd("id -u") == "0" then -- only root can give a file away
+        local theirs = temp_name(p, dead_pid())
+        put(theirs, "someone else's")
+        assert(succeeds("chown 65534 " .. sh_quote(theirs)))
+        assert(fileio.write_atomic(p, "{}"))
+        assert.equal("someone else's", (fileio.read(theirs)))
+      end
+    end)
+
+    it("of a writer killed mid-write are gone after the next write", function()
+      local p = dir .. "/cache.json"
+      local child = script(dir, "slow", [[
+        local big = string.rep("x", 16 * 1024 * 1024)
+        assert(fileio.write_atomic(arg[1], big))
+        io.write("go\n") io.flush()
+        while true do assert(fileio.write_atomic(arg[1], big)) end
+      ]])
+      -- a kill lands in the temporary file's lifetime often, not always:
+      -- the rename and the directory's fsync come after it
+      local left = 0
+      for _ = 1, 30 do
+        local fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(p) .. " 2>&1 & echo pid:$!; wait"))
+        local pid = fh:read("*l"):match("^pid:(%d+)$")
+        assert.equal("go", fh:read("*l"))
+        core.sleep_ms(math.random(5, 60))
+        local killed = succeeds("kill -9 " .. pid)
+        local rest = fh:read("*a")
+        fh:close()
+        assert(killed and rest == "", "the writer died before it was killed: " .. rest)
+        for _, name in ipairs(ls(dir)) do
+          if name:find("^cache%.json%.tmp%.") then left = left + 1 end
+        end
+        if left > 0 then break end
+      end
+      assert.is_true(left > 0, "no kill in 30 landed during a write")
+      assert(fileio.write_atomic(p, "{}"))
+      assert.same({ "cache.json", "slow.lua" }, ls(dir))
     end)
   end)
 
@@ -545,6 +680,136 @@ describe("msal.core.fileio", function()
       assert.equal("ENOENT", code)
       assert.matches("missing/x.lockfile", msg, 1, true)
       assert.is_true(core.now_ms() - t0 < 100)
+    end)
+
+    it("appears with our PID already in it and leaves no temporary file", function()
+      local l = assert(fileio.lock(lp))
+      assert.same({ "cache.json.lockfile" }, ls(dir))
+      local text, st = fileio.read(lp)
+      assert.equal(tostring(fileio.pid()), text)
+      assert.equal(1, st.nlink)
+      assert.is_true(l:unlock())
+      assert.same({}, ls(dir))
+    end)
+
+    it("is never seen without a PID by concurrent lockers and readers", function()
+      -- Each locker takes and releases the lock, and between its turns reads
+      -- the lock file whenever it exists; so does this process meanwhile. A
+      -- lock file created first and given its PID after would be seen empty.
+      local locker = script(dir, "locker", [[
+        local lp, n = arg[1], tonumber(arg[2])
+        local me, seen, bad = tostring(fileio.pid()), 0, 0
+        local function look()
+          local text = fileio.read(lp)
+          if text then
+            seen = seen + 1
+            if not text:match("^%d+$") then bad = bad + 1 end
+          end
+        end
+        for _ = 1, n do
+          local l = assert(fileio.lock(lp, { retries = 100000, retry_delay_ms = 1 }))
+          if fileio.read(lp) ~= me then bad = bad + 1 end
+          assert(l:unlock())
+          for _ = 1, 20 do look() end
+        end
+        io.write("seen ", seen, " bad ", bad, "\n")
+      ]])
+      local done, out = dir .. "/done", dir .. "/out"
+      local cmd = {}
+      for _ = 1, 6 do
+        cmd[#cmd + 1] = LUA .. " " .. sh_quote(locker) .. " " .. sh_quote(lp) .. " 300 >>" .. sh_quote(out) .. " 2>&1 &"
+      end
+      cmd[#cmd + 1] = "wait; : >" .. sh_quote(done)
+      local fh = assert(io.popen(table.concat(cmd, " ")))
+      local seen, bad = 0, 0
+      local deadline = core.now_ms() + 60000
+      while not exists(done) and core.now_ms() < deadline do
+        local text = fileio.read(lp)
+        if text then
+          seen = seen + 1
+          if not text:match("^%d+$") then bad = bad + 1 end
+        end
+      end
+      fh:read("*a")
+      fh:close()
+      local report = assert(fileio.read(out))
+      local lines = 0
+      for s, b in report:gmatch("seen (%d+) bad (%d+)") do
+        lines = lines + 1
+        seen, bad = seen + tonumber(s), bad + tonumber(b)
+      end
+      assert.equal(6, lines, report)
+      assert.equal(0, bad, "the lock file was seen without a PID " .. bad .. " times in " .. seen)
+      assert.is_true(seen > 100, "the lock file was seen only " .. seen .. " times")
+      assert.is_false(exists(lp))
+      assert.same({ "done", "locker.lua", "out" }, ls(dir))
+    end)
+
+    it("once held, sweeps the temporary lock files of lockers that are gone, and only those", function()
+      -- a waiter killed while waiting leaves its temporary lock file
+      local h = holder()
+      local waiter = script(dir, "waiter", [[
+        io.write("waiting\n") io.flush()
+        fileio.lock(arg[1], { retries = 100000, retry_delay_ms = 5 })
+      ]])
+      local fh = assert(io.popen(LUA .. " " .. sh_quote(waiter) .. " " .. sh_quote(lp) .. " & echo pid:$!; wait"))
+      local pid = fh:read("*l"):match("^pid:(%d+)$")
+      assert.equal("waiting", fh:read("*l"))
+      local function waiters_temp()
+        for _, name in ipairs(ls(dir)) do
+          if name:match("^cache%.json%.lockfile%.tmp%." .. pid .. "%.%x+$") then return name end
+        end
+      end
+      local deadline = core.now_ms() + 5000
+      while not waiters_temp() and core.now_ms() < deadline do core.sleep_ms(5) end
+      assert.is_string(waiters_temp(), "the waiter made no temporary lock file")
+      assert(succeeds("kill -9 " .. pid))
+      fh:read("*a")
+      fh:close()
+      h.release()
+      local D = dead_pid()
+      local keep = { temp_name("cache.json.lockfile", fileio.pid()), "cache.json.lockfile.tmp.notanumber",
+        temp_name("cache.json.lockfile", "99999999999999999999"), temp_name("cache.json", D) }
+      for _, name in ipairs(keep) do put(dir .. "/" .. name, "x") end
+      put(dir .. "/" .. temp_name("cache.json.lockfile", D), D)
+      local l = assert(fileio.lock(lp, { retries = 0 }))
+      keep[#keep + 1] = "cache.json.lockfile"
+      for _, name in ipairs({ "holder.lua", "release", "waiter.lua" }) do keep[#keep + 1] = name end
+      table.sort(keep)
+      assert.same(keep, ls(dir))
+      l:unlock()
+    end)
+
+    it("is created in place, then given its PID, where the file system has no hard links", function()
+      -- link(2) failing with EPERM, as on FAT, in a child that preloads this
+      local shim = dir .. "/nolink.so"
+      put(dir .. "/nolink.c", "#include <errno.h>\n"
+        .. "int link(const char *a, const char *b) { (void)a; (void)b; errno = EPERM; return -1; }\n")
+      assert(succeeds("cc -shared -fPIC -o " .. sh_quote(shim) .. " " .. sh_quote(dir .. "/nolink.c")))
+      local preload = os.getenv("LD_PRELOAD")
+      preload = (preload and preload ~= "" and preload .. ":" or "") .. shim
+      local child = script(dir, "nolinks", [[
+        local l = assert(fileio.lock(arg[1]))
+        io.write(fileio.pid(), " ", fileio.read(arg[1]), "\n") io.flush()
+        local deadline = core.now_ms() + 5000
+        while core.now_ms() < deadline and not fileio.stat(arg[2]) do core.sleep_ms(5) end
+        assert(l:unlock())
+        io.write("unlocked\n")
+      ]])
+      local fh = assert(io.popen("LD_PRELOAD=" .. sh_quote(preload) .. " " .. LUA .. " " .. sh_quote(child) .. " "
+        .. sh_quote(lp) .. " " .. sh_quote(dir .. "/release") .. " 2>&1"))
+      local line = fh:read("*l") or ""
+      local pid, text = line:match("^(%d+) (.*)$")
+      if not pid then error("the child did not lock: " .. line .. (fh:read("*a") or "")) end
+      assert.equal(pid, text)
+      local l, _, code = fileio.lock(lp, quick())
+      assert.is_nil(l)
+      assert.equal("ETIMEDOUT", code)
+      assert.same({ "cache.json.lockfile", "nolink.c", "nolink.so", "nolinks.lua" }, ls(dir))
+      put(dir .. "/release", "")
+      assert.equal("unlocked", (fh:read("*a"):gsub("%s+$", "")))
+      fh:close()
+      assert.is_false(exists(lp))
     end)
 
     it("raises on bad options", function()

@@ -70,10 +70,10 @@ function file.new(opts)
     key = k
   end
   -- stale_after_ms only concerns a lock file without a PID whose flock is
-  -- free: a holder killed between creating it and writing its PID (a
-  -- lua-msal holder keeps the flock from before it writes the PID, and
-  -- msal-node writes its PID right after creating the file). Shorter than
-  -- the retries' span, so writers recover such a lock instead of failing.
+  -- free: msal-node's or an older lua-msal's, killed between creating it
+  -- and writing its PID (lua-msal's lock files now appear with their PID,
+  -- except on file systems without hard links). Shorter than the retries'
+  -- span, so writers recover such a lock instead of failing.
   local lock = opts.lock or {}
   -- up to 30 s of waiting (msal-node-extensions waits 50): the lock is a
   -- polled one, so under contention a writer may lose several rounds
