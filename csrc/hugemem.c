@@ -4,9 +4,10 @@
 
 #include "hugemem.h"
 
-/* Freed mappings kept for the next request (see hugemem.h). Two, because a
- * serialize() holds two at once: the document being built and the Lua string
- * it becomes, while the previous call's string waits for the collector. */
+/* Freed mappings kept for the next request (see hugemem.h). One is enough
+ * for a serialize() repeated: the document buffer of the last call serves
+ * the next, and the last result, swept before the new string is made (see
+ * bigalloc.c), serves that. More would only raise the peak. */
 #define SPARES 1
 
 static struct {

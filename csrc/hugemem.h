@@ -13,10 +13,10 @@
  * populated when populate is set; NULL when the mapping fails. Not zeroed:
  * it may be a mapping unmapped earlier. */
 void *msal_huge_map(size_t cap, int populate);
-/* Gives back what msal_huge_map returned. The process keeps the last two
- * (MADV_FREE: the kernel takes the pages back when it needs them) so that a
- * cache serialized or loaded again does not fault in fresh memory, the way
- * malloc keeps freed heap. */
+/* Gives back what msal_huge_map returned. The process keeps one freed
+ * mapping, the biggest recent one (MADV_FREE: the kernel takes the pages
+ * back when it needs them), so that a cache serialized or loaded again does
+ * not fault in fresh memory, the way malloc keeps freed heap. */
 void msal_huge_unmap(void *p, size_t cap);
 
 #endif
