@@ -19,6 +19,20 @@ static void pin_module(void)
         (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v)
+{
+    int type;
+    lua_getfield(L, t, name);
+    type = lua_type(L, -1);
+    *v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (type == LUA_TNIL)
+        return 0;
+    if (type != LUA_TNUMBER)
+        luaL_error(L, "'%s' must be a number", name);
+    return 1;
+}
+
 int luaopen_msal_core(lua_State *L)
 {
     static const struct {

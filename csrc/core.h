@@ -16,6 +16,11 @@ void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
 void msal_open_redis(lua_State *L);  /* redis.c: hiredis client for the Redis cache */
 void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
 
+/* Field name of the options table at index t: 0 when it is nil, else 1 with
+ * its value in *v; raises "'name' must be a number" for any other type. The
+ * callers check the range they need. */
+int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v);
+
 /* bigalloc.c: on Lua 5.3/5.4 with lauxlib's allocator, serves new blocks of
  * 8 MiB and more from huge pages (a no-op elsewhere). */
 void msal_wrap_big_alloc(lua_State *L);

@@ -246,15 +246,8 @@ static multi *check_multi(lua_State *L)
 static long opt_ms(lua_State *L, int t, const char *name, long def)
 {
     lua_Number v;
-    lua_getfield(L, t, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
+    if (!msal_opt_number(L, t, name, &v))
         return def;
-    }
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "'%s' must be a number", name);
-    v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
     if (!(v >= 1 && v <= (lua_Number)LONG_MAX))
         luaL_error(L, "'%s' must be a positive number of milliseconds", name);
     return (long)v;
@@ -263,15 +256,8 @@ static long opt_ms(lua_State *L, int t, const char *name, long def)
 static size_t opt_size(lua_State *L, int t, const char *name, size_t def)
 {
     lua_Number v;
-    lua_getfield(L, t, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
+    if (!msal_opt_number(L, t, name, &v))
         return def;
-    }
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "'%s' must be a number", name);
-    v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
     /* capped so that curl_off_t and the buffers' size arithmetic hold */
     if (!(v >= 0 && v <= (lua_Number)(1u << 30) * 4))
         luaL_error(L, "'%s' must be a size between 0 and 4 GiB", name);

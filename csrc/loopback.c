@@ -653,15 +653,8 @@ static lua_Integer opt_int(lua_State *L, int t, const char *name, lua_Integer de
                            lua_Integer hi)
 {
     lua_Number v;
-    lua_getfield(L, t, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
+    if (!msal_opt_number(L, t, name, &v))
         return def;
-    }
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "'%s' must be a number", name);
-    v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
     if (!(v >= (lua_Number)lo && v <= (lua_Number)hi) || v != (lua_Number)(lua_Integer)v)
         luaL_error(L, "'%s' must be an integer between %d and %d", name, (int)lo, (int)hi);
     return (lua_Integer)v;
