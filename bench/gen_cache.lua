@@ -133,17 +133,25 @@ local function account_ids(i)
   return uid, hid, hid .. "-" .. ENV, format("user%d@example.com", i), format("User %d", i)
 end
 
+-- Entra's v2 id tokens carry opaque per-token values (aio, rh, sub, uti)
+-- besides the ids: tokens that differed only in a few digits would be
+-- unlike real ones, and LuaJIT, which hashes long strings by sampling them,
+-- would spend its first hits walking string-table chains of look-alikes.
 local function id_token(i, uid, username, name)
+  local seed = i * 65537
   local claims = jobj({
     "aud", CLIENT_ID,
     "iss", ISSUER,
     "iat", raw(CACHED_AT),
     "exp", raw(EXPIRES_ON),
+    "aio", secret("", 160, seed),
     "name", name,
     "oid", uid,
     "preferred_username", username,
-    "sub", format("sub-%08d", i),
+    "rh", secret("0.", 60, seed + 11),
+    "sub", secret("", 43, seed + 23),
     "tid", TENANT_ID,
+    "uti", secret("", 22, seed + 37),
     "ver", "2.0",
   })
   return JWT_HEADER .. "." .. b64url(claims) .. ".c2ln" -- "sig": unsigned dummy

@@ -451,10 +451,10 @@ static int l_put(lua_State *L)
     return 1;
 }
 
-/* find_access_token(hid, env, client_id, realm, scopes_lc, now, offset [, memo])
- * -> status, info, expires_on, ext_expires_on, refresh_on, cached_at.
- * info = {key, secret, target, token_type}; with a memo table it is built
- * once per entry and kept there (by entry serial). */
+/* find_access_token(hid, env, client_id, realm, scopes_lc, now, offset)
+ * -> status, info, expires_on, ext_expires_on, refresh_on, cached_at;
+ * info = {secret, target, token_type}. No key: a first hit at 10,000
+ * accounts would intern one more string per account (see find_first). */
 static int l_find_access_token(lua_State *L)
 {
     static const char *const names[] = {"none", "hit", "refresh_due", "expired", "multiple"};
@@ -465,32 +465,17 @@ static int l_find_access_token(lua_State *L)
     const char *scopes = luaL_checklstring(L, 6, &sn);
     int64_t now = (int64_t)luaL_checknumber(L, 7), offset = (int64_t)luaL_optnumber(L, 8, 300);
     store_entry *e;
-    int st, memo = !lua_isnoneornil(L, 9);
-    if (memo)
-        luaL_checktype(L, 9, LUA_TTABLE);
-    st = store_find_access_token(s, hid, hn, env, en, cid, cn, realm, rn, scopes, sn, now, offset, &e);
+    int st = store_find_access_token(s, hid, hn, env, en, cid, cn, realm, rn, scopes, sn, now, offset, &e);
     lua_pushstring(L, names[st]);
     if (e == NULL)
         return 1;
-    if (memo)
-        lua_rawgeti(L, 9, (lua_Integer)e->serial);
-    if (!memo || lua_isnil(L, -1)) {
-        if (memo)
-            lua_pop(L, 1);
-        lua_createtable(L, 0, 4);
-        lua_pushlstring(L, e->key, e->key_len);
-        lua_setfield(L, -2, "key");
-        push_field(L, e, F_SECRET);
-        lua_setfield(L, -2, "secret");
-        push_field(L, e, F_TARGET);
-        lua_setfield(L, -2, "target");
-        push_field(L, e, F_TOKEN_TYPE);
-        lua_setfield(L, -2, "token_type");
-        if (memo) {
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, 9, (lua_Integer)e->serial);
-        }
-    }
+    lua_createtable(L, 0, 3);
+    push_field(L, e, F_SECRET);
+    lua_setfield(L, -2, "secret");
+    push_field(L, e, F_TARGET);
+    lua_setfield(L, -2, "target");
+    push_field(L, e, F_TOKEN_TYPE);
+    lua_setfield(L, -2, "token_type");
     lua_pushinteger(L, (lua_Integer)e->expires_on);
     if (e->ext_expires_on >= 0)
         lua_pushinteger(L, (lua_Integer)e->ext_expires_on);
@@ -504,48 +489,98 @@ static int l_find_access_token(lua_State *L)
     return 6;
 }
 
-/* find(section, filter) -> array of keys. Filter fields (all optional):
- * home_account_id, environment (alias-aware), client_id, realm, family_id
- * (compared without case) and target (every scope must be in the entry). */
-static int l_find(lua_State *L)
+/* What find() looks for: fields that must equal (home_account_id,
+ * client_id, realm, family_id: without case), an environment (alias-aware)
+ * and scopes every one of which the entry's target must hold. */
+typedef struct find_filter {
+    const char *want[5], *target;
+    size_t wn[5], tn;
+    int sec, group;
+} find_filter;
+
+static void check_filter(lua_State *L, store *s, find_filter *f)
 {
-    store *s = check_store(L);
-    int sec = check_section(L, 2), group = -1, n = 0;
-    const char *want[5] = {NULL, NULL, NULL, NULL, NULL}, *target;
-    size_t wn[5] = {0, 0, 0, 0, 0}, tn = 0, i;
     static const char *const fname[5] = {"home_account_id", "environment", "client_id", "realm", "family_id"};
-    store_entry *e;
+    int i;
+    f->sec = check_section(L, 2);
+    f->group = -1;
     luaL_checktype(L, 3, LUA_TTABLE);
     for (i = 0; i < 5; i++) {
         lua_getfield(L, 3, fname[i]);
-        want[i] = lua_tolstring(L, -1, &wn[i]);
-        lua_pop(L, 1);
+        f->want[i] = lua_tolstring(L, -1, &f->wn[i]);
+        lua_pop(L, 1); /* the filter table keeps the string alive */
     }
     lua_getfield(L, 3, "target");
-    target = lua_tolstring(L, -1, &tn);
+    f->target = lua_tolstring(L, -1, &f->tn);
     lua_pop(L, 1);
-    if (want[1])
-        group = store_env_group(s, want[1], wn[1]);
-    lua_newtable(L);
-    if (want[0] && s->hcap) {
-        uint64_t h = store_hash_lower(want[0], wn[0], 1469598103934665603ULL);
-        e = s->htab[h & (s->hcap - 1)];
-    } else {
-        e = s->head[sec];
+    if (f->want[1])
+        f->group = store_env_group(s, f->want[1], f->wn[1]);
+}
+
+/* The first entry from e on (along the section's list, or along the home
+ * account's hash chain when the filter names one) that passes the filter. */
+static store_entry *find_from(const store *s, const find_filter *f, store_entry *e)
+{
+    int by_hid = f->want[0] && s->hcap;
+    for (; e; e = by_hid ? e->hnext : e->next) {
+        if (e->section != f->sec)
+            continue;
+        if ((f->want[0] && !store_field_is(e, F_HID, f->want[0], f->wn[0])) ||
+            (f->want[2] && !store_field_is(e, F_CLIENT_ID, f->want[2], f->wn[2])) ||
+            (f->want[3] && !store_field_is(e, F_REALM, f->want[3], f->wn[3])) ||
+            (f->want[4] && !store_field_is(e, F_FAMILY_ID, f->want[4], f->wn[4])) ||
+            (f->want[1] && !store_entry_matches_env(s, e, f->group, f->want[1], f->wn[1])) ||
+            (f->target && !store_scopes_contain(e, f->target, f->tn)))
+            continue;
+        return e;
     }
-    for (; e; e = want[0] && s->hcap ? e->hnext : e->next) {
-        if (e->section != sec)
-            continue;
-        if ((want[0] && !store_field_is(e, F_HID, want[0], wn[0])) ||
-            (want[2] && !store_field_is(e, F_CLIENT_ID, want[2], wn[2])) ||
-            (want[3] && !store_field_is(e, F_REALM, want[3], wn[3])) ||
-            (want[4] && !store_field_is(e, F_FAMILY_ID, want[4], wn[4])) ||
-            (want[1] && !store_entry_matches_env(s, e, group, want[1], wn[1])) ||
-            (target && !store_scopes_contain(e, target, tn)))
-            continue;
+    return NULL;
+}
+
+static store_entry *find_first(const store *s, const find_filter *f)
+{
+    if (f->want[0] && s->hcap)
+        return find_from(s, f, s->htab[store_hash_lower(f->want[0], f->wn[0], 1469598103934665603ULL) & (s->hcap - 1)]);
+    return find_from(s, f, s->head[f->sec]);
+}
+
+static store_entry *find_after(const store *s, const find_filter *f, const store_entry *e)
+{
+    return find_from(s, f, f->want[0] && s->hcap ? e->hnext : e->next);
+}
+
+/* find(section, filter) -> array of the matching entries' keys. */
+static int l_find(lua_State *L)
+{
+    store *s = check_store(L);
+    find_filter f;
+    store_entry *e;
+    int n = 0;
+    check_filter(L, s, &f);
+    lua_newtable(L);
+    for (e = find_first(s, &f); e; e = find_after(s, &f, e)) {
         lua_pushlstring(L, e->key, e->key_len);
         lua_rawseti(L, -2, ++n);
     }
+    return 1;
+}
+
+/* find_first(section, filter, field) -> that field of the first matching
+ * entry, or nil. The silent flow's id-token look-up: no key strings made
+ * (with LuaJIT every new string is interned, and keys differ little). */
+static int l_find_first(lua_State *L)
+{
+    static const char *const fields[] = {"secret", "home_account_id", "environment", "realm", NULL};
+    static const int field_of[] = {F_SECRET, F_HID, F_ENV, F_REALM};
+    store *s = check_store(L);
+    find_filter f;
+    int field = field_of[luaL_checkoption(L, 4, NULL, fields)];
+    store_entry *e;
+    check_filter(L, s, &f);
+    e = find_first(s, &f);
+    if (e == NULL)
+        return 0;
+    push_field(L, e, field);
     return 1;
 }
 
@@ -719,7 +754,7 @@ void msal_open_store(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"load", l_load}, {"serialize", l_serialize}, {"write_file", l_write_file}, {"get", l_get}, {"put", l_put},
-        {"remove", l_remove}, {"find", l_find}, {"find_access_token", l_find_access_token},
+        {"remove", l_remove}, {"find", l_find}, {"find_first", l_find_first}, {"find_access_token", l_find_access_token},
         {"accounts", l_accounts}, {"account", l_account}, {"count", l_count}, {"generation", l_generation},
         {"set_aliases", l_set_aliases}, {"close", l_close}, {NULL, NULL},
     };

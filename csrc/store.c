@@ -805,7 +805,6 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
         e->nscopes = (uint32_t)k;
     }
     e->section = (uint8_t)section;
-    e->serial = ++s->next_serial;
     e->cached_at = times[0];
     e->expires_on = times[1];
     e->ext_expires_on = times[2];

@@ -70,7 +70,6 @@ typedef struct store_entry {
     int env_group;                   /* alias group of the environment, -1: none */
     uint8_t section;
     uint8_t in_arena;                /* allocated in doc->arena, not malloc */
-    uint64_t serial;                 /* unique per entry version: memo keys */
 } store_entry;
 
 typedef struct store_unknown {
@@ -89,7 +88,6 @@ typedef struct store {
     int *alias_group;
     size_t nalias;
     store_doc *docs;
-    uint64_t next_serial;
     uint64_t generation;                /* bumped by every change */
     uint64_t account_generation;        /* bumped by changes to Account entries */
 } store;

@@ -13,14 +13,13 @@ end
 
 local NOW = 1800000000
 
--- status, key, secret, target (the entry's strings come in a memo table)
+-- status, secret, target, token_type
 local function find(s, o)
   o = o or {}
-  local memo = o.memo or {}
   local st, info = s:find_access_token(o.hid or F.HID, o.env or "login.microsoftonline.com", o.client or F.CLIENT,
-    o.realm or F.TENANT, o.scopes or "user.read", o.now or NOW, o.offset or 300, memo)
+    o.realm or F.TENANT, o.scopes or "user.read", o.now or NOW, o.offset or 300)
   if not info then return st end
-  return st, info.key, info.secret, info.target
+  return st, info.secret, info.target, info.token_type
 end
 
 describe("store keys", function()
@@ -56,11 +55,11 @@ describe("store look-ups", function()
   it("find the token for a subset of its scopes, without case", function()
     assert.equal("hit", (find(s, { scopes = "user.read" })))
     assert.equal("hit", (find(s, { scopes = "USER.READ email" })))
-    local st, key, secret, target = find(s, { scopes = "email user.read" })
+    local st, secret, target, token_type = find(s, { scopes = "email user.read" })
     assert.equal("hit", st)
     assert.equal("fake-access-token", secret)
     assert.equal("User.Read openid profile email", target)
-    assert.matches("accesstoken", key)
+    assert.equal("Bearer", token_type)
   end)
   it("miss when a scope was not granted", function()
     assert.equal("none", (find(s, { scopes = "user.read mail.read" })))
@@ -97,19 +96,10 @@ describe("store look-ups", function()
     s = new_store(F.signed_in({ refresh_on = tostring(NOW + 100) }))
     assert.equal("hit", (find(s)))
   end)
-  it("fill the caller's memo once per entry and reuse it", function()
-    local memo = {}
-    local _, k1 = find(s, { memo = memo })
-    local n = 0
-    for _, v in pairs(memo) do n = n + 1; assert.equal(k1, v.key) end
-    assert.equal(1, n)
-    memo[next(memo)].secret = "from the memo"
-    local _, _, secret = find(s, { memo = memo })
-    assert.equal("from the memo", secret)
-    -- a replaced entry is a new entry: the memo cannot serve stale text
+  it("serve a replaced entry's new secret", function()
     local k = next(F.signed_in().AccessToken)
     s:put("AccessToken", { secret = "rotated" }, k)
-    _, _, secret = find(s, { memo = memo })
+    local _, secret = find(s)
     assert.equal("rotated", secret)
   end)
   it("report two matching tokens as ambiguous", function()
@@ -139,7 +129,7 @@ describe("store look-ups", function()
     end
     s = new_store(doc)
     for _, i in ipairs({ 1, 777, 2000 }) do
-      local st, _, secret = find(s, { hid = "UID" .. i .. "." .. F.TENANT })
+      local st, secret = find(s, { hid = "UID" .. i .. "." .. F.TENANT })
       assert.equal("hit", st)
       assert.equal("s" .. i, secret)
     end
@@ -188,6 +178,19 @@ describe("store entries", function()
     assert.is_false(s:remove("AccessToken", keys[1]))
     assert.equal(0, s:count("AccessToken"))
     assert.equal(3, s:count())
+  end)
+  it("find_first gives one field of the first match, or nothing", function()
+    local s = new_store(F.signed_in())
+    local filter = { home_account_id = F.HID:upper(), environment = "login.windows.net", client_id = F.CLIENT,
+      realm = F.TENANT }
+    assert.equal(F.id_token().secret, s:find_first("IdToken", filter, "secret"))
+    assert.equal(F.ENV, s:find_first("IdToken", filter, "environment"))
+    filter.realm = "other-tenant"
+    assert.is_nil(s:find_first("IdToken", filter, "secret"))
+    assert.is_nil(s:find_first("IdToken", { home_account_id = "nobody" }, "secret"))
+    assert.equal(F.HID, s:find_first("Account", {}, "home_account_id"))
+    assert.has_error(function() s:find_first("IdToken", {}, "key") end)
+    assert.has_error(function() s:find_first("IdToken", "x", "secret") end)
   end)
   it("lists accounts as AccountInfo tables", function()
     local s = new_store(F.signed_in())
@@ -265,7 +268,7 @@ describe("store documents", function()
     end
     local back = new_store(first)
     assert.equal(first, back:serialize())
-    local st, _, secret = find(back, { hid = "uid4321." .. F.TENANT })
+    local st, secret = find(back, { hid = "uid4321." .. F.TENANT })
     assert.equal("hit", st)
     assert.equal("s004321" .. string.rep("x", 1500), secret)
   end)

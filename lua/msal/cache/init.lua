@@ -243,10 +243,8 @@ end
 
 --- The raw id token of (home account, environment, client, realm), or nil.
 function TokenCache:id_token_for(hid, env, client_id, realm)
-  local store = self.store
-  local keys = store:find("IdToken", { home_account_id = hid, environment = env, client_id = client_id, realm = realm })
-  local e = keys[1] and store:get("IdToken", keys[1])
-  return e and e.secret or nil
+  return self.store:find_first("IdToken",
+    { home_account_id = hid, environment = env, client_id = client_id, realm = realm }, "secret")
 end
 
 return cache
