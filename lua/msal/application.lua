@@ -166,8 +166,9 @@ end
 -- token share one token request.
 -- @tparam table req `{scopes, account, claims, force_refresh, authority, correlation_id}`
 -- @treturn promise resolving the result table (`access_token`, `id_token`,
---   `id_token_claims`, `scopes`, `expires_on`, `ext_expires_on`, `account`,
---   `tenant_id`, `token_type`, `from_cache`, `correlation_id`), rejecting
+--   `id_token_claims` (from the cache: decoded on first read), `scopes`,
+--   `expires_on`, `ext_expires_on`, `account`, `tenant_id`, `token_type`,
+--   `from_cache`, `correlation_id`), rejecting
 --   with InteractionRequiredAuthError when the user must interact
 function App:acquire_token_silent(req)
   local ev = self.events

@@ -42,4 +42,21 @@ function id_token.cached_claims(jwt)
   return c
 end
 
+--- A metatable for tables (accounts, results) whose `id_token_claims` are
+-- decoded when first read, so that listing or serving 10,000 of them does
+-- not decode or keep 10,000 claim tables.
+-- @tparam function jwt_of given the table, its raw id token (or nil)
+-- @treturn table the metatable
+function id_token.claims_on_read(jwt_of)
+  return {
+    __index = function(t, k)
+      if k ~= "id_token_claims" then return nil end
+      local jwt = jwt_of(t)
+      local claims = jwt and id_token.cached_claims(jwt) or nil
+      if claims then rawset(t, "id_token_claims", claims) end
+      return claims
+    end,
+  }
+end
+
 return id_token

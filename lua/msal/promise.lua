@@ -220,30 +220,38 @@ end
 -- "deadlock: promise can never settle" if nothing could settle it).
 -- A settled promise returns at once without touching the loop.
 -- @return the value, or nil and the rejection reason
-function methods:await()
-  local state = self._state
-  if state == PENDING then
-    local co = coroutine.running()
-    if co ~= nil and co == current and (not isyieldable or isyieldable()) then
-      add_handler(self, co)
-      local ok, v = coroutine.yield()
-      if ok then return v end
-      return nil, v
-    end
-    self._handled = true
-    -- Loop jobs run here must not mistake themselves for the async body.
-    local prev = current
-    current = nil
-    local ok, err = pcall(loop.run_until, function()
-      return self._state ~= PENDING
-    end)
-    current = prev
-    if not ok then error(err, 0) end
-    state = self._state
-  end
-  if state == FULFILLED then return self._value end
+local function outcome(self)
+  if self._state == FULFILLED then return self._value end
   self._handled = true
   return nil, self._value
+end
+
+-- await on a pending promise. Apart from await so that await itself makes
+-- no closure: LuaJIT cannot compile a return that must close upvalues, and
+-- a cache hit (a settled promise) would leave its compiled path there.
+local function await_pending(self)
+  local co = coroutine.running()
+  if co ~= nil and co == current and (not isyieldable or isyieldable()) then
+    add_handler(self, co)
+    local ok, v = coroutine.yield()
+    if ok then return v end
+    return nil, v
+  end
+  self._handled = true
+  -- Loop jobs run here must not mistake themselves for the async body.
+  local prev = current
+  current = nil
+  local ok, err = pcall(loop.run_until, function()
+    return self._state ~= PENDING
+  end)
+  current = prev
+  if not ok then error(err, 0) end
+  return outcome(self)
+end
+
+function methods:await()
+  if self._state == PENDING then return await_pending(self) end
+  return outcome(self)
 end
 
 --- Run `fn(...)` in a new coroutine in which `await` suspends.

@@ -102,15 +102,9 @@ end
 -- read, so listing 10,000 accounts does not decode 10,000 id tokens. One
 -- metatable per cache carries the way back to it.
 function account_mt(tc)
-  return {
-    __index = function(acct, k)
-      if k ~= "id_token_claims" then return nil end
-      local jwt = tc:id_token_for(acct.home_account_id, acct.environment, tc.client_id, acct.tenant_id)
-      local claims = jwt and id_token.cached_claims(jwt)
-      rawset(acct, "id_token_claims", claims or false)
-      return claims
-    end,
-  }
+  return id_token.claims_on_read(function(acct)
+    return tc:id_token_for(acct.home_account_id, acct.environment, tc.client_id, acct.tenant_id)
+  end)
 end
 
 function TokenCache:own(acct)

@@ -29,20 +29,28 @@ local function scopes_of(scopes)
 end
 silent.scopes_of = scopes_of
 
-local function split(s)
-  local out = {}
-  for w in s:gmatch("%S+") do out[#out + 1] = w end
-  return out
+-- The granted scopes of a cached token, as an array shared by every record
+-- with that target (records never change it; results get copies).
+local targets, targets_size = {}, 0
+
+local function scopes_array(target)
+  local a = targets[target]
+  if a then return a end
+  a = {}
+  for w in target:gmatch("%S+") do a[#a + 1] = w end
+  if targets_size >= 1000 then targets, targets_size = {}, 0 end
+  targets[target], targets_size = a, targets_size + 1
+  return a
 end
 
 local EMPTY = {}
 
 -- A hit's record is an array, not a table of fields: with 10,000 accounts
 -- every record is cold in the CPU's caches, and an array is half the lines.
--- 1-9: the result's values; 10-14: what the record answers for, and until
+-- 1-8: the result's values; 9-13: what the record answers for, and until
 -- when.
-local R_AT, R_IDT, R_CLAIMS, R_SCOPES, R_EXP, R_EXT, R_REFRESH, R_ACCOUNT, R_TYPE = 1, 2, 3, 4, 5, 6, 7, 8, 9
-local R_REALM, R_AUTH, R_ENV, R_FROM, R_TO = 10, 11, 12, 13, 14
+local R_AT, R_IDT, R_SCOPES, R_EXP, R_EXT, R_REFRESH, R_ACCOUNT, R_TYPE = 1, 2, 3, 4, 5, 6, 7, 8
+local R_REALM, R_AUTH, R_ENV, R_FROM, R_TO = 9, 10, 11, 12, 13
 
 local function copy(list)
   local out = {}
@@ -51,12 +59,16 @@ local function copy(list)
 end
 
 -- The result of a hit, fresh each call: callers may change what they get
--- (the account and the id token's claims are the cache's read-only snapshots).
+-- (the account and the id token's claims are the cache's read-only
+-- snapshots). Its id_token_claims are decoded when first read, as an
+-- account's are: records that held them cost ~1 KB of Lua heap per account,
+-- and the collector's cost per hit grows with that heap.
+local result_mt = id_token.claims_on_read(function(r) return rawget(r, "id_token") end)
+
 local function result_of(h, req, auth)
-  return {
+  return setmetatable({
     access_token = h[R_AT],
     id_token = h[R_IDT],
-    id_token_claims = h[R_CLAIMS],
     scopes = copy(h[R_SCOPES]),
     expires_on = h[R_EXP],
     ext_expires_on = h[R_EXT],
@@ -67,7 +79,7 @@ local function result_of(h, req, auth)
     from_cache = true,
     correlation_id = req.correlation_id,
     authority = auth.url,
-  }
+  }, result_mt)
 end
 
 -- The store's answer, as a record; nil and why when it has none.
@@ -82,7 +94,7 @@ local function record_of(app, sc, account, auth, realm, env, now)
   local account_env = account.environment or env
   local jwt = tc:id_token_for(hid, account_env, app.client_id, realm)
   return {
-    at.secret, jwt, jwt and id_token.cached_claims(jwt) or nil, split(at.target), expires_on, ext_expires_on,
+    at.secret, jwt, scopes_array(at.target), expires_on, ext_expires_on,
     refresh_on, tc:account_for(account, account_env, realm) or account, at.token_type or "Bearer",
     -- the store's own test: not cached in the future, not within the
     -- renewal offset of expiry, not past refresh_on
