@@ -5,6 +5,7 @@
 
 #include "compat.h"
 #include "core.h"
+#include "poller.h"
 
 /* lua_close() dlclose()s this module, which would unload libcurl with it
  * while process-wide state that points into it (its thread-specific data,
@@ -30,6 +31,20 @@ int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v)
         return 0;
     if (type != LUA_TNUMBER)
         luaL_error(L, "'%s' must be a number", name);
+    return 1;
+}
+
+int msal_push_timeout(lua_State *L, int ready, int64_t deadline_ms)
+{
+    int64_t left;
+    if (ready) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    if (deadline_ms < 0)
+        return 0;
+    left = deadline_ms - msal_now_ms();
+    lua_pushinteger(L, (lua_Integer)(left < 0 ? 0 : left));
     return 1;
 }
 

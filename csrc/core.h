@@ -2,6 +2,8 @@
 #ifndef MSAL_CORE_H
 #define MSAL_CORE_H
 
+#include <stdint.h>
+
 #include <lua.h>
 
 int luaopen_msal_core(lua_State *L);
@@ -20,6 +22,12 @@ void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
  * its value in *v; raises "'name' must be a number" for any other type. The
  * callers check the range they need. */
 int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v);
+
+/* What a pollable object's timeout() returns: 0 when it has work ready,
+ * nothing (no deadline: only socket activity can make progress) when
+ * deadline_ms < 0, else the milliseconds left until deadline_ms on
+ * msal_now_ms's clock (0 once past). */
+int msal_push_timeout(lua_State *L, int ready, int64_t deadline_ms);
 
 /* bigalloc.c: on Lua 5.3/5.4 with lauxlib's allocator, serves new blocks of
  * 8 MiB and more from huge pages (a no-op elsewhere). */

@@ -871,16 +871,7 @@ static int l_events(lua_State *L)
 static int l_timeout(lua_State *L)
 {
     multi *m = check_multi(L);
-    int64_t left;
-    if (m->ready_head) {
-        lua_pushinteger(L, 0);
-        return 1;
-    }
-    if (m->deadline < 0)
-        return 0;
-    left = m->deadline - msal_now_ms();
-    lua_pushinteger(L, (lua_Integer)(left < 0 ? 0 : left));
-    return 1;
+    return msal_push_timeout(L, m->ready_head != NULL, m->deadline);
 }
 
 /* pending() -> number of requests running or finished but not yet reported

@@ -1006,17 +1006,7 @@ static int l_events(lua_State *L)
 static int l_timeout(lua_State *L)
 {
     listener *ls = check_listener(L);
-    int64_t d;
-    if (ls->nqueued > 0) {
-        lua_pushinteger(L, 0);
-        return 1;
-    }
-    d = next_deadline(ls);
-    if (d < 0)
-        return 0;
-    d -= msal_now_ms();
-    lua_pushinteger(L, (lua_Integer)(d < 0 ? 0 : d));
-    return 1;
+    return msal_push_timeout(L, ls->nqueued > 0, ls->nqueued > 0 ? -1 : next_deadline(ls));
 }
 
 /* pending() -> open connections (each either being read, waiting for an

@@ -417,11 +417,21 @@ describe("msal.core.loopback", function()
   end
 
   it("gives a pollable fd that becomes readable when a client connects", function()
-    l = assert(core.loopback.listen({ host = "127.0.0.1" }))
+    l = assert(core.loopback.listen({ host = "127.0.0.1", request_timeout_ms = 3000 }))
     assert.same({}, core.loop.wait({ l:pollfd() }, 0))
+    assert.is_nil(l:timeout()) -- nothing to wait for but a client
     local job = bg(curl(("http://127.0.0.1:%d/"):format(l:port())))
     assert.same({ l:pollfd() }, core.loop.wait({ l:pollfd() }, 5000))
     assert.equal("r", l:events())
+    -- once a connection is open its deadline shows, counted down
+    local deadline
+    for _ = 1, 50 do
+      l:step(100)
+      deadline = l:timeout()
+      if deadline then break end
+    end
+    assert.is_number(deadline)
+    assert.is_true(deadline >= 0 and deadline <= 3000, tostring(deadline))
     drive(l, job)
   end)
 end)
