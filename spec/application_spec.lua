@@ -281,6 +281,13 @@ describe("acquire_token_silent", function()
     assert.equal("ClientConfigurationError", err.name)
     _, err = silent(app, "User.Read")
     assert.equal("ClientConfigurationError", err.name)
+    -- elements that are not strings: the same typed error, naming the place
+    for _, bad in ipairs({ { {} }, { "User.Read", true }, { 5 } }) do
+      _, err = silent(app, { scopes = bad, account = app:get_all_accounts()[1] })
+      assert.equal("ClientConfigurationError", err.name)
+      assert.equal("invalid_scopes", err.error_code)
+      assert.matches("scope " .. #bad .. " ", err.error_message, 1, true)
+    end
   end)
   it("rejects with InteractionRequiredAuthError on an empty cache", function()
     local app = app_with()

@@ -15,6 +15,10 @@ local scope_memo, scope_memo_size = {}, 0
 
 local function scopes_of(scopes)
   if type(scopes) ~= "table" then return request.check_scopes(scopes) end
+  for i = 1, #scopes do
+    -- concat would raise on a table or boolean: check_scopes names it
+    if type(scopes[i]) ~= "string" then return request.check_scopes(scopes) end
+  end
   local joined = table.concat(scopes, " ")
   local m = scope_memo[joined]
   if m then return m end
