@@ -16,35 +16,15 @@ local cjson = require("cjson")
 local F = require("fixtures")
 local entra = require("entra")
 local fake_transport = require("fake_transport")
+local proc = require("proc")
 
 local fileio = core.fileio
-local LUA = jit and "luajit" or "lua5.4"
+local LUA, q = proc.LUA, proc.quote
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 local EXT_PEER = ROOT .. "/spec/support/node/ext_peer.mjs"
 local MAGIC = "LUAMSAL-AES256GCM-1\n"
 local KEY = string.rep("0123456789abcdef", 4) -- 64 hex digits
 local OTHER_KEY = string.rep("fedcba9876543210", 4)
-
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Shell tools and node must not get the ASan run's LD_PRELOAD.
-local function plain(cmd)
-  return "exec env -u LD_PRELOAD " .. cmd
-end
-
-local function run_cmd(cmd)
-  local fh = assert(io.popen(plain(cmd)))
-  local out = fh:read("*a")
-  fh:close()
-  return (out:gsub("%s+$", ""))
-end
-
-local function succeeds(cmd)
-  local r = os.execute(plain(cmd) .. " >/dev/null 2>&1")
-  return r == true or r == 0
-end
 
 local function put(path, text)
   local f = assert(io.open(path, "wb"))
@@ -62,16 +42,9 @@ local function count(t)
   return n
 end
 
-local function ls(dir)
-  local names = {}
-  for name in run_cmd("ls -A " .. sh_quote(dir)):gmatch("[^\n]+") do names[#names + 1] = name end
-  table.sort(names)
-  return names
-end
-
 -- The PID of a process that has exited and been reaped.
 local function dead_pid()
-  return run_cmd("sh -c 'echo $$'")
+  return (proc.run("sh -c 'echo $$'", { plain = true }):match("^%d+"))
 end
 
 -- Code shared by this spec and its children: the entries a test writes.
@@ -104,37 +77,26 @@ local S = assert(load(SHARED, "=shared"))()
 
 -- A Lua child script: same package paths, msal.core, and the shared code.
 local function script(dir, name, body)
-  local path = dir .. "/" .. name .. ".lua"
-  put(path, ("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath)
-    .. "local core = require('msal.core')\nlocal fileio = core.fileio\nlocal cjson = require('cjson')\n"
+  return proc.lua_script(dir .. "/" .. name .. ".lua",
+    "local core = require('msal.core')\nlocal fileio = core.fileio\nlocal cjson = require('cjson')\n"
     .. "local S = (function() " .. SHARED .. " end)()\n" .. body)
-  return path
 end
 
--- Runs a child to the end; returns its stdout, or fails with its output.
+-- Runs a child to the end; returns its output, or fails with it.
 local function run_child(path, ...)
-  local args = { LUA, sh_quote(path) }
-  for _, a in ipairs({ ... }) do args[#args + 1] = sh_quote(a) end
-  local fh = assert(io.popen(table.concat(args, " ") .. " 2>&1"))
-  local out = fh:read("*a")
-  local ok = fh:close()
-  assert(ok, "child " .. path .. " failed:\n" .. out)
+  local args = { LUA, q(path) }
+  for _, a in ipairs({ ... }) do args[#args + 1] = q(a) end
+  local out, code = proc.sh(table.concat(args, " "))
+  assert(code == 0, "child " .. path .. " failed:\n" .. out)
   return out
 end
 
 -- Runs the msal-node peer; returns its decoded JSON or fails with its stderr.
 local function ext_peer(...)
   local args = {}
-  for i, a in ipairs({ ... }) do args[i] = sh_quote(a) end
-  local errfile = os.tmpname()
-  local p = assert(io.popen(plain("node " .. sh_quote(EXT_PEER) .. " " .. table.concat(args, " ") .. " 2>" .. errfile)))
-  local out = p:read("*a")
-  local ok = p:close()
-  local ef = io.open(errfile)
-  local err = ef and ef:read("*a") or ""
-  if ef then ef:close() end
-  os.remove(errfile)
-  assert(ok, "msal-node peer failed: " .. err)
+  for i, a in ipairs({ ... }) do args[i] = q(a) end
+  local out, code, err = proc.run("node " .. q(EXT_PEER) .. " " .. table.concat(args, " "), { plain = true })
+  assert(code == 0, "msal-node peer failed: " .. err)
   return cjson.decode(out)
 end
 
@@ -194,17 +156,16 @@ local function refresh_grants()
 end
 
 describe("file token cache", function()
-  local dir, path
+  local dir, remove_dir, path
 
   before_each(function()
-    dir = run_cmd("mktemp -d")
-    assert(dir:match("^/"), "mktemp -d failed")
+    dir, remove_dir = proc.tempdir()
     path = dir .. "/msal_cache.json"
   end)
 
   after_each(function()
-    if dir then os.execute(plain("rm -rf " .. sh_quote(dir))) end
-    dir = nil
+    if remove_dir then remove_dir() end
+    dir, remove_dir = nil, nil
   end)
 
   describe("permissions", function()
@@ -217,7 +178,7 @@ describe("file token cache", function()
       local doc = cjson.decode((fileio.read(path)))
       assert.equal(1, count(doc.Account))
       assert.equal(1, count(doc.AccessToken))
-      assert.same({ "msal_cache.json" }, ls(dir))
+      assert.same({ "msal_cache.json" }, proc.ls(dir))
       -- a process with umask 000 still writes 0600
       os.remove(path)
       local child = script(dir, "umask", [[
@@ -225,9 +186,10 @@ describe("file token cache", function()
         tc:access(true, function() S.user(tc.store, S.uid(1), "at-1", os.time()) end)
         io.write("ok\n")
       ]])
-      local out = run_cmd("sh -c " .. sh_quote("umask 000; exec env LD_PRELOAD=\"$0\" " .. LUA .. " " .. sh_quote(child)
-        .. " " .. sh_quote(path)) .. " " .. sh_quote(os.getenv("LD_PRELOAD") or "") .. " 2>&1")
-      assert.equal("ok", out)
+      -- (the shell without the ASan run's LD_PRELOAD, the Lua child with it)
+      local out = proc.sh("umask 000; LD_PRELOAD=" .. q(os.getenv("LD_PRELOAD") or "") .. " " .. LUA .. " " .. q(child)
+        .. " " .. q(path), { plain = true })
+      assert.equal("ok", (out:gsub("%s+$", "")))
       assert.equal(octal("600"), fileio.stat(path).mode)
     end)
 
@@ -333,11 +295,10 @@ describe("file token cache", function()
       assert.equal(3, count(doc.Account))
       assert.equal(3, #app:get_all_accounts())
       -- two processes adding 25 accounts each at the same time, and this one
-      local fh = assert(io.popen(table.concat({ LUA, sh_quote(child), sh_quote(path), "100 124 & ",
-        LUA, sh_quote(child), sh_quote(path), "200 224 & wait" }, " ")))
+      local adders = proc.start(table.concat({ LUA, q(child), q(path), "100 124 & ",
+        LUA, q(child), q(path), "200 224 & wait" }, " "))
       for n = 4, 10 do tc:access(true, function() S.user(tc.store, S.uid(n), "at-" .. n, now) end) end
-      local out = fh:read("*a")
-      fh:close()
+      local out = adders:wait()
       assert.equal("ok\nok\n", out)
       doc = cjson.decode((fileio.read(path)))
       assert.equal(10 + 25 + 25, count(doc.Account))
@@ -378,8 +339,8 @@ describe("file token cache", function()
         assert(fileio.write_atomic(path, "{}"))
         local app = public_app(path)
         assert.equal(0, #app:get_all_accounts())
-        local fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(path) .. " " .. how .. " "
-          .. sh_quote(dir .. "/full.json") .. " 2>&1"))
+        local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(path) .. " " .. how .. " "
+          .. q(dir .. "/full.json") .. " 2>&1"))
         assert.equal("locked", fh:read("*l"))
         local t0 = core.now_ms()
         local accounts = app:get_all_accounts()
@@ -520,7 +481,7 @@ describe("file token cache", function()
         l:unlock()
       ]])
       -- held for 300 ms: waited for
-      local fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(path) .. " 300"))
+      local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(path) .. " 300"))
       assert.matches("^locked %d+$", fh:read("*l"))
       local app = public_app(path)
       local t0 = core.now_ms()
@@ -531,7 +492,7 @@ describe("file token cache", function()
       assert.is_true(waited > 150, "did not wait for the holder (" .. waited .. " ms)")
       assert.equal(1, count(cjson.decode((fileio.read(path))).Account))
       -- held longer than the retries last: cache_lock_timeout naming the holder
-      fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(path) .. " 1000"))
+      fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(path) .. " 1000"))
       local pid = fh:read("*l"):match("^locked (%d+)$")
       local impatient = public_app(path, { lock = { retries = 3, retry_delay_ms = 10 } })
       local ok, err = pcall(write_one, impatient, 2)
@@ -653,15 +614,13 @@ describe("file token cache", function()
         io.write(("reader: %d reads, %d failures %s\n"):format(reads, bad, last or ""))
       ]])
       local done = dir .. "/done"
-      local cmd = { LUA, sh_quote(reader), sh_quote(path), sh_quote(done), "& pids=;" }
+      local cmd = { LUA, q(reader), q(path), q(done), "& pids=;" }
       for w = 1, WRITERS do
-        cmd[#cmd + 1] = table.concat({ LUA, sh_quote(writer), sh_quote(path), w, WRITES, "& pids=\"$pids $!\";" }, " ")
+        cmd[#cmd + 1] = table.concat({ LUA, q(writer), q(path), w, WRITES, "& pids=\"$pids $!\";" }, " ")
       end
-      cmd[#cmd + 1] = "wait $pids; touch " .. sh_quote(done) .. "; wait"
+      cmd[#cmd + 1] = "wait $pids; touch " .. q(done) .. "; wait"
       local t0 = core.now_ms()
-      local fh = assert(io.popen("sh -c " .. sh_quote(table.concat(cmd, " ")) .. " 2>&1"))
-      local out = fh:read("*a")
-      fh:close()
+      local out = proc.sh(table.concat(cmd, " "))
       local took = core.now_ms() - t0
       local reads, bad = out:match("reader: (%d+) reads, (%d+) failures")
       assert.is_string(reads, out)
@@ -725,7 +684,7 @@ describe("file token cache", function()
       for run = 1, RUNS do
         local old = assert(fileio.read(path))
         local kind = leftover_lock()
-        local fh = assert(io.popen(LUA .. " " .. sh_quote(writer) .. " " .. sh_quote(path) .. " k" .. run
+        local fh = assert(io.popen(LUA .. " " .. q(writer) .. " " .. q(path) .. " k" .. run
           .. " 2>&1 & echo pid:$!; wait"))
         local pid, go
         for _ = 1, 2 do
@@ -737,7 +696,7 @@ describe("file token cache", function()
         check_first_write(kind, go, "run " .. run)
         if kind then stale[kind] = stale[kind] + 1 end
         core.sleep_ms(math.random(0, 30))
-        local killed = succeeds("kill -9 " .. pid)
+        local killed = select(2, proc.sh("kill -9 " .. pid, { plain = true })) == 0
         local rest = fh:read("*a")
         fh:close()
         assert(killed, "run " .. run .. ": the writer died before it was killed: " .. rest)
@@ -772,7 +731,7 @@ describe("file token cache", function()
       assert.is_true(stale.pid > 0, "no kill left a lock behind")
       assert.equal(0, stale.empty, "a kill left a lock file without a PID")
       local leftovers = {}
-      for _, name in ipairs(ls(dir)) do
+      for _, name in ipairs(proc.ls(dir)) do
         if name:find("%.tmp%.") then leftovers[#leftovers + 1] = name end
       end
       io.stderr:write(("\n[file_cache_spec] %d kills in %.1f s: %d writes landed, stale locks recovered: %d with a PID, "

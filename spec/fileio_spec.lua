@@ -4,38 +4,23 @@
 -- same interpreter and the same build of msal.core.
 local core = require("msal.core")
 local cjson = require("cjson")
+local proc = require("proc")
 local fileio = core.fileio
 
-local LUA = jit and "luajit" or "lua5.4"
+local LUA, q = proc.LUA, proc.quote
 
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- The ASan run preloads the sanitizer into every child; only Lua children
--- need it, and a leak report from a shell tool would change its exit code.
-local function plain(cmd)
-  return "exec env -u LD_PRELOAD " .. cmd
-end
-
-local function run_cmd(cmd)
-  local fh = assert(io.popen(plain(cmd)))
-  local out = fh:read("*a")
-  fh:close()
-  return (out:gsub("%s+$", ""))
-end
-
--- os.execute returns true on 5.4 and 0 on LuaJIT for success.
+-- Whether a shell tool exits 0; it runs without the ASan run's LD_PRELOAD
+-- (a leak report from it would change its exit status), its output dropped.
 local function succeeds(cmd)
-  local r = os.execute(plain(cmd) .. " >/dev/null 2>&1")
-  return r == true or r == 0
+  local _, code = proc.sh(cmd, { plain = true })
+  return code == 0
 end
 
-local function ls(dir)
-  local names = {}
-  for name in run_cmd("ls -A " .. sh_quote(dir)):gmatch("[^\n]+") do names[#names + 1] = name end
-  table.sort(names)
-  return names
+-- io.popen of a shell tool that is read line by line while it runs (proc.sh
+-- and proc.run return only at its end), without the ASan run's LD_PRELOAD as
+-- opts.plain does; `exec` keeps the PID of the process io.popen started.
+local function popen_plain(cmd)
+  return assert(io.popen("exec env -u LD_PRELOAD " .. cmd))
 end
 
 local function exists(path)
@@ -52,27 +37,25 @@ local function octal(s) return tonumber(s, 8) end
 
 -- A Lua child script that finds the same msal.core as this process.
 local function script(dir, name, body)
-  local path = dir .. "/" .. name .. ".lua"
-  put(path, ("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath)
-    .. "local core = require('msal.core')\nlocal fileio = core.fileio\n" .. body)
-  return path
+  return proc.lua_script(dir .. "/" .. name .. ".lua",
+    "local core = require('msal.core')\nlocal fileio = core.fileio\n" .. body)
 end
 
 -- The PID of a process that has exited and been reaped.
 local function dead_pid()
-  return run_cmd("sh -c 'echo $$'")
+  return (proc.run("sh -c 'echo $$'", { plain = true }):match("^%d+"))
 end
 
 -- A process that is alive until stop() is called, and ours to reap, so its
 -- PID is dead once stop() returns (an orphan might stay a zombie).
 local function sleeper()
-  local fh = assert(io.popen(plain("sh -c 'echo $$; exec sleep 30'")))
+  local fh = popen_plain("sh -c 'echo $$; exec sleep 30'")
   local pid = assert(fh:read("*l"):match("^%d+$"), "the sleeper did not start")
   local stopped = false
   return pid, function()
     if stopped then return end
     stopped = true
-    os.execute(plain("kill " .. pid))
+    proc.sh("kill " .. pid, { plain = true })
     fh:close()
   end
 end
@@ -83,16 +66,15 @@ local HEX = "0123456789abcdef"
 local function temp_name(base, pid) return ("%s.tmp.%s.%s"):format(base, pid, HEX) end
 
 describe("msal.core.fileio", function()
-  local dir
+  local dir, remove_dir
 
   before_each(function()
-    dir = run_cmd("mktemp -d")
-    assert(dir:match("^/"), "mktemp -d failed")
+    dir, remove_dir = proc.tempdir()
   end)
 
   after_each(function()
-    if dir then os.execute(plain("rm -rf " .. sh_quote(dir))) end
-    dir = nil
+    if remove_dir then remove_dir() end
+    dir, remove_dir = nil, nil
   end)
 
   describe("write_atomic and read", function()
@@ -145,7 +127,7 @@ describe("msal.core.fileio", function()
 
     it("leave no temporary file behind", function()
       for i = 1, 5 do assert(fileio.write_atomic(dir .. "/cache.json", ("v%d"):format(i))) end
-      assert.same({ "cache.json" }, ls(dir))
+      assert.same({ "cache.json" }, proc.ls(dir))
     end)
 
     it("fail with the errno name when the directory does not exist", function()
@@ -153,23 +135,23 @@ describe("msal.core.fileio", function()
       assert.is_nil(ok)
       assert.equal("ENOENT", code)
       assert.matches("missing/cache.json", msg, 1, true)
-      assert.same({}, ls(dir))
+      assert.same({}, proc.ls(dir))
     end)
 
     it("remove the temporary file when the rename fails", function()
       local p = dir .. "/cache.json"
-      assert(succeeds("mkdir " .. sh_quote(p) .. " " .. sh_quote(p .. "/inside")))
+      assert(succeeds("mkdir " .. q(p) .. " " .. q(p .. "/inside")))
       local ok, msg, code = fileio.write_atomic(p, "x")
       assert.is_nil(ok)
       assert.matches("rename", msg)
       assert.is_string(code)
-      assert.same({ "cache.json" }, ls(dir))
+      assert.same({ "cache.json" }, proc.ls(dir))
     end)
 
     it("refuse to read through a symbolic link or a missing file", function()
       local p = dir .. "/cache.json"
       assert(fileio.write_atomic(dir .. "/real", "secret"))
-      assert(succeeds("ln -s real " .. sh_quote(p)))
+      assert(succeeds("ln -s real " .. q(p)))
       local got, msg, code = fileio.read(p)
       assert.is_nil(got)
       assert.equal("ELOOP", code)
@@ -196,7 +178,7 @@ describe("msal.core.fileio", function()
       assert.is_true(store:write_file(p))
       assert.equal(store:serialize(), (fileio.read(p)))
       assert.equal(octal("600"), fileio.stat(p).mode)
-      assert.same({ "cache.json" }, ls(dir))
+      assert.same({ "cache.json" }, proc.ls(dir))
       local ok, _, code = store:write_file(dir .. "/missing/cache.json")
       assert.is_nil(ok)
       assert.equal("ENOENT", code)
@@ -224,7 +206,7 @@ describe("msal.core.fileio", function()
         io.open(done, "w"):close()
       ]])
       local done = dir .. "/done"
-      local fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(p) .. " " .. sh_quote(done)))
+      local writer = proc.start(LUA .. " " .. q(child) .. " " .. q(p) .. " " .. q(done))
       local reads, bad, seen = 0, 0, {}
       local deadline = core.now_ms() + 5000
       repeat
@@ -233,12 +215,11 @@ describe("msal.core.fileio", function()
         reads = reads + 1
         if got == A or got == B then seen[got:sub(1, 1)] = true else bad = bad + 1 end
       until (finished and reads >= 200) or core.now_ms() > deadline
-      fh:read("*a")
-      fh:close()
+      writer:wait()
       assert.is_true(exists(done), "the writer did not finish in 5 s")
       assert.equal(0, bad)
       assert.is_true(seen.a and seen.b, "the reads did not overlap the writes")
-      assert.same({ "cache.json", "done", "writer.lua" }, ls(dir))
+      assert.same({ "cache.json", "done", "writer.lua" }, proc.ls(dir))
     end)
 
     it("leave the old or the new file, whole, when the writer is killed", function()
@@ -257,7 +238,7 @@ describe("msal.core.fileio", function()
       math.randomseed(os.time())
       local versions = {}
       for _ = 1, 20 do
-        local fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(p) .. " 2>&1 & echo pid:$!; wait"))
+        local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(p) .. " 2>&1 & echo pid:$!; wait"))
         local pid, go
         for _ = 1, 2 do
           local line = fh:read("*l") or ""
@@ -283,12 +264,12 @@ describe("msal.core.fileio", function()
       local p = dir .. "/cache.json"
       put(temp_name(p, dead_pid()), "half a cache")
       assert(fileio.write_atomic(p, "one"))
-      assert.same({ "cache.json" }, ls(dir))
+      assert.same({ "cache.json" }, proc.ls(dir))
       put(temp_name(p, dead_pid()), "half a cache")
       local store = core.store.new()
       assert.is_true(store:write_file(p))
       store:close()
-      assert.same({ "cache.json" }, ls(dir))
+      assert.same({ "cache.json" }, proc.ls(dir))
     end)
 
     it("stay while their writer lives: our own, a child's, and one whose flock is held", function()
@@ -299,7 +280,7 @@ describe("msal.core.fileio", function()
       put(mine, "ours")
       put(child, "a live child's")
       put(flocked, "a dead PID, but flocked: a writer in another PID namespace")
-      local fh = assert(io.popen(plain("flock -x " .. sh_quote(flocked) .. " sh -c 'echo locked; sleep 0.5'")))
+      local fh = popen_plain("flock -x " .. q(flocked) .. " sh -c 'echo locked; sleep 0.5'")
       assert.equal("locked", fh:read("*l"))
       local ok = fileio.write_atomic(p, "one")
       fh:read("*a")
@@ -307,12 +288,12 @@ describe("msal.core.fileio", function()
       assert(ok)
       local want = { "cache.json", mine:match("[^/]+$"), child:match("[^/]+$"), flocked:match("[^/]+$") }
       table.sort(want)
-      assert.same(want, ls(dir))
+      assert.same(want, proc.ls(dir))
       assert.equal("a live child's", (fileio.read(child)))
       -- the flock is free now, and the child goes: their files are leftovers
       stop()
       assert(fileio.write_atomic(p, "two"))
-      assert.same({ "cache.json", mine:match("[^/]+$") }, ls(dir))
+      assert.same({ "cache.json", mine:match("[^/]+$") }, proc.ls(dir))
     end)
 
     it("are only the exact names write_atomic makes for this file, regular files of ours", function()
@@ -340,9 +321,9 @@ describe("msal.core.fileio", function()
       put(dir .. "/target", "precious")
       local link, sub, fifo = temp_name("cache.json", dead_pid()), temp_name("cache.json", dead_pid()),
         temp_name("cache.json", dead_pid())
-      assert(succeeds("ln -s target " .. sh_quote(dir .. "/" .. link)))
-      assert(succeeds("mkdir " .. sh_quote(dir .. "/" .. sub)))
-      assert(succeeds("mkfifo " .. sh_quote(dir .. "/" .. fifo)))
+      assert(succeeds("ln -s target " .. q(dir .. "/" .. link)))
+      assert(succeeds("mkdir " .. q(dir .. "/" .. sub)))
+      assert(succeeds("mkfifo " .. q(dir .. "/" .. fifo)))
       -- the same name in a subdirectory is another directory's
       put(dir .. "/" .. sub .. "/" .. temp_name("cache.json", D), "elsewhere")
       -- and one real leftover, so the sweep is seen to run
@@ -351,13 +332,13 @@ describe("msal.core.fileio", function()
       keep[#keep + 1] = "cache.json"
       table.sort(keep)
       assert(fileio.write_atomic(p, "{}"))
-      assert.same(keep, ls(dir))
+      assert.same(keep, proc.ls(dir))
       assert.equal("precious", (fileio.read(dir .. "/target")))
-      assert.same({ temp_name("cache.json", D) }, ls(dir .. "/" .. sub))
-      if run_cmd("id -u") == "0" then -- only root can give a file away
+      assert.same({ temp_name("cache.json", D) }, proc.ls(dir .. "/" .. sub))
+      if proc.run("id -u", { plain = true }) == "0\n" then -- only root can give a file away
         local theirs = temp_name(p, dead_pid())
         put(theirs, "someone else's")
-        assert(succeeds("chown 65534 " .. sh_quote(theirs)))
+        assert(succeeds("chown 65534 " .. q(theirs)))
         assert(fileio.write_atomic(p, "{}"))
         assert.equal("someone else's", (fileio.read(theirs)))
       end
@@ -375,7 +356,7 @@ describe("msal.core.fileio", function()
       -- the rename and the directory's fsync come after it
       local left = 0
       for _ = 1, 30 do
-        local fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(p) .. " 2>&1 & echo pid:$!; wait"))
+        local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(p) .. " 2>&1 & echo pid:$!; wait"))
         local pid = fh:read("*l"):match("^pid:(%d+)$")
         assert.equal("go", fh:read("*l"))
         core.sleep_ms(math.random(5, 60))
@@ -383,14 +364,14 @@ describe("msal.core.fileio", function()
         local rest = fh:read("*a")
         fh:close()
         assert(killed and rest == "", "the writer died before it was killed: " .. rest)
-        for _, name in ipairs(ls(dir)) do
+        for _, name in ipairs(proc.ls(dir)) do
           if name:find("^cache%.json%.tmp%.") then left = left + 1 end
         end
         if left > 0 then break end
       end
       assert.is_true(left > 0, "no kill in 30 landed during a write")
       assert(fileio.write_atomic(p, "{}"))
-      assert.same({ "cache.json", "slow.lua" }, ls(dir))
+      assert.same({ "cache.json", "slow.lua" }, proc.ls(dir))
     end)
   end)
 
@@ -421,7 +402,7 @@ describe("msal.core.fileio", function()
     it("refuses a file in a world-writable directory that is not sticky", function()
       local p = dir .. "/cache.json"
       assert(fileio.write_atomic(p, "{}"))
-      assert(succeeds("chmod 0777 " .. sh_quote(dir)))
+      assert(succeeds("chmod 0777 " .. q(dir)))
       local ok, msg = fileio.check_private(p)
       assert.is_nil(ok)
       assert.matches("directory " .. dir .. " of cache file " .. p .. " is writable by others and not sticky (mode 0777)",
@@ -431,19 +412,19 @@ describe("msal.core.fileio", function()
     it("accepts a file in a sticky world-writable directory like /tmp", function()
       local p = dir .. "/cache.json"
       assert(fileio.write_atomic(p, "{}"))
-      assert(succeeds("chmod 1777 " .. sh_quote(dir)))
+      assert(succeeds("chmod 1777 " .. q(dir)))
       assert.is_true(fileio.check_private(p))
     end)
 
     it("refuses a symbolic link and a file owned by someone else", function()
       local p = dir .. "/cache.json"
       assert(fileio.write_atomic(dir .. "/real", "{}"))
-      assert(succeeds("ln -s real " .. sh_quote(p)))
+      assert(succeeds("ln -s real " .. q(p)))
       local ok, msg = fileio.check_private(p)
       assert.is_nil(ok)
       assert.matches("symbolic link", msg)
-      if run_cmd("id -u") == "0" then -- only root can give a file away
-        assert(succeeds("chown -h 65534 " .. sh_quote(dir .. "/real")))
+      if proc.run("id -u", { plain = true }) == "0\n" then -- only root can give a file away
+        assert(succeeds("chown -h 65534 " .. q(dir .. "/real")))
         ok, msg = fileio.check_private(dir .. "/real")
         assert.is_nil(ok)
         assert.matches("owned by uid 65534", msg)
@@ -472,7 +453,7 @@ describe("msal.core.fileio", function()
         assert(l:unlock())
         io.write("unlocked\n")
       ]])
-      local fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(lp) .. " " .. sh_quote(dir .. "/release")))
+      local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(lp) .. " " .. q(dir .. "/release")))
       assert.equal("locked", fh:read("*l"))
       return {
         release = function()
@@ -510,7 +491,7 @@ describe("msal.core.fileio", function()
 
     it("holds an flock that flock(1) and portalocker users see", function()
       local l = assert(fileio.lock(lp))
-      assert.is_false(succeeds("flock -n " .. sh_quote(lp) .. " true"))
+      assert.is_false(succeeds("flock -n " .. q(lp) .. " true"))
       l:unlock()
     end)
 
@@ -521,7 +502,7 @@ describe("msal.core.fileio", function()
         core.sleep_ms(300)
         l:unlock()
       ]])
-      local fh = assert(io.popen(LUA .. " " .. sh_quote(child) .. " " .. sh_quote(lp)))
+      local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(lp)))
       assert.equal("locked", fh:read("*l"))
       local t0 = core.now_ms()
       local l = assert(fileio.lock(lp, { retries = 200, retry_delay_ms = 10 }))
@@ -579,7 +560,7 @@ describe("msal.core.fileio", function()
       assert.is_nil(l)
       assert.equal("ETIMEDOUT", code)
       assert.is_true(exists(lp))
-      assert(succeeds("touch -d '2 minutes ago' " .. sh_quote(lp)))
+      assert(succeeds("touch -d '2 minutes ago' " .. q(lp)))
       l = assert(fileio.lock(lp, { retries = 0 }))
       l:unlock()
       put(lp, "garbage")
@@ -590,7 +571,7 @@ describe("msal.core.fileio", function()
 
     it("does not remove a dead process's lock file while someone holds its flock", function()
       put(lp, dead_pid())
-      local fh = assert(io.popen(plain("flock -x " .. sh_quote(lp) .. " sh -c 'echo locked; sleep 0.4'")))
+      local fh = popen_plain("flock -x " .. q(lp) .. " sh -c 'echo locked; sleep 0.4'")
       assert.equal("locked", fh:read("*l"))
       local l, _, code = fileio.lock(lp, quick())
       fh:read("*a")
@@ -627,12 +608,10 @@ describe("msal.core.fileio", function()
       ]])
       local cs = dir .. "/cs"
       local cmd = {}
-      for _ = 1, 4 do cmd[#cmd + 1] = LUA .. " " .. sh_quote(worker) .. " " .. sh_quote(lp) .. " " .. sh_quote(cs) .. " &" end
-      for _ = 1, 4 do cmd[#cmd + 1] = LUA .. " " .. sh_quote(crasher) .. " " .. sh_quote(lp) .. " &" end
+      for _ = 1, 4 do cmd[#cmd + 1] = LUA .. " " .. q(worker) .. " " .. q(lp) .. " " .. q(cs) .. " &" end
+      for _ = 1, 4 do cmd[#cmd + 1] = LUA .. " " .. q(crasher) .. " " .. q(lp) .. " &" end
       cmd[#cmd + 1] = "wait"
-      local fh = assert(io.popen(table.concat(cmd, " ")))
-      local out = fh:read("*a")
-      fh:close()
+      local out = proc.run(table.concat(cmd, " "))
       assert.is_nil(out:find("VIOLATION"), out)
       local oks = 0
       for _ in out:gmatch("ok 15") do oks = oks + 1 end
@@ -684,56 +663,57 @@ describe("msal.core.fileio", function()
 
     it("appears with our PID already in it and leaves no temporary file", function()
       local l = assert(fileio.lock(lp))
-      assert.same({ "cache.json.lockfile" }, ls(dir))
+      assert.same({ "cache.json.lockfile" }, proc.ls(dir))
       local text, st = fileio.read(lp)
       assert.equal(tostring(fileio.pid()), text)
       assert.equal(1, st.nlink)
       assert.is_true(l:unlock())
-      assert.same({}, ls(dir))
+      assert.same({}, proc.ls(dir))
     end)
 
     it("is never seen without a PID by concurrent lockers and readers", function()
       -- Each locker takes and releases the lock, and between its turns reads
       -- the lock file whenever it exists; so does this process meanwhile. A
       -- lock file created first and given its PID after would be seen empty.
-      local locker = script(dir, "locker", [[
-        local lp, n = arg[1], tonumber(arg[2])
-        local me, seen, bad = tostring(fileio.pid()), 0, 0
-        local function look()
+      -- LOOK is that read, one definition for both (its source goes into the
+      -- lockers' script): n.seen counts the times the lock file exists,
+      -- n.bad the times it holds anything but a PID.
+      local LOOK = [[
+        local fileio = require("msal.core").fileio
+        return function(lp, n)
           local text = fileio.read(lp)
           if text then
-            seen = seen + 1
-            if not text:match("^%d+$") then bad = bad + 1 end
+            n.seen = n.seen + 1
+            if not text:match("^%d+$") then n.bad = n.bad + 1 end
           end
         end
-        for _ = 1, n do
+      ]]
+      local look = assert(load(LOOK, "=look"))()
+      local locker = script(dir, "locker", [[
+        local look = (function() ]] .. LOOK .. [[ end)()
+        local lp, rounds = arg[1], tonumber(arg[2])
+        local me, n = tostring(fileio.pid()), { seen = 0, bad = 0 }
+        for _ = 1, rounds do
           local l = assert(fileio.lock(lp, { retries = 100000, retry_delay_ms = 1 }))
-          if fileio.read(lp) ~= me then bad = bad + 1 end
+          if fileio.read(lp) ~= me then n.bad = n.bad + 1 end
           assert(l:unlock())
-          for _ = 1, 20 do look() end
+          for _ = 1, 20 do look(lp, n) end
         end
-        io.write("seen ", seen, " bad ", bad, "\n")
+        io.write("seen ", n.seen, " bad ", n.bad, "\n")
       ]])
       local done, out = dir .. "/done", dir .. "/out"
       local cmd = {}
       for _ = 1, 6 do
-        cmd[#cmd + 1] = LUA .. " " .. sh_quote(locker) .. " " .. sh_quote(lp) .. " 300 >>" .. sh_quote(out) .. " 2>&1 &"
+        cmd[#cmd + 1] = LUA .. " " .. q(locker) .. " " .. q(lp) .. " 300 >>" .. q(out) .. " 2>&1 &"
       end
-      cmd[#cmd + 1] = "wait; : >" .. sh_quote(done)
-      local fh = assert(io.popen(table.concat(cmd, " ")))
-      local seen, bad = 0, 0
+      cmd[#cmd + 1] = "wait; : >" .. q(done)
+      local lockers = proc.start(table.concat(cmd, " "))
+      local n = { seen = 0, bad = 0 }
       local deadline = core.now_ms() + 60000
-      while not exists(done) and core.now_ms() < deadline do
-        local text = fileio.read(lp)
-        if text then
-          seen = seen + 1
-          if not text:match("^%d+$") then bad = bad + 1 end
-        end
-      end
-      fh:read("*a")
-      fh:close()
+      while not exists(done) and core.now_ms() < deadline do look(lp, n) end
+      lockers:wait()
       local report = assert(fileio.read(out))
-      local lines = 0
+      local lines, seen, bad = 0, n.seen, n.bad
       for s, b in report:gmatch("seen (%d+) bad (%d+)") do
         lines = lines + 1
         seen, bad = seen + tonumber(s), bad + tonumber(b)
@@ -742,7 +722,7 @@ describe("msal.core.fileio", function()
       assert.equal(0, bad, "the lock file was seen without a PID " .. bad .. " times in " .. seen)
       assert.is_true(seen > 100, "the lock file was seen only " .. seen .. " times")
       assert.is_false(exists(lp))
-      assert.same({ "done", "locker.lua", "out" }, ls(dir))
+      assert.same({ "done", "locker.lua", "out" }, proc.ls(dir))
     end)
 
     it("once held, sweeps the temporary lock files of lockers that are gone, and only those", function()
@@ -752,11 +732,11 @@ describe("msal.core.fileio", function()
         io.write("waiting\n") io.flush()
         fileio.lock(arg[1], { retries = 100000, retry_delay_ms = 5 })
       ]])
-      local fh = assert(io.popen(LUA .. " " .. sh_quote(waiter) .. " " .. sh_quote(lp) .. " & echo pid:$!; wait"))
+      local fh = assert(io.popen(LUA .. " " .. q(waiter) .. " " .. q(lp) .. " & echo pid:$!; wait"))
       local pid = fh:read("*l"):match("^pid:(%d+)$")
       assert.equal("waiting", fh:read("*l"))
       local function waiters_temp()
-        for _, name in ipairs(ls(dir)) do
+        for _, name in ipairs(proc.ls(dir)) do
           if name:match("^cache%.json%.lockfile%.tmp%." .. pid .. "%.%x+$") then return name end
         end
       end
@@ -776,7 +756,7 @@ describe("msal.core.fileio", function()
       keep[#keep + 1] = "cache.json.lockfile"
       for _, name in ipairs({ "holder.lua", "release", "waiter.lua" }) do keep[#keep + 1] = name end
       table.sort(keep)
-      assert.same(keep, ls(dir))
+      assert.same(keep, proc.ls(dir))
       l:unlock()
     end)
 
@@ -785,7 +765,7 @@ describe("msal.core.fileio", function()
       local shim = dir .. "/nolink.so"
       put(dir .. "/nolink.c", "#include <errno.h>\n"
         .. "int link(const char *a, const char *b) { (void)a; (void)b; errno = EPERM; return -1; }\n")
-      assert(succeeds("cc -shared -fPIC -o " .. sh_quote(shim) .. " " .. sh_quote(dir .. "/nolink.c")))
+      assert(succeeds("cc -shared -fPIC -o " .. q(shim) .. " " .. q(dir .. "/nolink.c")))
       local preload = os.getenv("LD_PRELOAD")
       preload = (preload and preload ~= "" and preload .. ":" or "") .. shim
       local child = script(dir, "nolinks", [[
@@ -796,8 +776,8 @@ describe("msal.core.fileio", function()
         assert(l:unlock())
         io.write("unlocked\n")
       ]])
-      local fh = assert(io.popen("LD_PRELOAD=" .. sh_quote(preload) .. " " .. LUA .. " " .. sh_quote(child) .. " "
-        .. sh_quote(lp) .. " " .. sh_quote(dir .. "/release") .. " 2>&1"))
+      local fh = assert(io.popen("LD_PRELOAD=" .. q(preload) .. " " .. LUA .. " " .. q(child) .. " "
+        .. q(lp) .. " " .. q(dir .. "/release") .. " 2>&1"))
       local line = fh:read("*l") or ""
       local pid, text = line:match("^(%d+) (.*)$")
       if not pid then error("the child did not lock: " .. line .. (fh:read("*a") or "")) end
@@ -805,7 +785,7 @@ describe("msal.core.fileio", function()
       local l, _, code = fileio.lock(lp, quick())
       assert.is_nil(l)
       assert.equal("ETIMEDOUT", code)
-      assert.same({ "cache.json.lockfile", "nolink.c", "nolink.so", "nolinks.lua" }, ls(dir))
+      assert.same({ "cache.json.lockfile", "nolink.c", "nolink.so", "nolinks.lua" }, proc.ls(dir))
       put(dir .. "/release", "")
       assert.equal("unlocked", (fh:read("*a"):gsub("%s+$", "")))
       fh:close()

@@ -123,6 +123,20 @@ function M.tempdir()
   return path, cleanup
 end
 
+--- The names in a directory, dot files too (`ls -A`, without the ASan
+-- preload), sorted; for asserting exactly which files a test left there.
+-- Raises if `ls` fails (a missing directory is not an empty one).
+-- @param dir its path
+-- @return a sorted list of names, empty for an empty directory
+function M.ls(dir)
+  local out, code, err = M.run("ls -A " .. M.quote(dir), { plain = true })
+  assert(code == 0, "ls -A " .. tostring(dir) .. " failed: " .. err)
+  local names = {}
+  for name in out:gmatch("[^\n]+") do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
 --- Writes a script for a Lua child: this process's package.path and
 -- package.cpath first, so that the child loads the same modules and the same
 -- build of msal.core as the spec that starts it, then `body`.
