@@ -6,7 +6,8 @@
 --   (run from the repository root after `make`; scripts/bench does both)
 --
 -- Per size: median silent cache hit through the public API
--- (acquire_token_silent(req):await(), accounts round-robin), median
+-- (acquire_token_silent(req):await(), accounts round-robin, after a warm-up
+-- whose mean is printed apart, the mean of the timed hits beside it), median
 -- get_all_accounts, deserialize and serialize (fresh application each run,
 -- like the node peer), and the process's peak RSS; then msal-node's figures
 -- and the ratio node/lua ("x faster", "x less memory").
@@ -81,8 +82,8 @@ local function measure(file, n)
     ga[#ga + 1] = now_ms() - t
   end
   assert(#accounts == n, "expected " .. n .. " accounts, got " .. #accounts)
-  -- the first hit of each account builds its memo (id token claims, the
-  -- account); that cold figure is reported apart from the steady state
+  -- the first hit of each account asks the store and records the answer;
+  -- that cold figure is reported apart from the steady state
   local req = { scopes = SCOPES }
   local t0 = now_ms()
   for j = 1, n do

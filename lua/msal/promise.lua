@@ -214,12 +214,7 @@ function methods:state()
   return self._state
 end
 
---- Wait for the promise and return its outcome.
--- Inside `Promise.async` this suspends the coroutine until settlement;
--- anywhere else it turns the loop until the promise settles (raising
--- "deadlock: promise can never settle" if nothing could settle it).
--- A settled promise returns at once without touching the loop.
--- @return the value, or nil and the rejection reason
+-- The outcome of a settled promise: its value, or nil and its reason.
 local function outcome(self)
   if self._state == FULFILLED then return self._value end
   self._handled = true
@@ -249,6 +244,12 @@ local function await_pending(self)
   return outcome(self)
 end
 
+--- Wait for the promise and return its outcome.
+-- Inside `Promise.async` this suspends the coroutine until settlement;
+-- anywhere else it turns the loop until the promise settles (raising
+-- "deadlock: promise can never settle" if nothing could settle it).
+-- A settled promise returns at once without touching the loop.
+-- @return the value, or nil and the rejection reason
 function methods:await()
   if self._state == PENDING then return await_pending(self) end
   return outcome(self)
