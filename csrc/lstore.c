@@ -128,6 +128,7 @@ static int l_load(lua_State *L)
     free_store(L, ls->s);
     ls->s = fresh;
     fresh->generation = gen + 1;
+    fresh->load_generation = gen + 1;
     fresh->account_generation = agen + 1;
     lua_pushboolean(L, 1);
     return 1;
@@ -647,17 +648,31 @@ static int l_count(lua_State *L)
     return 1;
 }
 
-/* generation(["Account"]) -> a number that changes with every change to
- * the store (to its Account entries) */
+/* generation(["Account" | "load"]) -> a number that changes with every
+ * change to the store (to its Account entries; with every load) */
 static int l_generation(lua_State *L)
 {
     store *s = check_store(L);
     if (lua_isnoneornil(L, 2))
         lua_pushnumber(L, (lua_Number)s->generation);
+    else if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "load") == 0)
+        lua_pushnumber(L, (lua_Number)s->load_generation);
     else if (check_section(L, 2) == SEC_ACCOUNT)
         lua_pushnumber(L, (lua_Number)s->account_generation);
     else
-        return luaL_argerror(L, 2, "only \"Account\" has a generation of its own");
+        return luaL_argerror(L, 2, "only \"Account\" and \"load\" have a generation of their own");
+    return 1;
+}
+
+/* home_generation(home_account_id) -> a number that changes whenever an
+ * entry of that account is put or removed, or the store is loaded again
+ * (store_home_generation). */
+static int l_home_generation(lua_State *L)
+{
+    store *s = check_store(L);
+    size_t n;
+    const char *hid = luaL_checklstring(L, 2, &n);
+    lua_pushnumber(L, (lua_Number)store_home_generation(s, hid, n));
     return 1;
 }
 
@@ -756,6 +771,7 @@ void msal_open_store(lua_State *L)
         {"load", l_load}, {"serialize", l_serialize}, {"write_file", l_write_file}, {"get", l_get}, {"put", l_put},
         {"remove", l_remove}, {"find", l_find}, {"find_first", l_find_first}, {"find_access_token", l_find_access_token},
         {"accounts", l_accounts}, {"account", l_account}, {"count", l_count}, {"generation", l_generation},
+        {"home_generation", l_home_generation},
         {"set_aliases", l_set_aliases}, {"close", l_close}, {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

@@ -28,6 +28,7 @@ static const unsigned required[NSEC] = {
 };
 
 #define FNV_OFFSET 1469598103934665603ULL
+#define HSTAMP_BUCKETS 4096 /* 32 KB per store that has changed since its load */
 #define FNV_PRIME 1099511628211ULL
 
 static int lower(int c)
@@ -250,6 +251,7 @@ void store_free(store *s)
     free(s->ktab);
     free(s->htab);
     free(s->atab);
+    free(s->hstamp);
     for (i = 0; i < s->nunknown; i++) {
         free(s->unknown[i].name);
         free(s->unknown[i].raw);
@@ -330,6 +332,7 @@ int store_set_aliases(store *s, const char *const *hosts, const int *groups, siz
             set_env_group(s, e);
     }
     s->generation++;
+    s->load_generation = s->generation; /* every entry's environment group may differ */
     return 1;
 oom:
     if (h)
@@ -445,6 +448,27 @@ store_entry *store_get(const store *s, int section, const char *key, size_t key_
     return get_hashed(s, section, key, key_len, key_hash(section, key, key_len));
 }
 
+/* Records that an entry of the home account with hash hhash changed now. */
+static void stamp_home(store *s, uint64_t hhash)
+{
+    if (s->hstamp == NULL && (s->hstamp = calloc(HSTAMP_BUCKETS, sizeof *s->hstamp)) == NULL) {
+        s->load_generation = s->generation; /* no room for stamps: as if reloaded */
+        return;
+    }
+    s->hstamp[hhash & (HSTAMP_BUCKETS - 1)] = s->generation;
+}
+
+uint64_t store_home_generation(const store *s, const char *hid, size_t n)
+{
+    uint64_t g = s->load_generation, h;
+    if (s->hstamp) {
+        h = s->hstamp[store_hash_lower(hid, n, FNV_OFFSET) & (HSTAMP_BUCKETS - 1)];
+        if (h > g)
+            g = h;
+    }
+    return g;
+}
+
 void store_remove(store *s, store_entry *e)
 {
     int sec = e->section;
@@ -464,6 +488,7 @@ void store_remove(store *s, store_entry *e)
     s->generation++;
     if (sec == SEC_ACCOUNT)
         s->account_generation++;
+    stamp_home(s, e->hhash);
     drop_entry(e);
 }
 
@@ -695,6 +720,7 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
     size_t nscopes, i, size, ndec = 0, tn;
     uint32_t declen[NKEPT];
     store_entry *e, *old;
+    uint64_t old_hhash = 0;
     const char *t;
     char *p;
     if (raw_len > UINT32_MAX)
@@ -824,6 +850,7 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
         e->doc->live++;
     if ((old = get_hashed(s, section, e->key, key_len, e->khash)) != NULL) {
         /* take the replaced entry's place, so files diff and merge calmly */
+        old_hhash = old->hhash;
         unlink_indexes(s, old);
         e->prev = old->prev;
         e->next = old->next;
@@ -857,6 +884,11 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
     s->generation++;
     if (section == SEC_ACCOUNT)
         s->account_generation++;
+    if (doc == NULL) { /* a put; a document's entries count from its load */
+        stamp_home(s, e->hhash);
+        if (old && old_hhash != e->hhash)
+            stamp_home(s, old_hhash);
+    }
     return e;
 oom:
     buf_free(&keybuf);

@@ -90,6 +90,9 @@ typedef struct store {
     store_doc *docs;
     uint64_t generation;                /* bumped by every change */
     uint64_t account_generation;        /* bumped by changes to Account entries */
+    uint64_t load_generation;           /* the generation of the last load (or alias change) */
+    uint64_t *hstamp; /* NULL until a put or remove after the load: per bucket of home
+                       * account hashes, the generation of its last change */
 } store;
 
 typedef struct store_error {
@@ -115,6 +118,11 @@ int store_set_aliases(store *s, const char *const *hosts, const int *groups, siz
 store *store_parse(const char *text, size_t n, const store *like, store_error *err, store_doc **doc);
 /* Frees the documents no entry points into any more, calling release on
  * each first so the owner can let go of the text. */
+/* A number that changes whenever an entry of this home account is put or
+ * removed, or the store is loaded again (accounts that share a stamp bucket
+ * with it also change it: a cached answer is dropped too often, never kept
+ * too long). */
+uint64_t store_home_generation(const store *s, const char *hid, size_t n);
 void store_release_docs(store *s, void (*release)(void *ud, store_doc *d), void *ud);
 /* Appends the document. 0 on OOM. */
 int store_serialize(const store *s, msal_buf *out);

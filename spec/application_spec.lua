@@ -135,6 +135,79 @@ describe("acquire_token_silent", function()
     assert.same({ "User.Read", "openid", "profile", "email" },
       assert(silent(app, { scopes = { "User.Read" }, account = account })).scopes)
   end)
+  describe("keeps an account's hit record while other accounts' tokens change", function()
+    -- ten accounts; the spy counts how often a hit has to ask the store
+    local N = 10
+    local function hid(i) return ("uid-%d.%s"):format(i, F.TENANT) end
+    local function at(i, o)
+      local t = { home_account_id = hid(i), secret = "at-" .. i }
+      for k, v in pairs(o or {}) do t[k] = v end
+      return F.access_token(t)
+    end
+    local app, accounts, asked
+    before_each(function()
+      local entries = { Account = {}, IdToken = {}, AccessToken = {} }
+      for i = 1, N do
+        entries.Account[i] = F.account({ home_account_id = hid(i), local_account_id = "uid-" .. i, username = "u" .. i })
+        entries.IdToken[i] = F.id_token({ home_account_id = hid(i) })
+        entries.AccessToken[i] = at(i)
+      end
+      app = app_with(F.doc(entries))
+      accounts = {}
+      for _, a in ipairs(app:get_all_accounts()) do accounts[a.home_account_id] = a end
+      local store = app:get_token_cache().store
+      local find = store.find_access_token
+      asked = 0
+      -- the store is a userdata: shadow its method in a proxy the cache uses
+      app:get_token_cache().store = setmetatable({
+        find_access_token = function(self, ...) asked = asked + 1; return find(store, ...) end,
+      }, { __index = function(_, k)
+        local v = store[k]
+        if type(v) == "function" then return function(_, ...) return v(store, ...) end end
+        return v
+      end })
+    end)
+    local function hit(i)
+      return assert(silent(app, { scopes = { "User.Read" }, account = accounts[hid(i)] }))
+    end
+
+    it("serves the others from their records after one account's token is replaced", function()
+      for i = 1, N do assert.equal("at-" .. i, hit(i).access_token) end
+      assert.equal(N, asked)
+      local tc = app:get_token_cache()
+      tc.store:put("AccessToken", at(3, { secret = "at-3-new" }))
+      for i = 1, N do
+        assert.equal(i == 3 and "at-3-new" or "at-" .. i, hit(i).access_token)
+      end
+      -- only account 3 (and any account sharing its stamp bucket) asked again
+      assert.is_true(asked >= N + 1 and asked <= N + 2, tostring(asked))
+      -- and the results carry the caller's current snapshot after the change
+      assert.equal(accounts[hid(5)], hit(5).account)
+    end)
+    it("never serves a token removed from the store, nor one of a removed account", function()
+      for i = 1, N do hit(i) end
+      local tc = app:get_token_cache()
+      local keys = tc.store:find("AccessToken", { home_account_id = hid(4) })
+      assert.equal(1, #keys)
+      tc.store:remove("AccessToken", keys[1])
+      local _, err = silent(app, { scopes = { "User.Read" }, account = accounts[hid(4)] })
+      assert.is_true(msal.is_interaction_required(err))
+      app:remove_account(accounts[hid(6)])
+      _, err = silent(app, { scopes = { "User.Read" }, account = accounts[hid(6)] })
+      assert.is_true(msal.is_interaction_required(err))
+      assert.equal("at-7", hit(7).access_token)
+    end)
+    it("reads everything again after a load", function()
+      for i = 1, N do hit(i) end
+      local tc = app:get_token_cache()
+      local doc = cjson.decode(tc:serialize())
+      for _, e in pairs(doc.AccessToken) do e.secret = e.secret .. "-loaded" end
+      tc:deserialize(cjson.encode(doc))
+      asked = 0
+      for i = 1, N do assert.equal("at-" .. i .. "-loaded", hit(i).access_token) end
+      assert.equal(N, asked)
+    end)
+  end)
   it("gives no id_token_claims for a cached token without an id token", function()
     local doc = F.signed_in()
     doc.IdToken = {}

@@ -212,16 +212,25 @@ function TokenCache:remove_all_accounts()
 end
 
 --- The silent flow's records of hits for one (normalised) scope list, by
--- home_account_id, for the store as it is now: any change to it drops them.
+-- home_account_id, and the store's generation now. A load drops them all;
+-- after a put or remove a record is checked against its home account's
+-- generation (store:home_generation) before it is used again.
+-- @treturn table the records
+-- @treturn number the store's generation
 function TokenCache:hits_for(scopes)
-  local gen = self.store:generation()
-  if gen ~= self.hits_gen then self.hits, self.hits_gen = {}, gen end
+  local store = self.store
+  local gen = store:generation()
+  if gen ~= self.hits_gen then
+    local load = store:generation("load")
+    if load ~= self.hits_load then self.hits, self.hits_load = {}, load end
+    self.hits_gen = gen
+  end
   local h = self.hits[scopes]
   if not h then
     h = {}
     self.hits[scopes] = h
   end
-  return h
+  return h, gen
 end
 
 --- The account snapshot of (home account of acct, environment, realm): acct

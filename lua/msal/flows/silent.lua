@@ -52,9 +52,10 @@ local EMPTY = {}
 -- A hit's record is an array, not a table of fields: with 10,000 accounts
 -- every record is cold in the CPU's caches, and an array is half the lines.
 -- 1-8: the result's values; 9-13: what the record answers for, and until
--- when.
+-- when; 14-15: the store's generation it was last checked at, and its home
+-- account's generation.
 local R_AT, R_IDT, R_SCOPES, R_EXP, R_EXT, R_REFRESH, R_ACCOUNT, R_TYPE = 1, 2, 3, 4, 5, 6, 7, 8
-local R_REALM, R_AUTH, R_ENV, R_FROM, R_TO = 9, 10, 11, 12, 13
+local R_REALM, R_AUTH, R_ENV, R_FROM, R_TO, R_GEN, R_HOME_GEN = 9, 10, 11, 12, 13, 14, 15
 
 local function copy(list)
   local out = {}
@@ -87,7 +88,7 @@ local function result_of(h, req, auth)
 end
 
 -- The store's answer, as a record; nil and why when it has none.
-local function record_of(app, sc, account, auth, realm, env, now)
+local function record_of(app, sc, account, auth, realm, env, now, gen)
   local tc = app.token_cache
   local hid = account.home_account_id
   local status, at, expires_on, ext_expires_on, refresh_on, cached_at =
@@ -104,6 +105,7 @@ local function record_of(app, sc, account, auth, realm, env, now)
     -- renewal offset of expiry, not past refresh_on
     realm, auth, account.environment, cached_at - 1,
     math.min(expires_on - app.renewal_offset, refresh_on or math.huge),
+    gen, tc.store:home_generation(hid),
   }, status
 end
 
@@ -113,19 +115,28 @@ local function lookup(app, req, sc, account, auth, realm, env)
     return nil, "skipped"
   end
   local now = app.clock()
-  -- A repeated hit reads one record (this generation of the store, these
-  -- scopes, this home account) instead of the store: with 10,000 accounts
-  -- the store's entries are cold in the CPU's caches, and one record keeps
-  -- less alive for the collector than a memo per entry would.
-  local hits = app.token_cache:hits_for(sc.search)
+  -- A repeated hit reads one record (these scopes, this home account)
+  -- instead of the store: with 10,000 accounts the store's entries are cold
+  -- in the CPU's caches, and one record keeps less alive for the collector
+  -- than a memo per entry would.
+  local tc = app.token_cache
+  local hits, gen = tc:hits_for(sc.search)
   local hid = account.home_account_id
   local h = hits[hid]
   if h and h[R_REALM] == realm and h[R_AUTH] == auth and h[R_ENV] == account.environment
       and now >= h[R_FROM] and now <= h[R_TO] then
-    return result_of(h, req, auth), "hit"
+    if h[R_GEN] == gen then return result_of(h, req, auth), "hit" end
+    -- the store changed since: another account's refresh leaves this
+    -- record good (with 10,000 accounts refreshing, dropping every record
+    -- at each change would make nearly every hit a first one)
+    if h[R_HOME_GEN] == tc.store:home_generation(hid) then
+      local account_env = account.environment or env
+      h[R_GEN], h[R_ACCOUNT] = gen, tc:account_for(account, account_env, realm) or account
+      return result_of(h, req, auth), "hit"
+    end
   end
   local status
-  h, status = record_of(app, sc, account, auth, realm, env, now)
+  h, status = record_of(app, sc, account, auth, realm, env, now, gen)
   if not h then return nil, status end
   if status == "hit" then hits[hid] = h end
   return result_of(h, req, auth), status
