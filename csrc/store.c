@@ -29,7 +29,6 @@ static const unsigned required[NSEC] = {
 
 #define FNV_OFFSET 1469598103934665603ULL
 #define HSTAMP_BUCKETS 4096 /* 32 KB per store that has changed since its load */
-#define FNV_PRIME 1099511628211ULL
 
 static int lower(int c)
 {
@@ -65,26 +64,30 @@ static uint64_t mix_word(uint64_t h, uint64_t w)
 /* Keys and ids are hashed a word at a time: deserializing a large cache
  * hashes every key and account id, and a byte at a time that was a fifth
  * of the time. `h` chains calls (the access-token index hashes three
- * fields). */
-uint64_t store_hash_lower(const char *p, size_t n, uint64_t h)
+ * fields); `fold` hashes ASCII letters without their case. */
+static uint64_t hash_words(const char *p, size_t n, uint64_t h, int fold)
 {
     size_t i;
-    for (i = 0; i + 8 <= n; i += 8)
-        h = mix_word(h, lower_word(load_word(p + i, 8)));
-    if (i < n)
-        h = mix_word(h, lower_word(load_word(p + i, n - i)));
+    uint64_t w;
+    for (i = 0; i + 8 <= n; i += 8) {
+        w = load_word(p + i, 8);
+        h = mix_word(h, fold ? lower_word(w) : w);
+    }
+    if (i < n) {
+        w = load_word(p + i, n - i);
+        h = mix_word(h, fold ? lower_word(w) : w);
+    }
     return mix_word(h, n);
+}
+
+uint64_t store_hash_lower(const char *p, size_t n, uint64_t h)
+{
+    return hash_words(p, n, h, 1);
 }
 
 static uint64_t key_hash(int section, const char *p, size_t n)
 {
-    uint64_t h = FNV_OFFSET ^ (uint64_t)(section + 1);
-    size_t i;
-    for (i = 0; i + 8 <= n; i += 8)
-        h = mix_word(h, load_word(p + i, 8));
-    if (i < n)
-        h = mix_word(h, load_word(p + i, n - i));
-    return mix_word(h, n);
+    return hash_words(p, n, FNV_OFFSET ^ (uint64_t)(section + 1), 0);
 }
 
 /* The access-token index key: home account, client and realm. */
@@ -720,7 +723,7 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
     size_t nscopes, i, size, ndec = 0, tn;
     uint32_t declen[NKEPT];
     store_entry *e, *old;
-    uint64_t old_hhash = 0;
+    uint64_t old_hhash;
     const char *t;
     char *p;
     if (raw_len > UINT32_MAX)
@@ -848,6 +851,7 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
     buf_free(&dec);
     if (e->doc)
         e->doc->live++;
+    old_hhash = e->hhash; /* unless an entry of another account is replaced */
     if ((old = get_hashed(s, section, e->key, key_len, e->khash)) != NULL) {
         /* take the replaced entry's place, so files diff and merge calmly */
         old_hhash = old->hhash;
@@ -886,7 +890,7 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
         s->account_generation++;
     if (doc == NULL) { /* a put; a document's entries count from its load */
         stamp_home(s, e->hhash);
-        if (old && old_hhash != e->hhash)
+        if (old_hhash != e->hhash)
             stamp_home(s, old_hhash);
     }
     return e;

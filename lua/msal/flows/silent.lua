@@ -87,6 +87,12 @@ local function result_of(h, req, auth)
   }, result_mt)
 end
 
+-- The cache's snapshot of the account a result carries (the caller's own
+-- when it is that snapshot).
+local function snapshot_of(tc, account, env, realm)
+  return tc:account_for(account, account.environment or env, realm) or account
+end
+
 -- The store's answer, as a record; nil and why when it has none.
 local function record_of(app, sc, account, auth, realm, env, now, gen)
   local tc = app.token_cache
@@ -96,11 +102,10 @@ local function record_of(app, sc, account, auth, realm, env, now, gen)
   -- past refresh_on MSAL refreshes and, if that fails, serves the cached
   -- token; without a refresh path the cached token is the answer
   if status ~= "hit" and status ~= "refresh_due" then return nil, status end
-  local account_env = account.environment or env
-  local jwt = tc:id_token_for(hid, account_env, app.client_id, realm)
+  local jwt = tc:id_token_for(hid, account.environment or env, app.client_id, realm)
   return {
     at.secret, jwt, scopes_array(at.target), expires_on, ext_expires_on,
-    refresh_on, tc:account_for(account, account_env, realm) or account, at.token_type or "Bearer",
+    refresh_on, snapshot_of(tc, account, env, realm), at.token_type or "Bearer",
     -- the store's own test: not cached in the future, not within the
     -- renewal offset of expiry, not past refresh_on
     realm, auth, account.environment, cached_at - 1,
@@ -130,8 +135,7 @@ local function lookup(app, req, sc, account, auth, realm, env)
     -- record good (with 10,000 accounts refreshing, dropping every record
     -- at each change would make nearly every hit a first one)
     if h[R_HOME_GEN] == tc.store:home_generation(hid) then
-      local account_env = account.environment or env
-      h[R_GEN], h[R_ACCOUNT] = gen, tc:account_for(account, account_env, realm) or account
+      h[R_GEN], h[R_ACCOUNT] = gen, snapshot_of(tc, account, env, realm)
       return result_of(h, req, auth), "hit"
     end
   end
