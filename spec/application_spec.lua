@@ -352,6 +352,10 @@ describe("acquire_token_silent", function()
     assert.equal("no_account_in_silent_request", err.error_code)
     _, err = silent(app, { scopes = { "User Read" }, account = app:get_all_accounts()[1] })
     assert.equal("ClientConfigurationError", err.name)
+    -- one scope spelled like a checked two-scope list is still refused
+    silent(app, { scopes = { "User.Read", "Mail.Read" }, account = app:get_all_accounts()[1] })
+    _, err = silent(app, { scopes = { "User.Read Mail.Read" }, account = app:get_all_accounts()[1] })
+    assert.equal("invalid_scopes", err and err.error_code)
     _, err = silent(app, "User.Read")
     assert.equal("ClientConfigurationError", err.name)
     -- elements that are not strings: the same typed error, naming the place

@@ -82,6 +82,18 @@ describe("msal.promise", function()
   end)
 
   describe("chaining", function()
+    it("fulfilled(v) is settled at once and chains like resolve(v)", function()
+      local t = {}
+      local p = Promise.fulfilled(t)
+      assert.equal("fulfilled", p:state())
+      assert.is_true(rawequal(t, p:await()))
+      local seen
+      p:next(function(v) seen = v end)
+      assert.is_nil(seen) -- callbacks still run from the loop
+      Promise.run()
+      assert.is_true(rawequal(t, seen))
+    end)
+
     it("passes values through next", function()
       local p = Promise.resolve(1)
         :next(function(v) return v + 1 end)

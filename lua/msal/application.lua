@@ -181,7 +181,7 @@ function App:acquire_token_silent(req)
   end
   if result and why == "hit" then
     if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, cid) end
-    return Promise.resolve(result)
+    return Promise.fulfilled(result)
   end
   if not ctx then return settle(self, Promise.reject(why), cid) end
   if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_NETWORK_START, "silent", nil, nil, cid) end

@@ -132,11 +132,18 @@ function Promise.new(executor)
 end
 
 --- A promise fulfilled with `v` (or `v` itself when it is a promise).
--- Allocates only the promise table: this is the cache-hit fast path.
 -- @param v
 -- @treturn Promise
 function Promise.resolve(v)
   if getmetatable(v) == mt then return v end
+  return setmetatable({ _state = FULFILLED, _value = v }, mt)
+end
+
+--- A promise fulfilled with `v`, which the caller knows is not a promise:
+-- the cache-hit path, where Promise.resolve's check is a tenth of the cost.
+-- @param v any value but a promise
+-- @treturn Promise
+function Promise.fulfilled(v)
   return setmetatable({ _state = FULFILLED, _value = v }, mt)
 end
 

@@ -15,19 +15,27 @@ local scope_memo, scope_memo_size = {}, 0
 
 local function scopes_of(scopes)
   if type(scopes) ~= "table" then return request.check_scopes(scopes) end
-  for i = 1, #scopes do
+  local n = #scopes
+  if n == 1 then
+    -- most requests name one scope, its own joined form: no type checks
+    -- or concat per hit
+    local m = scope_memo[scopes[1]]
+    if m and m.count == 1 then return m end
+  end
+  for i = 1, n do
     -- concat would raise on a table or boolean: check_scopes names it
     if type(scopes[i]) ~= "string" then return request.check_scopes(scopes) end
   end
   local joined = table.concat(scopes, " ")
   local m = scope_memo[joined]
-  if m then return m end
+  -- {"a b"} joins like {"a", "b"}: only a list of as many scopes is the same
+  if m and m.count == n then return m end
   local ok, err = request.check_scopes(scopes)
   if not ok then return nil, err end
   local _, rerr = request.single_resource(scopes)
   if rerr then return nil, rerr end
   if scope_memo_size >= 1000 then scope_memo, scope_memo_size = {}, 0 end
-  m = { joined = joined, search = request.search_scopes(scopes) }
+  m = { joined = joined, count = n, search = request.search_scopes(scopes) }
   scope_memo[joined], scope_memo_size = m, scope_memo_size + 1
   return m
 end
