@@ -134,6 +134,29 @@ describe("store look-ups", function()
       assert.equal("s" .. i, secret)
     end
   end)
+  it("work in a document big enough for its indexes to be huge pages", function()
+    -- the indexes are sized by the document's length (64 MB and more:
+    -- mapped, not malloc'd); a long unknown field makes one that big
+    local doc = F.signed_in()
+    doc.python_padding = string.rep("x", 64 * 1024 * 1024)
+    local big = new_store(doc)
+    doc.python_padding = nil
+    local function secret_of(hid) return select(2, find(big, { hid = hid })) end
+    assert.equal("fake-access-token", secret_of(F.HID))
+    -- entries added, replaced and removed go through the same indexes
+    for i = 1, 300 do
+      assert(big:put("AccessToken", F.access_token({ home_account_id = "uid" .. i .. "." .. F.TENANT, secret = "s" .. i })))
+    end
+    assert.equal(301, big:count("AccessToken"))
+    assert.equal("s150", secret_of("uid150." .. F.TENANT))
+    assert(big:remove("AccessToken", big:find("AccessToken", { home_account_id = F.HID })[1]))
+    assert.equal("none", (find(big)))
+    -- loaded again over itself (the old indexes freed), then dropped
+    assert(big:load(big:serialize()))
+    assert.equal(300, big:count("AccessToken"))
+    assert.equal("s7", secret_of("uid7." .. F.TENANT))
+    big:close()
+  end)
 end)
 
 describe("store entries", function()
