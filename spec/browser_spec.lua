@@ -16,11 +16,7 @@ local CHROMIUM = "/usr/bin/chromium"
 local SCRIPT = ROOT .. "/spec/support/node/browser_login.js"
 local SCOPES = { "api.read" }
 
-local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
-end
+local file_exists = require("files").exists
 
 -- Fails (never skips) when the environment cannot run these tests.
 local function issuer()

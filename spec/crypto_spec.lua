@@ -3,6 +3,7 @@
 -- AES-GCM.
 local crypto = require("msal.core").crypto
 local proc = require("proc")
+local files = require("files")
 
 local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
@@ -444,17 +445,8 @@ describe("JWS against the openssl command", function()
     local out, code = proc.sh(cmd, { dir = dir })
     return code == 0, out
   end
-  local function write(name, data)
-    local f = assert(io.open(dir .. "/" .. name, "wb"))
-    f:write(data)
-    f:close()
-  end
-  local function read(name)
-    local f = assert(io.open(dir .. "/" .. name, "rb"))
-    local d = f:read("*a")
-    f:close()
-    return d
-  end
+  local function write(name, data) files.write(dir .. "/" .. name, data) end
+  local function read(name) return assert(files.read(dir .. "/" .. name)) end
 
   -- ECDSA-Sig-Value (DER) <-> JOSE r||s, written out to be independent of C
   local function der_int(b)

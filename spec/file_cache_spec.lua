@@ -17,6 +17,8 @@ local F = require("fixtures")
 local entra = require("entra")
 local fake_transport = require("fake_transport")
 local proc = require("proc")
+local put = require("files").write
+local dead_pid = proc.dead_pid
 
 local fileio = core.fileio
 local LUA, q = proc.LUA, proc.quote
@@ -26,12 +28,6 @@ local MAGIC = "LUAMSAL-AES256GCM-1\n"
 local KEY = string.rep("0123456789abcdef", 4) -- 64 hex digits
 local OTHER_KEY = string.rep("fedcba9876543210", 4)
 
-local function put(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
 local function exists(path) return fileio.stat(path) ~= nil end
 
 local function octal(s) return tonumber(s, 8) end
@@ -40,11 +36,6 @@ local function count(t)
   local n = 0
   for _ in pairs(t or {}) do n = n + 1 end
   return n
-end
-
--- The PID of a process that has exited and been reaped.
-local function dead_pid()
-  return (proc.run("sh -c 'echo $$'", { plain = true }):match("^%d+"))
 end
 
 -- Code shared by this spec and its children: the entries a test writes.

@@ -5,6 +5,8 @@
 local core = require("msal.core")
 local cjson = require("cjson")
 local proc = require("proc")
+local put = require("files").write
+local dead_pid = proc.dead_pid
 local fileio = core.fileio
 
 local LUA, q = proc.LUA, proc.quote
@@ -27,23 +29,12 @@ local function exists(path)
   return fileio.stat(path) ~= nil
 end
 
-local function put(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
 local function octal(s) return tonumber(s, 8) end
 
 -- A Lua child script that finds the same msal.core as this process.
 local function script(dir, name, body)
   return proc.lua_script(dir .. "/" .. name .. ".lua",
     "local core = require('msal.core')\nlocal fileio = core.fileio\n" .. body)
-end
-
--- The PID of a process that has exited and been reaped.
-local function dead_pid()
-  return (proc.run("sh -c 'echo $$'", { plain = true }):match("^%d+"))
 end
 
 -- A process that is alive until stop() is called, and ours to reap, so its

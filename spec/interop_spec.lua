@@ -5,6 +5,7 @@ local msal = require("msal")
 local F = require("fixtures")
 local cjson = require("cjson")
 local proc = require("proc")
+local files = require("files")
 
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 local PEER = ROOT .. "/spec/support/node/peer.js"
@@ -20,17 +21,10 @@ local function peer(...)
   return cjson.decode(out)
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = files.write
 
 local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
+  return assert(files.read(path), "cannot read " .. path)
 end
 
 local function new_app()

@@ -9,11 +9,7 @@ local proc = require("proc")
 local STATE = "st4te-Zq9_x"
 local CODE = "c0de-SECRET-4242"
 
-local function write_file(path, s)
-  local fh = assert(io.open(path, "wb"))
-  fh:write(s)
-  fh:close()
-end
+local write_file = require("files").write
 
 -- A shell command's stdout, without the ASan preload.
 local function run_cmd(cmd)

@@ -8,6 +8,7 @@
 -- client_info, refresh-token rotation, FOCI and refresh_in.
 local cjson = require("cjson")
 local proc = require("proc")
+local files = require("files")
 
 local HOW = "the local identity providers are started by the test command (scripts/test runs "
   .. "spec/support/servers.sh start); to run this spec by hand: "
@@ -23,11 +24,7 @@ end
 local q = proc.quote
 
 local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
+  return files.read(path) or ""
 end
 
 -- One HTTP exchange through curl. opts: form (table, sent urlencoded, keys

@@ -18,6 +18,9 @@
 -- Usage: `local proc = require("proc")` (spec/support is on LUA_PATH).
 -- @module proc
 
+local files = require("files")
+local read_file = files.read
+
 local M = {}
 
 --- The command of the interpreter running this spec (LuaJIT or Lua 5.4), so
@@ -30,14 +33,6 @@ M.LUA = jit and "luajit" or "lua5.4"
 -- @return the quoted word
 function M.quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
 end
 
 -- What goes before the command: opts.plain drops the ASan preload for
@@ -137,6 +132,13 @@ function M.ls(dir)
   return names
 end
 
+--- The PID of a process that has exited and been reaped (for lock and
+-- temporary-file names whose owner is gone).
+-- @return the PID, as a string of digits
+function M.dead_pid()
+  return (M.run("sh -c 'echo $$'", { plain = true }):match("^%d+"))
+end
+
 --- Writes a script for a Lua child: this process's package.path and
 -- package.cpath first, so that the child loads the same modules and the same
 -- build of msal.core as the spec that starts it, then `body`.
@@ -144,11 +146,8 @@ end
 -- @param body the script's own code
 -- @return path
 function M.lua_script(path, body)
-  local f = assert(io.open(path, "wb"))
-  f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath))
-  f:write(body)
-  f:close()
-  return path
+  local paths = ("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath)
+  return files.write(path, paths .. body)
 end
 
 local Job = {}
