@@ -172,10 +172,11 @@ print(("%-8s %-22s %12s %12s %8s"):format("accounts", "measure", "lua-msal", "ms
 for _, n in ipairs(sizes) do
   local file = ("%s/lua-msal-bench-%d.json"):format(dir, n)
   assert(os.execute(("%s bench/gen_cache.lua %d %s >/dev/null"):format(interp, n, file)))
-  -- Several lua-msal processes per size, each measure's median across them:
-  -- on this project's VMs a neighbour slows a whole process now and then
-  -- (all its figures 1.4-2.5x, seen in 3 of 24 single runs), and one such
-  -- process must not stand for the size. Each run's silent hit is printed.
+  -- Several lua-msal processes per size, each measure's median across them,
+  -- so that one process that ran slow does not stand for its size (on this
+  -- project's VMs a process on the slower vCPU ran every figure 1.4-2.5x
+  -- slower: scripts/bench pins them all to one CPU). Each run's silent hit
+  -- is printed.
   local runs, lua = {}, {}
   for r = 1, RUNS do runs[r] = run(("%s bench/cache_bench.lua --one %s %d"):format(interp, file, n)) end
   for key in pairs(runs[1]) do
