@@ -136,11 +136,11 @@ end
 -- @treturn Promise
 function Promise.resolve(v)
   if getmetatable(v) == mt then return v end
-  return setmetatable({ _state = FULFILLED, _value = v }, mt)
+  return Promise.fulfilled(v)
 end
 
 --- A promise fulfilled with `v`, which the caller knows is not a promise:
--- the cache-hit path, where Promise.resolve's check is a tenth of the cost.
+-- the cache-hit path, which saves resolve's metatable check (a C call).
 -- @param v any value but a promise
 -- @treturn Promise
 function Promise.fulfilled(v)

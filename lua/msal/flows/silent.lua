@@ -35,7 +35,7 @@ local function scopes_of(scopes)
   local _, rerr = request.single_resource(scopes)
   if rerr then return nil, rerr end
   if scope_memo_size >= 1000 then scope_memo, scope_memo_size = {}, 0 end
-  m = { joined = joined, count = n, search = request.search_scopes(scopes) }
+  m = { count = n, search = request.search_scopes(scopes) }
   scope_memo[joined], scope_memo_size = m, scope_memo_size + 1
   return m
 end
