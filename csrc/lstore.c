@@ -497,6 +497,7 @@ typedef struct find_filter {
     const char *want[5], *target;
     size_t wn[5], tn;
     int sec, group;
+    int by_hid; /* walk the home account's hash chain, not the section */
 } find_filter;
 
 static void check_filter(lua_State *L, store *s, find_filter *f)
@@ -516,14 +517,14 @@ static void check_filter(lua_State *L, store *s, find_filter *f)
     lua_pop(L, 1);
     if (f->want[1])
         f->group = store_env_group(s, f->want[1], f->wn[1]);
+    f->by_hid = f->want[0] && s->hcap;
 }
 
 /* The first entry from e on (along the section's list, or along the home
  * account's hash chain when the filter names one) that passes the filter. */
 static store_entry *find_from(const store *s, const find_filter *f, store_entry *e)
 {
-    int by_hid = f->want[0] && s->hcap;
-    for (; e; e = by_hid ? e->hnext : e->next) {
+    for (; e; e = f->by_hid ? e->hnext : e->next) {
         if (e->section != f->sec)
             continue;
         if ((f->want[0] && !store_field_is(e, F_HID, f->want[0], f->wn[0])) ||
@@ -540,14 +541,14 @@ static store_entry *find_from(const store *s, const find_filter *f, store_entry 
 
 static store_entry *find_first(const store *s, const find_filter *f)
 {
-    if (f->want[0] && s->hcap)
-        return find_from(s, f, s->htab[store_hash_lower(f->want[0], f->wn[0], 1469598103934665603ULL) & (s->hcap - 1)]);
+    if (f->by_hid)
+        return find_from(s, f, s->htab[store_hid_hash(f->want[0], f->wn[0]) & (s->hcap - 1)]);
     return find_from(s, f, s->head[f->sec]);
 }
 
 static store_entry *find_after(const store *s, const find_filter *f, const store_entry *e)
 {
-    return find_from(s, f, f->want[0] && s->hcap ? e->hnext : e->next);
+    return find_from(s, f, f->by_hid ? e->hnext : e->next);
 }
 
 /* find(section, filter) -> array of the matching entries' keys. */

@@ -80,9 +80,14 @@ static uint64_t hash_words(const char *p, size_t n, uint64_t h, int fold)
     return mix_word(h, n);
 }
 
-uint64_t store_hash_lower(const char *p, size_t n, uint64_t h)
+static uint64_t store_hash_lower(const char *p, size_t n, uint64_t h)
 {
     return hash_words(p, n, h, 1);
+}
+
+uint64_t store_hid_hash(const char *hid, size_t n)
+{
+    return store_hash_lower(hid, n, FNV_OFFSET);
 }
 
 static uint64_t key_hash(int section, const char *p, size_t n)
@@ -93,7 +98,7 @@ static uint64_t key_hash(int section, const char *p, size_t n)
 /* The access-token index key: home account, client and realm. */
 static uint64_t at_hash(const char *hid, size_t hn, const char *cid, size_t cn, const char *realm, size_t rn)
 {
-    uint64_t h = store_hash_lower(hid, hn, FNV_OFFSET);
+    uint64_t h = store_hid_hash(hid, hn);
     h = store_hash_lower("\x1f", 1, h);
     h = store_hash_lower(cid, cn, h);
     h = store_hash_lower("\x1f", 1, h);
@@ -140,7 +145,7 @@ static uint64_t entry_hhash(const store_entry *e)
 {
     size_t n;
     const char *v = store_value(e, F_HID, &n);
-    return store_hash_lower(v ? v : "", n, FNV_OFFSET);
+    return store_hid_hash(v ? v : "", n);
 }
 
 /* ---- the entries of a parsed document live in an arena ----
@@ -496,7 +501,7 @@ uint64_t store_home_generation(const store *s, const char *hid, size_t n)
 {
     uint64_t g = s->load_generation, h;
     if (s->hstamp) {
-        h = s->hstamp[store_hash_lower(hid, n, FNV_OFFSET) & (HSTAMP_BUCKETS - 1)];
+        h = s->hstamp[store_hid_hash(hid, n) & (HSTAMP_BUCKETS - 1)];
         if (h > g)
             g = h;
     }

@@ -116,13 +116,13 @@ int store_set_aliases(store *s, const char *const *hosts, const int *groups, siz
  * entries point into text, which must live while doc->live > 0 (*doc is
  * NULL when no entry does). */
 store *store_parse(const char *text, size_t n, const store *like, store_error *err, store_doc **doc);
-/* Frees the documents no entry points into any more, calling release on
- * each first so the owner can let go of the text. */
 /* A number that changes whenever an entry of this home account is put or
  * removed, or the store is loaded again (accounts that share a stamp bucket
  * with it also change it: a cached answer is dropped too often, never kept
  * too long). */
 uint64_t store_home_generation(const store *s, const char *hid, size_t n);
+/* Frees the documents no entry points into any more, calling release on
+ * each first so the owner can let go of the text. */
 void store_release_docs(store *s, void (*release)(void *ud, store_doc *d), void *ud);
 /* Appends the document. 0 on OOM. */
 int store_serialize(const store *s, msal_buf *out);
@@ -153,6 +153,8 @@ int store_find_access_token(const store *s, const char *hid, size_t hid_len, con
 /* Whether the entry's target holds every space-separated scope given. */
 int store_scopes_contain(const store_entry *e, const char *scopes, size_t n);
 int store_entry_matches_env(const store *s, const store_entry *e, int group, const char *env, size_t n);
-uint64_t store_hash_lower(const char *p, size_t n, uint64_t h);
+/* The hash of a home_account_id (without case) that htab's buckets and
+ * store_entry.hhash use. */
+uint64_t store_hid_hash(const char *hid, size_t n);
 
 #endif
