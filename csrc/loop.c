@@ -1,9 +1,11 @@
 /* msal.core.loop: how the core waits. The C side (poller.h) is an epoll set
  * that http.c fills with curl's sockets; its fd is readable whenever one of
  * them is ready, which is what makes a multi handle pollable from any host
- * loop. The Lua face is one call, wait(fds, timeout_ms), so a Lua loop with
- * several pollable sources can block on all of their pollfds at once
- * instead of polling them in turn. */
+ * loop. The Lua face: wait(fds, timeout_ms), so a Lua loop with several
+ * pollable sources can block on all of their pollfds at once, and
+ * poll_set(), one epoll set over those pollfds: msal.loop's own pollfd(),
+ * the one descriptor a host loop (libuv, cqueues, nginx) watches for all of
+ * the core's I/O. */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -123,8 +125,110 @@ static int l_wait(lua_State *L)
     return 1;
 }
 
+#define POLL_SET_MT "msal.loop.poll_set"
+
+static msal_poller *check_set(lua_State *L)
+{
+    msal_poller *p = luaL_checkudata(L, 1, POLL_SET_MT);
+    if (p->fd < 0)
+        luaL_error(L, "the poll set is closed");
+    return p;
+}
+
+/***
+ * A new, empty poll set.
+ * @function poll_set
+ * @treturn userdata with add, remove, pollfd, wait, close
+ */
+static int l_poll_set(lua_State *L)
+{
+    msal_poller *p = lua_newuserdata(L, sizeof *p);
+    p->fd = -1;
+    luaL_setmetatable(L, POLL_SET_MT);
+    if (poller_open(p) != 0)
+        return luaL_error(L, "epoll_create1: %s", strerror(errno));
+    return 1;
+}
+
+static int check_fd(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 2, "fds must be non-negative integers");
+    return (int)fd;
+}
+
+/***
+ * Watch fd for readability (again: changing nothing).
+ * @function add
+ */
+static int l_set_add(lua_State *L)
+{
+    msal_poller *p = check_set(L);
+    if (poller_watch(p, check_fd(L), POLLER_IN) != 0)
+        return luaL_error(L, "epoll_ctl: %s", strerror(errno));
+    return 0;
+}
+
+/***
+ * Stop watching fd; one never watched is no error.
+ * @function remove
+ */
+static int l_set_remove(lua_State *L)
+{
+    msal_poller *p = check_set(L);
+    poller_unwatch(p, check_fd(L));
+    return 0;
+}
+
+/***
+ * The set's own descriptor: readable while a watched one is.
+ * @function pollfd
+ */
+static int l_set_pollfd(lua_State *L)
+{
+    lua_pushinteger(L, check_set(L)->fd);
+    return 1;
+}
+
+/***
+ * Blocks up to timeout_ms (nil or <= 0: not at all; math.huge: no limit)
+ * until a watched descriptor is readable.
+ * @function wait
+ * @treturn boolean whether one is
+ */
+static int l_set_wait(lua_State *L)
+{
+    msal_poller *p = check_set(L);
+    poller_event ev[1];
+    int n = poller_wait(p, ev, 1, check_timeout(L, 2));
+    if (n < 0)
+        return luaL_error(L, "epoll_wait: %s", strerror(errno));
+    lua_pushboolean(L, n > 0);
+    return 1;
+}
+
+/* __gc, __close and close(): idempotent. */
+static int l_set_close(lua_State *L)
+{
+    poller_close(luaL_checkudata(L, 1, POLL_SET_MT));
+    return 0;
+}
+
 void msal_open_loop(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {{"wait", l_wait}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"wait", l_wait}, {"poll_set", l_poll_set}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"add", l_set_add},   {"remove", l_set_remove}, {"pollfd", l_set_pollfd},
+        {"wait", l_set_wait}, {"close", l_set_close},   {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, POLL_SET_MT)) {
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_set_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_set_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
     luaL_newlib(L, funcs);
 }

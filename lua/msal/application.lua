@@ -10,7 +10,6 @@ local errors = require("msal.errors")
 local events = require("msal.events")
 local logger = require("msal.logger")
 local silent = require("msal.flows.silent")
-local refresh = require("msal.flows.refresh")
 local device_code = require("msal.flows.device_code")
 local authorize = require("msal.flows.authorize")
 local popup = require("msal.flows.popup")
@@ -133,16 +132,26 @@ end
 
 -- Runs make() unless a request with the same thumbprint is in flight, in
 -- which case its promise is shared: one token request for many callers.
+-- The entry is recorded before make() runs: a transport may yield inside it
+-- (a cosocket in OpenResty suspends the request), and a caller arriving
+-- meanwhile must find it.
 function App:single_flight(thumbprint, make)
   local inflight = self.inflight
   local p = inflight[thumbprint]
   if p then return p end
-  p = make()
+  local settle_with
+  p = Promise.new(function(resolve) settle_with = resolve end)
   inflight[thumbprint] = p
   -- handles both outcomes, so this bookkeeping never counts as an
   -- unhandled rejection
   local function done() inflight[thumbprint] = nil end
   p:next(done, done)
+  local ok, made = pcall(make)
+  if ok then
+    settle_with(made)
+  else
+    settle_with(Promise.reject(errors.is_error(made) and made or errors.ClientAuthError("unexpected_error", tostring(made))))
+  end
   return p
 end
 
@@ -185,7 +194,7 @@ function App:acquire_token_silent(req)
   end
   if not ctx then return settle(self, Promise.reject(why), cid) end
   if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_NETWORK_START, "silent", nil, nil, cid) end
-  local p = self:single_flight(ctx.thumbprint, function() return refresh.acquire(self, req, ctx) end)
+  local p = self:single_flight(ctx.thumbprint, function() return silent.refresh(self, req, ctx) end)
   if result then
     -- past refresh_on: a failed refresh still leaves a valid token to serve
     local cached = result

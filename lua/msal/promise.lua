@@ -243,7 +243,7 @@ local function await_pending(self)
   -- Loop jobs run here must not mistake themselves for the async body.
   local prev = current
   current = nil
-  local ok, err = pcall(loop.run_until, function()
+  local ok, err = pcall(loop.wait_for, self, function()
     return self._state ~= PENDING
   end)
   current = prev
@@ -253,7 +253,8 @@ end
 
 --- Wait for the promise and return its outcome.
 -- Inside `Promise.async` this suspends the coroutine until settlement;
--- anywhere else it turns the loop until the promise settles (raising
+-- anywhere else it waits as the loop's host says (`msal.loop.set_host`):
+-- standalone, it turns the loop until the promise settles (raising
 -- "deadlock: promise can never settle" if nothing could settle it).
 -- A settled promise returns at once without touching the loop.
 -- @return the value, or nil and the rejection reason

@@ -157,7 +157,9 @@ end
 --- The account with this home_account_id, or nil.
 function TokenCache:get_account_by_home_id(id)
   if type(id) ~= "string" then return nil end
-  return self:access(false, function()
+  -- a cache partitioned by account (Redis, a shared dictionary) finds it in
+  -- the account's own partition
+  return self:for_partition({ home_account_id = id }):access(false, function()
     local keys = self.store:find("Account", { home_account_id = id })
     return keys[1] and self:own(self.store:account(keys[1])) or nil
   end)

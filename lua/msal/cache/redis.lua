@@ -46,8 +46,7 @@
 -- @module msal.cache.redis
 local core = require("msal.core")
 local errors = require("msal.errors")
-
-local json = require("cjson").new() -- a private instance: its settings are ours alone
+local merge = require("msal.cache.merge")
 
 local rcore = core.redis
 local now_ms, wall, sleep_ms = core.now_ms, core.time, core.sleep_ms
@@ -280,62 +279,13 @@ function Plugin:before_cache_access(ctx)
   self:install(tc, key, copy.json)
 end
 
--- The partition document as Lua (sections of entries by key), or nil when
--- the text is not a JSON object.
-local function decode(text)
-  if text == "" then return {} end
-  local ok, doc = pcall(json.decode, text)
-  if ok and type(doc) == "table" then return doc end
-  return nil
-end
-
-local function same(a, b)
-  if a == b then return true end
-  if type(a) ~= "table" or type(b) ~= "table" then return false end
-  for k, v in pairs(a) do
-    if not same(v, b[k]) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
-  end
-  return true
-end
-
--- What this access did, entry by entry: {section, key, entry | false}.
-local function changes(base, mine)
-  local b, m = decode(base) or {}, assert(decode(mine), "the store serialized invalid JSON")
-  local out = {}
-  for section, entries in pairs(m) do
-    if type(entries) == "table" then
-      local old = type(b[section]) == "table" and b[section] or {}
-      for k, e in pairs(entries) do
-        if not same(old[k], e) then out[#out + 1] = { section, k, e } end
-      end
-    end
-  end
-  for section, entries in pairs(b) do
-    if type(entries) == "table" then
-      local now = type(m[section]) == "table" and m[section] or {}
-      for k in pairs(entries) do
-        if now[k] == nil then out[#out + 1] = { section, k, false } end
-      end
-    end
-  end
-  return out
-end
-
 -- Another process's version with this access's changes applied on top.
-local function merge(self, key, current, delta)
-  local doc = decode(current)
-  if not doc then
+local function merged(key, current, delta)
+  local text = merge.apply(current, delta)
+  if not text then
     error(errors.ClientAuthError("invalid_cache", "the token cache in Redis key " .. key .. " is not a JSON object"), 0)
   end
-  for i = 1, #delta do
-    local section, k, e = delta[i][1], delta[i][2], delta[i][3]
-    if type(doc[section]) ~= "table" then doc[section] = {} end
-    doc[section][k] = e or nil
-  end
-  return json.encode(doc)
+  return text
 end
 
 -- Milliseconds the partition should live: its latest token expiry plus
@@ -377,8 +327,8 @@ function Plugin:after_cache_access(ctx)
     local current = rs[2] or ""
     local text = mine
     if current ~= base then
-      delta = delta or changes(base, mine)
-      text = merge(self, key, current, delta)
+      delta = delta or merge.changes(base, mine)
+      text = merged(key, current, delta)
       self:install(tc, key, text)
     end
     local ms = ttl_ms(self, store)

@@ -1,9 +1,10 @@
 --- acquire_token_silent: the cached access token when one answers the
--- request by MSAL's rules, else (from the network issue on) the refresh
--- token, else InteractionRequiredAuthError.
+-- request by MSAL's rules, else the refresh token, else
+-- InteractionRequiredAuthError.
 -- @module msal.flows.silent
 local errors = require("msal.errors")
 local id_token = require("msal.id_token")
+local refresh = require("msal.flows.refresh")
 local request = require("msal.request")
 
 local silent = {}
@@ -196,6 +197,31 @@ function silent.from_cache(app, req)
     thumbprint = table.concat({ auth.url, account.home_account_id, realm, sc.search,
       req.claims or "", req.force_refresh and "force" or "" }, "\0"),
   }
+end
+
+local function no_op() end
+
+--- The network half: redeems a refresh token for the request. When the
+-- cache is shared between processes and its plugin can lock a refresh
+-- (`plugin:lock_refresh(thumbprint) -> promise of unlock`), one process (or
+-- nginx worker) refreshes while the others wait for the lock and then find
+-- its token in the cache: N processes, one token request. A lock not had in
+-- time resolves a no-op unlock, and the waiter refreshes itself.
+-- @treturn promise of the result
+function silent.refresh(app, req, ctx)
+  local plugin = app.token_cache.plugin
+  if not (plugin and plugin.lock_refresh) then return refresh.acquire(app, req, ctx) end
+  return plugin:lock_refresh(ctx.thumbprint):next(function(unlock)
+    unlock = unlock or no_op
+    local ok, result, why, again = pcall(silent.from_cache, app, req)
+    if ok and result and why == "hit" then
+      unlock()
+      return result
+    end
+    local p = refresh.acquire(app, req, ok and again or ctx)
+    p:next(unlock, unlock)
+    return p
+  end)
 end
 
 return silent
