@@ -21,6 +21,9 @@
 local loop = require("msal.loop")
 local errors = require("msal.errors")
 local msal = require("msal")
+local Promise = require("msal.promise")
+
+local default_on_unhandled = Promise.on_unhandled
 
 local uv = vim.loop
 
@@ -138,7 +141,9 @@ end
 
 --- Hands msal.loop to Neovim's libuv loop: jobs through `vim.schedule`,
 -- timers on `vim.loop` timers, sockets watched by a `vim.loop` poll,
--- `await` yielding its coroutine. The constructors here call it, so a
+-- `await` yielding its coroutine, unhandled rejections reported through
+-- `vim.notify` (unless `msal.Promise.on_unhandled` was replaced already).
+-- The constructors here call it, so a
 -- plugin rarely needs to; calling it again does nothing.
 -- @tparam[opt] table opts none yet; accepted so plugins can pass their
 --   `setup` options through
@@ -154,6 +159,16 @@ function M.setup(opts) -- luacheck: no unused args
     turn()
   end)
   loop.set_host({ defer = vim.schedule, set_timeout = set_timeout, wait = wait, wake = wake })
+  -- The default report writes to stderr, which is the editor's terminal
+  -- here: it would scribble over the screen. A report someone installed
+  -- on purpose stays.
+  if Promise.on_unhandled == default_on_unhandled then
+    Promise.on_unhandled = function(err)
+      vim.schedule(function()
+        vim.notify("msal: unhandled promise rejection: " .. tostring(err), vim.log.levels.WARN, { title = "msal" })
+      end)
+    end
+  end
   installed = true
   -- Work queued before setup sits in the loop's own queue: drain it from
   -- the main loop, where its callbacks may use vim.api.

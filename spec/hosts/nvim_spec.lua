@@ -139,7 +139,7 @@ describe("msal.nvim in headless Neovim #host", function()
     assert.equal(1, refresh_requests())
   end)
 
-  it("settles promise style by itself, callbacks through vim.schedule where vim.api works", function()
+  it("settles promise style by itself, callbacks through vim.schedule where vim.api works; reports unhandled rejections with vim.notify", function()
     local path = dir .. "/promise.json"
     seed(path, true)
     local res = run_nvim(dir, "promise_style", args_for(path))
@@ -157,6 +157,8 @@ describe("msal.nvim in headless Neovim #host", function()
     assert.is_false(res.second_sync)
     assert.equal(res.second.access_token, res.second_var)
     assert.equal(1, refresh_requests())
+    assert.same({ "msal: unhandled promise rejection: ClientAuthError: nobody_listens: a rejection without a handler" },
+      res.notes)
   end)
 
   it("yields a coroutine in await while the editor runs, and refuses await at the top of the main loop", function()

@@ -90,7 +90,15 @@ end
 --- over the network (a refresh), then from the cache.
 function cases.promise_style(args, done)
   local app = app_of(args)
-  local res = { }
+  local res = { notes = {} }
+  -- a rejection nobody handles is reported through vim.notify (stderr is
+  -- the editor's screen)
+  local notify = vim.notify
+  vim.notify = function(msg, level, opts) -- luacheck: ignore
+    res.notes[#res.notes + 1] = msg
+    return notify(msg, level, opts)
+  end
+  msal.Promise.reject(msal.ClientAuthError("nobody_listens", "a rejection without a handler"))
   local p = app:acquire_token_silent(request_of(app, args))
   res.pending_after_call = p:state() == "pending"
   local second_sync = nil
