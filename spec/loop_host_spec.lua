@@ -61,6 +61,31 @@ describe("msal.loop with a host", function()
     assert.equal(p, waited)
   end)
 
+  it("keeps an async body's await its own after it resumed a coroutine that a host's wait yielded", function()
+    -- a host whose wait yields the waiting coroutine (as Neovim's does)
+    loop.set_host({ wait = function(p)
+      local co = coroutine.running()
+      local function back() loop.defer(function() coroutine.resume(co) end) end
+      p:next(back, back)
+      coroutine.yield()
+    end })
+    local resolve_inner, resolve_own
+    local inner = Promise.new(function(r) resolve_inner = r end)
+    local own = Promise.new(function(r) resolve_own = r end)
+    local inner_result
+    local body = Promise.async(function()
+      local c = coroutine.create(function() inner_result = inner:await() end)
+      coroutine.resume(c) -- suspends in the host's wait, back here
+      return own:await()  -- the async body's own await: suspends the body
+    end)
+    resolve_own("own")
+    resolve_inner("inner")
+    loop.run()
+    assert.equal("fulfilled", body:state())
+    assert.equal("own", (body:await()))
+    assert.equal("inner", inner_result)
+  end)
+
   it("raises what the host's wait raises", function()
     loop.set_host({ wait = function() error("no waiting here", 0) end })
     local p = Promise.new(function() end)

@@ -302,6 +302,12 @@ function loop.wait_for(p, settled)
   return loop.run_until(settled)
 end
 
+--- Whether a host decides how `await` waits (`set_host{wait = …}`).
+-- @treturn boolean
+function loop.host_waits()
+  return host.wait ~= nil
+end
+
 --- Turn the loop until no work is left.
 function loop.run()
   while loop.pending() do loop.step(math.huge) end

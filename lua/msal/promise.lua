@@ -240,6 +240,13 @@ local function await_pending(self)
     return nil, v
   end
   self._handled = true
+  if loop.host_waits() then
+    -- The host's wait may yield this coroutine (Neovim): the async body
+    -- that resumed it, if any, is still the one running when control comes
+    -- back there, so `current` must stay as it is.
+    loop.wait_for(self)
+    return outcome(self)
+  end
   -- Loop jobs run here must not mistake themselves for the async body.
   local prev = current
   current = nil
