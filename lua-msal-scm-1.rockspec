@@ -65,6 +65,11 @@ build = {
     ["msal.cache.file"] = "lua/msal/cache/file.lua",
     ["msal.cache.redis"] = "lua/msal/cache/redis.lua",
     ["msal.jwks"] = "lua/msal/jwks.lua",
+    ["msal.cache.merge"] = "lua/msal/cache/merge.lua",
+    ["msal.cache.shared_dict"] = "lua/msal/cache/shared_dict.lua",
+    ["msal.openresty"] = "lua/msal/openresty.lua",
+    ["msal.transport.openresty"] = "lua/msal/transport/openresty.lua",
+    ["msal.nvim"] = "lua/msal/nvim.lua",
   },
 }
 test = {

@@ -39,13 +39,21 @@ local function phase_error(what, phase)
       .. "rewrite_by_lua, access_by_lua, content_by_lua or a timer"):format(what, phase))
 end
 
+-- The callback that wakes a waiting request. Made here, not in wait: a
+-- closure whose upvalue is a local of a request frame that nginx aborted
+-- (client gone, ngx.exit elsewhere) reads it as nil when it finally runs;
+-- this one's upvalue was closed when poster returned.
+local function poster(sema)
+  return function() sema:post(1) end
+end
+
 -- await outside an msal.async coroutine: the request's light thread waits
 -- on a semaphore the promise posts, after running the jobs queued so far.
 local function wait(p)
   local phase = ngx.get_phase()
   if not YIELDABLE[phase] then error(phase_error("await", phase), 0) end
   local sema = require("ngx.semaphore").new()
-  local function post() sema:post(1) end
+  local post = poster(sema)
   p:next(post, post)
   while p:state() == "pending" do
     loop.step(0)
@@ -54,45 +62,91 @@ local function wait(p)
   end
 end
 
+-- Why timers and drains run in the current request when they can: an
+-- msal.async coroutine (a refresh, a device-code poll) may be resumed only
+-- from the request that created it (lua-nginx-module: "no co ctx found"),
+-- and a promise's next step runs wherever its timer fires. So a timer is a
+-- light thread of the request that set it, sleeping; only where a request
+-- cannot have one (init_worker, header/body filters, log) is it an nginx
+-- timer. A light thread also keeps its request open until it ran.
+
 local Timer = {}
 Timer.__index = Timer
 
---- Cancels the timer (nginx timers cannot be cancelled: it fires and does
--- nothing).
+--- Cancels the timer: it does not fire, and a sleeping light thread ends at
+-- its next slice rather than keep its request open.
 function Timer:close()
   self.closed = true
 end
 
-local function fire(premature, t)
-  if premature or t.closed then return end
+-- A cancelled timer's thread wakes this often to end early.
+local SLEEP_SLICE_S = 0.1
+
+local function fire(t)
+  if t.closed then return end
   t.closed = true
   t.fn()
   loop.step(0)
 end
 
--- The loop's timers on nginx's: a Retry-After wait or a device-code poll
--- never blocks the worker.
+local function sleep_then_fire(t, ms)
+  local deadline = ngx.now() + ms / 1000
+  while not t.closed do
+    local left = deadline - ngx.now()
+    if left <= 0 then break end
+    -- ngx.sleep(0) warns on Debian's nginx: never sleep less than 1 ms
+    ngx.sleep(math.max(0.001, math.min(left, SLEEP_SLICE_S)))
+  end
+  fire(t)
+end
+
+local function timer_fired(premature, t)
+  if not premature then fire(t) end
+end
+
+-- Runs fn(a, b) in a light thread of this request when it can have one,
+-- else in an nginx timer after `delay_s`.
+local function later(thread_fn, timer_fn, a, b, delay_s)
+  if YIELDABLE[ngx.get_phase()] then
+    local ok, err = pcall(ngx.thread.spawn, thread_fn, a, b)
+    if ok then return true end
+    ngx.log(ngx.INFO, "msal: no light thread here (", tostring(err), "), an nginx timer instead")
+  end
+  return ngx.timer.at(delay_s, timer_fn, a, b)
+end
+
+-- The loop's timers: a Retry-After wait or a device-code poll never blocks
+-- the worker.
 local function set_timeout(ms, fn)
   local t = setmetatable({ fn = fn, closed = false }, Timer)
-  local ok, err = ngx.timer.at(ms / 1000, fire, t)
+  local ok, err = later(sleep_then_fire, timer_fired, t, ms, ms / 1000)
   if not ok then
     error(errors.ClientAuthError("timer_failed", "nginx could not start a timer: " .. tostring(err)), 0)
   end
   return t
 end
 
--- Jobs queued outside any await (promise style in a handler) still run:
--- one 0-second timer drains the queue, however many jobs were queued.
-local drain_armed = false
-local function drain(premature)
-  drain_armed = false
+-- Jobs queued outside any await (promise style in a handler) still run,
+-- in the request that queued them when it can: one drain per request (the
+-- flag lives in ngx.ctx), or one nginx timer elsewhere.
+local function drain_thread()
+  ngx.sleep(0.001)
+  ngx.ctx.msal_drain = nil
+  loop.step(0)
+end
+
+local function drain_timer(premature)
   if not premature then loop.step(0) end
 end
 
 local function wake()
-  if drain_armed then return end
-  local ok, armed = pcall(ngx.timer.at, 0, drain)
-  drain_armed = ok and armed and true or false
+  local phase = ngx.get_phase()
+  if YIELDABLE[phase] and phase ~= "timer" then
+    local ctx = ngx.ctx
+    if ctx.msal_drain then return end
+    ctx.msal_drain = true
+  end
+  pcall(later, drain_thread, drain_timer, nil, nil, 0)
 end
 
 local installed = false

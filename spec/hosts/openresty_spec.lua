@@ -94,6 +94,7 @@ describe("msal.openresty in nginx #host", function()
   teardown(function()
     if srv then
       local log = srv:error_log()
+      if os.getenv("MSAL_NGINX_LOG") then io.stderr:write(log) end
       srv:stop()
       -- a Lua error in a worker is a failure even when the answer looked right
       assert.falsy(log:find("lua entry thread aborted", 1, true), log)

@@ -8,13 +8,13 @@ local M = {}
 
 local app
 
---- init_worker: the app of this worker, against the Entra-like authority
--- at `entra` (its tenant-independent "common" authority).
-function M.init(entra, client_id, opts)
+--- init_worker: the app of this worker, against `authority` (the
+-- Entra-like authority's tenant).
+function M.init(authority, client_id, opts)
   opts = opts or {}
   mo.setup()
   app = mo.PublicClientApplication.new({
-    auth = { client_id = client_id, authority = entra .. "/common" },
+    auth = { client_id = client_id, authority = authority },
     cache = mo.shared_dict_cache("tokens", { lock_dict = "locks", lock_timeout = opts.lock_timeout or 10 }),
     system = { http_timeout_ms = 10000 },
   })
