@@ -192,8 +192,10 @@ local function launch(bin, opts)
     PREFIX = prefix, ROOT = root(), PORT = tostring(port), PORT2 = tostring(port2),
     WORKERS = tostring(opts.workers or 2),
   }
-  local conf_path = files.write(prefix .. "/nginx.conf", conf(opts, vars))
-  local out, code, err = proc.run(("%s -p %s -c %s 2>&1"):format(bin, proc.quote(prefix .. "/"),
+  local conf_path = files.write(prefix .. "/nginx.conf", opts.conf and subst(opts.conf, vars) or conf(opts, vars))
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. proc.quote(v) .. " " end
+  local out, code, err = proc.run(("%s%s -p %s -c %s 2>&1"):format(table.concat(env), bin, proc.quote(prefix .. "/"),
     proc.quote(conf_path)), { plain = true })
   if code ~= 0 then
     local log = out .. (err or "") .. "\n" .. srv:error_log()
@@ -224,7 +226,11 @@ end
 --- Starts nginx and waits (at most 10 s) until it answers on its port.
 -- @tparam table opts `workers` (default 2); `http` (text for the http
 -- block); `server` (the main server block's body); `servers` (whole extra
--- server blocks)
+-- server blocks); or `conf`, a whole nginx.conf of the caller's (the same
+-- `$` names; it must log to `$PREFIX/logs/error.log` and write its pid to
+-- `$PREFIX/nginx.pid`; any answer on `$PORT` counts as ready); `env`
+-- (`{NAME = value}` for nginx's environment, which `env` directives pass
+-- to the workers)
 -- @return the server: `port`, `port2`, `base` ("http://127.0.0.1:<port>"),
 -- `prefix`, `pid` (the master's), and `get`, `error_log`, `worker_pids`,
 -- `stop`

@@ -1,0 +1,73 @@
+-- examples/openresty as a user runs it: its nginx.conf and app.lua, only
+-- the port and the paths to this tree changed, against the Entra-like
+-- authority: a browser signs in by redirect and calls the downstream API
+-- through /api/ with the token acquire_token_silent gives the app.
+local files = require("files")
+local entra = require("entra")
+local nginx = require("nginx")
+local network = require("msal.network")
+
+local ROOT = os.getenv("MSAL_TEST_ROOT")
+
+local function example_conf()
+  local text = assert(files.read(ROOT .. "/examples/openresty/nginx.conf"))
+  local function sub(from, to)
+    local n
+    text, n = text:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%")))
+    assert(n > 0, "the example no longer has " .. from)
+  end
+  sub("listen 127.0.0.1:8080;", "listen 127.0.0.1:$PORT;")
+  sub("pid logs/nginx.pid;", "pid $PREFIX/nginx.pid;")
+  sub("$prefix/?.lua;", "$ROOT/examples/openresty/?.lua;")
+  sub("/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;", "$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;")
+  sub("/usr/local/lib/lua/5.1/?.so;", "$ROOT/build/luajit/?.so;")
+  return text
+end
+
+describe("examples/openresty #host", function()
+  local srv
+
+  setup(function()
+    entra.reset()
+    srv = nginx.start({ conf = example_conf(), env = {
+      MSAL_CLIENT_ID = "lua-msal-example", MSAL_AUTHORITY = entra.base() .. "/" .. entra.TENANT,
+      MSAL_API_URL = entra.base() .. "/oidc", MSAL_SCOPE = "User.Read",
+      -- the app's public URL; the test's "browser" follows the redirect's
+      -- path to the server it runs on
+      MSAL_REDIRECT_URI = "http://localhost/auth/callback",
+    } })
+  end)
+
+  teardown(function() if srv then srv:stop() end end)
+
+  it("signs a browser in by redirect and calls the API with the user's token", function()
+    local status, _, headers = srv:get("/login")
+    assert.equal(302, status)
+    local authorize = headers.location
+    assert.truthy(authorize:find(entra.base(), 1, true), authorize)
+    -- the authority signs the user in at once and redirects back
+    local http = require("msal.transport.curl").new()
+    local page = assert(http:send({ url = authorize }):await())
+    assert.equal(302, page.status)
+    local back = page.headers.location:gsub("^https?://[^/]+", "")
+    assert.truthy(back:find("^/auth/callback%?"), back)
+    status, _, headers = srv:get(back)
+    assert.equal(302, status)
+    local cookie = assert(headers["set-cookie"]):match("^(msal_account=[^;]+)")
+    assert.truthy(cookie)
+    -- the downstream API (the authority's userinfo) with the bearer token
+    local body
+    status, body = srv:get("/api/userinfo", { cookie = cookie, accept = "application/json" })
+    assert.equal(200, status, body)
+    assert.truthy(body:find('"preferred_username"', 1, true), body)
+    -- the same state cannot be redeemed twice
+    status = srv:get(back)
+    assert.equal(400, status)
+  end)
+
+  it("sends a browser without a session to /login", function()
+    local status, _, headers = srv:get("/api/userinfo", { cookie = "msal_account=" .. network.url_encode("nobody.nowhere") })
+    assert.equal(302, status)
+    assert.truthy(headers.location:find("/login$"), headers.location)
+  end)
+end)
