@@ -11,6 +11,9 @@ local nginx = require("nginx")
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 local accounts = tonumber(arg[1] or os.getenv("MSAL_BENCH_ACCOUNTS") or "10000")
 local seconds = tonumber(arg[2] or "10")
+-- partitions each worker keeps parsed (the plugin's local_max_partitions):
+-- by default all of them; MSAL_BENCH_PARSED=1000 is the plugin's default
+local parsed = tonumber(os.getenv("MSAL_BENCH_PARSED") or accounts)
 
 local dir, remove_dir = proc.tempdir()
 local cache = dir .. "/cache.json"
@@ -25,8 +28,8 @@ local srv = nginx.start({
       package.path = "$ROOT/bench/openresty/?.lua;" .. package.path
       require("bench_app").load("%s")
     }
-    init_worker_by_lua_block { require("bench_app").init() }
-  ]]):format(cache),
+    init_worker_by_lua_block { require("bench_app").init(%d) }
+  ]]):format(cache, parsed),
   server = [[
     location = /hit { content_by_lua_block { require("bench_app").hit() } }
     location = /constant { content_by_lua_block { require("bench_app").constant() } }
@@ -56,7 +59,8 @@ local ok, err = pcall(function()
   wrk("/constant", 2, 50, 2)
   local const, hit = wrk("/constant", 2, 50, seconds), wrk("/hit", 2, 50, seconds)
   local const1, hit1 = wrk("/constant", 1, 1, seconds), wrk("/hit", 1, 1, seconds)
-  print(("nginx, 2 workers, shared-dictionary cache of %d accounts, %d s per run"):format(accounts, seconds))
+  print(("nginx, 2 workers, shared-dictionary cache of %d accounts (%d kept parsed per worker), %d s per run")
+    :format(accounts, parsed, seconds))
   print(("wrk -t2 -c50  constant %9.0f req/s   silent hit %9.0f req/s   ratio %.2f")
     :format(const.rps, hit.rps, hit.rps / const.rps))
   print(("wrk -t1 -c1   constant p50 %6.1f us  silent hit p50 %6.1f us  added %.1f us (p99 %.0f / %.0f us)")

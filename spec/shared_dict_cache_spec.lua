@@ -104,6 +104,36 @@ describe("shared dictionary cache", function()
     assert.equal(text_reads + 1, dict.gets[key_of(F.HID)])
   end)
 
+  it("keeps the partitions it parsed: alternating users cost no parse, up to local_max_partitions", function()
+    local function seed_user(dict, uid, secret)
+      local hid = uid .. "." .. F.TENANT
+      local o = { home_account_id = hid }
+      local doc = F.doc({ Account = { F.account({ home_account_id = hid, local_account_id = uid }) },
+        IdToken = { F.id_token(o) }, AccessToken = { F.access_token({ home_account_id = hid, secret = secret }) },
+        RefreshToken = { F.refresh_token(o) } })
+      dict:set(key_of(hid), cjson.encode(doc))
+      dict:incr(key_of(hid) .. "#v", 1, 0)
+      return hid
+    end
+    for _, case in ipairs({ { max = nil, reads = 1 }, { max = 1, reads = 5 }, { max = 2, reads = 1 } }) do
+      local dict = fake_dict()
+      local hids = { seed_user(dict, "00000000-0000-0000-aaaa-00000000000a", "token-a"),
+        seed_user(dict, "00000000-0000-0000-aaaa-00000000000b", "token-b") }
+      local app = app_on(dict, nil, { local_max_partitions = case.max })
+      local accounts = {}
+      for i, hid in ipairs(hids) do accounts[i] = assert(app:get_account({ home_account_id = hid })) end
+      for round = 1, 4 do
+        for i, secret in ipairs({ "token-a", "token-b" }) do
+          local r = assert(app:acquire_token_silent({ scopes = { "User.Read" }, account = accounts[i] }):await())
+          assert.equal(secret, r.access_token, "round " .. round)
+        end
+      end
+      for _, hid in ipairs(hids) do
+        assert.equal(case.reads, dict.gets[key_of(hid)], "max " .. tostring(case.max))
+      end
+    end
+  end)
+
   it("merges a write onto another worker's newer version instead of overwriting it", function()
     local dict = fake_dict()
     seed(dict, true)
@@ -199,7 +229,8 @@ describe("shared dictionary cache", function()
   end)
 
   it("refuses bad options with ClientConfigurationError", function()
-    for _, opts in ipairs({ { bogus = 1 }, { partition = "user" }, { lock_timeout = -1 }, { lock_ttl = "x" } }) do
+    for _, opts in ipairs({ { bogus = 1 }, { partition = "user" }, { lock_timeout = -1 }, { lock_ttl = "x" },
+        { local_max_partitions = 0 } }) do
       local ok, err = pcall(shared_dict.new, fake_dict(), opts)
       assert.is_false(ok)
       assert.equal("ClientConfigurationError", err.name)

@@ -45,13 +45,14 @@ end
 local app
 local accounts = {}
 
---- init_worker: this worker's app (no network: the authority's metadata is given).
-function M.init()
+--- init_worker: this worker's app (no network: the authority's metadata is
+-- given), keeping `parsed` partitions parsed (the plugin's default: 1000).
+function M.init(parsed)
   app = mo.PublicClientApplication.new({
     auth = { client_id = CLIENT_ID, authority = AUTHORITY, authority_metadata = cjson.encode({
       issuer = AUTHORITY .. "/v2.0", token_endpoint = AUTHORITY .. "/oauth2/v2.0/token",
       authorization_endpoint = AUTHORITY .. "/oauth2/v2.0/authorize" }) },
-    cache = mo.shared_dict_cache("tokens"),
+    cache = mo.shared_dict_cache("tokens", { local_max_partitions = parsed }),
   })
 end
 

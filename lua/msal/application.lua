@@ -85,7 +85,7 @@ function application.new_public(cfg)
     local all = {}
     for _, g in ipairs(authority.CLOUDS) do all[#all + 1] = g end
     for _, g in ipairs(groups) do all[#all + 1] = g end
-    tc.store:set_aliases(all)
+    tc:set_aliases(all)
   end
   local log = logger.new(c.system.logger)
   local wall = c.system.clock or core.time

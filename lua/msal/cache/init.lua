@@ -23,9 +23,30 @@ local account_mt -- below, with the accounts
 function cache.new(client_id, plugin)
   local store = core.store.new()
   store:set_aliases(authority.CLOUDS)
-  local tc = setmetatable({ store = store, client_id = client_id, plugin = plugin }, TokenCache)
+  local tc = setmetatable({ store = store, client_id = client_id, plugin = plugin, aliases = authority.CLOUDS,
+    hit_states = setmetatable({}, { __mode = "k" }) }, TokenCache)
+  tc.hit_state, tc.hit_store = { hits = {} }, store
+  tc.hit_states[store] = tc.hit_state
   tc.account_mt = account_mt(tc)
   return tc
+end
+
+--- Sets the environment aliases (cloud groups) of the cache's store, and
+-- of every store `new_store` makes.
+-- @tparam table groups as `store:set_aliases`
+function TokenCache:set_aliases(groups)
+  self.aliases = groups
+  self.store:set_aliases(groups)
+end
+
+--- A new, empty store with this cache's aliases: a plugin that keeps one
+-- store per partition (msal.cache.shared_dict) swaps them in as `tc.store`.
+-- The cache's derived state (hit records, account snapshots) follows
+-- whichever store is `tc.store`.
+function TokenCache:new_store()
+  local store = core.store.new()
+  store:set_aliases(self.aliases)
+  return store
 end
 
 --- Turns a store error table into the ClientAuthError users see: it names
@@ -119,9 +140,10 @@ end
 -- The account snapshots, built again only when Account entries change (20
 -- ms at 10,000 accounts): a token written by a refresh does not count.
 local function snapshots(self)
-  local gen = self.store:generation("Account")
-  if self.accounts_gen ~= gen then
-    self.accounts_list, self.accounts_gen = self.store:accounts(self.account_mt), gen
+  local store = self.store
+  local gen = store:generation("Account")
+  if self.accounts_gen ~= gen or self.accounts_store ~= store then
+    self.accounts_list, self.accounts_gen, self.accounts_store = store:accounts(self.account_mt), gen, store
   end
   return self.accounts_list
 end
@@ -214,23 +236,38 @@ function TokenCache:remove_all_accounts()
 end
 
 --- The silent flow's records of hits for one (normalised) scope list, by
--- home_account_id, and the store's generation now. A load drops them all;
+-- home_account_id, and the store's generation now (records are kept per
+-- store, see new_store). A load drops them all;
 -- after a put or remove a record is checked against its home account's
 -- generation (store:home_generation) before it is used again.
 -- @treturn table the records
 -- @treturn number the store's generation
 function TokenCache:hits_for(scopes)
   local store = self.store
-  local gen = store:generation()
-  if gen ~= self.hits_gen then
-    local load = store:generation("load")
-    if load ~= self.hits_load then self.hits, self.hits_load = {}, load end
-    self.hits_gen = gen
+  local st = self.hit_state
+  if self.hit_store ~= store then
+    -- a plugin swapped in another partition's store: its own records (two
+    -- stores' generations say nothing about each other). The states hold
+    -- no reference to their store: LuaJIT's weak tables are no ephemerons.
+    local states = self.hit_states
+    st = states[store]
+    if not st then
+      st = { hits = {} }
+      states[store] = st
+    end
+    self.hit_state, self.hit_store = st, store
   end
-  local h = self.hits[scopes]
+  local gen = store:generation()
+  if gen ~= st.gen then
+    local load = store:generation("load")
+    if load ~= st.load then st.hits, st.load = {}, load end
+    st.gen = gen
+  end
+  local hits = st.hits
+  local h = hits[scopes]
   if not h then
     h = {}
-    self.hits[scopes] = h
+    hits[scopes] = h
   end
   return h, gen
 end

@@ -6,8 +6,11 @@
 --
 -- Per partition the dictionary holds the partition's MSAL unified-cache
 -- JSON under `<key_prefix>:<client_id>:<partition_key>` and a version
--- number under the same key with `#v` appended. A worker reloads a
--- partition only when its version moved, so a repeated hit reads one number.
+-- number under the same key with `#v` appended. Each worker keeps the
+-- partitions it used last parsed, one store each (at most
+-- `local_max_partitions`, the oldest one's store reused past that), and
+-- parses one again only when its version moved: a hit of a recent user reads
+-- one number from the dictionary.
 --
 -- **Writes are merge-safe across workers.** A write holds the partition's
 -- write lock (a dictionary `add`, held for microseconds); when the version
@@ -44,6 +47,7 @@ local MAX_KEYS = 10000
 
 local OPTIONS = {
   partition = "string", key_prefix = "string", lock_dict = "any", lock_timeout = "number", lock_ttl = "number",
+  local_max_partitions = "number",
 }
 
 local function config_error(msg)
@@ -72,7 +76,8 @@ end
 -- @tparam[opt] table opts `{partition = "account" | "app", key_prefix =
 --   "msal", lock_dict = dict (default: the same), lock_timeout = 10 (s a
 --   waiter waits for another worker's refresh), lock_ttl = 30 (s before a
---   dead holder's lock expires)}`
+--   dead holder's lock expires), local_max_partitions = 1000 (parsed
+--   partitions a worker keeps, ~9 KB each with Entra-size tokens)}`
 -- @treturn table the plugin (`before_cache_access`, `after_cache_access`,
 --   `partition_key_for`, `key_for`, `lock_refresh`)
 function shared_dict.new(dict, opts)
@@ -87,7 +92,7 @@ function shared_dict.new(dict, opts)
   if partition ~= "account" and partition ~= "app" then
     config_error("partition must be \"account\" or \"app\"")
   end
-  for _, name in ipairs({ "lock_timeout", "lock_ttl" }) do
+  for _, name in ipairs({ "lock_timeout", "lock_ttl", "local_max_partitions" }) do
     local v = opts[name]
     if v ~= nil and not (v > 0) then config_error(name .. " must be a positive number of seconds") end
   end
@@ -99,9 +104,14 @@ function shared_dict.new(dict, opts)
     prefix = opts.key_prefix or "msal",
     lock_timeout_ms = (opts.lock_timeout or 10) * 1000,
     lock_ttl = opts.lock_ttl or 30,
+    max_parsed = opts.local_max_partitions or 1000,
     keys = {},      -- client_id -> partition key -> dictionary key
     nkeys = 0,
-    -- token cache -> {key, version, gen, json}: the partition it holds
+    -- token cache -> {current = partition, parts = {key -> partition},
+    -- ring = {partition, …} in the order they were made, hand = the last
+    -- one reused};
+    -- a partition is {key, store, version, json (as loaded: a write's merge
+    -- base), gen (the store's generation then)}
     installed = setmetatable({}, { __mode = "k" }),
     merges = 0,     -- writes that found another worker's version (for tests)
   }, Plugin)
@@ -148,24 +158,58 @@ local function unavailable(key, why)
     ("the shared dictionary token cache (key %s): %s"):format(key, tostring(why))), 0)
 end
 
--- Makes the token cache hold this partition's content.
+-- The token cache's partitions of this plugin.
+local function state_of(self, tc)
+  local st = self.installed[tc]
+  if not st then
+    st = { parts = {}, ring = {}, hand = 0 }
+    self.installed[tc] = st
+  end
+  return st
+end
+
+-- A partition entry for key: a new one while there are fewer than
+-- local_max_partitions, else the oldest one's, store and all (a store is
+-- reused, not made again: with more users than that every request would
+-- otherwise make one and the collector free one).
+local function slot_for(self, tc, st, key)
+  local ring = st.ring
+  local n = #ring
+  if n < self.max_parsed then
+    local part = { key = key, store = tc:new_store() }
+    ring[n + 1] = part
+    return part
+  end
+  local hand = st.hand % n + 1
+  st.hand = hand
+  local part = ring[hand]
+  st.parts[part.key] = nil
+  part.key = key
+  return part
+end
+
+-- Makes the token cache hold this partition's content (text, at version),
+-- in the partition's own store.
 local function install(self, tc, key, version, text)
-  local ok, err = tc.store:load(text)
+  local st = state_of(self, tc)
+  local part = st.parts[key]
+  if not part then
+    part = slot_for(self, tc, st, key)
+    st.parts[key] = part
+  end
+  local ok, err = part.store:load(text)
   if not ok then
     local e = require("msal.cache").error_from_store(err)
     e.error_message = e.error_message .. " (shared dictionary key " .. key .. ")"
     error(e, 0)
   end
-  local st = self.installed[tc]
-  if not st then
-    st = {}
-    self.installed[tc] = st
-  end
-  st.key, st.version, st.json, st.gen = key, version, text, tc.store:generation()
+  part.version, part.json, part.gen = version, text, part.store:generation()
+  tc.store, st.current = part.store, part
 end
 
---- Before the cache is used: loads the access's partition into the token
--- cache unless it holds that version already.
+--- Before the cache is used: makes the token cache hold the access's
+-- partition, parsing it again only when its version moved (or an access
+-- that failed left its store changed).
 -- @tparam table ctx `{token_cache, partition_key?}`
 function Plugin:before_cache_access(ctx)
   local tc = ctx.token_cache
@@ -173,7 +217,11 @@ function Plugin:before_cache_access(ctx)
   local dict = self.dict
   local version = dict:get(key .. "#v") or 0
   local st = self.installed[tc]
-  if st and st.key == key and st.version == version and st.gen == tc.store:generation() then return end
+  local part = st and st.parts[key]
+  if part and part.version == version and part.gen == part.store:generation() then
+    tc.store, st.current = part.store, part
+    return
+  end
   install(self, tc, key, version, dict:get(key) or "")
 end
 
@@ -199,16 +247,17 @@ function Plugin:after_cache_access(ctx)
   if not ctx.cache_has_changed then return end
   local tc = ctx.token_cache
   local st = self.installed[tc]
-  if not st then return end -- before_cache_access failed: nothing was loaded
-  local dict, key = self.dict, st.key
+  local part = st and st.current
+  if not part or part.store ~= tc.store then return end -- before_cache_access failed: nothing was loaded
+  local dict, key = self.dict, part.key
   local mine = tc.store:count() > 0 and tc.store:serialize() or ""
   local lock = write_lock(dict, key)
   local ok, err = pcall(function()
     local text = mine
     local now = dict:get(key .. "#v") or 0
-    if now ~= st.version then
+    if now ~= part.version then
       self.merges = self.merges + 1
-      text = merge.apply(dict:get(key) or "", merge.changes(st.json, mine))
+      text = merge.apply(dict:get(key) or "", merge.changes(part.json, mine))
       if not text then
         error(errors.ClientAuthError("invalid_cache",
           "the token cache in shared dictionary key " .. key .. " is not a JSON object"), 0)
@@ -225,7 +274,7 @@ function Plugin:after_cache_access(ctx)
     if text ~= mine then
       install(self, tc, key, version, text)
     else
-      st.version, st.json, st.gen = version, text, tc.store:generation()
+      part.version, part.json, part.gen = version, text, tc.store:generation()
     end
   end)
   dict:delete(lock)
