@@ -25,13 +25,7 @@ local function silent(app, scopes, extra)
   return app:acquire_token_silent(req):await()
 end
 
-local function token_requests()
-  local n = 0
-  for _, r in ipairs(entra.requests("token")) do
-    if r.form and r.form.grant_type == "refresh_token" then n = n + 1 end
-  end
-  return n
-end
+local token_requests = entra.refresh_requests
 
 describe("silent refresh against the Entra-like authority", function()
   before_each(function()

@@ -138,13 +138,7 @@ local function count_reads(path, fn)
   return n
 end
 
-local function refresh_grants()
-  local n = 0
-  for _, r in ipairs(entra.requests("token")) do
-    if r.form and r.form.grant_type == "refresh_token" then n = n + 1 end
-  end
-  return n
-end
+local refresh_grants = entra.refresh_requests
 
 describe("file token cache", function()
   local dir, remove_dir, path

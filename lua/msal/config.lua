@@ -98,4 +98,24 @@ function config.normalize(cfg)
   }
 end
 
+--- A host's defaults for `system` (msal.openresty, msal.nvim): a copy of
+-- cfg whose `system` has `defaults[k]()` for every field k the caller left
+-- nil. The caller's tables stay as they were (a plugin may keep and pass
+-- them again); a cfg that is not a table, or whose `system` is not one, is
+-- returned as it is, so the configuration check names what is wrong.
+-- @tparam table cfg
+-- @tparam table defaults field name -> function making the default
+-- @treturn table
+function config.with_system_defaults(cfg, defaults)
+  if type(cfg) ~= "table" or (cfg.system ~= nil and type(cfg.system) ~= "table") then return cfg end
+  local c, system = {}, {}
+  for k, v in pairs(cfg) do c[k] = v end
+  for k, v in pairs(cfg.system or {}) do system[k] = v end
+  for k, make in pairs(defaults) do
+    if system[k] == nil then system[k] = make() end
+  end
+  c.system = system
+  return c
+end
+
 return config

@@ -21,6 +21,7 @@
 local loop = require("msal.loop")
 local errors = require("msal.errors")
 local msal = require("msal")
+local config = require("msal.config")
 local Promise = require("msal.promise")
 
 local default_on_unhandled = Promise.on_unhandled
@@ -242,21 +243,14 @@ end
 
 local shared_transport
 
--- The caller's configuration with this host's defaults filled in, on
--- copies: a table the plugin keeps (and may pass again) stays as it was.
-local function with_defaults(cfg)
-  local c, system = {}, {}
-  for k, v in pairs(cfg) do c[k] = v end
-  for k, v in pairs(cfg.system or {}) do system[k] = v end
-  if system.transport == nil then
-    -- one connection pool for every app of the editor
+local DEFAULTS = {
+  -- one connection pool for every app of the editor
+  transport = function()
     shared_transport = shared_transport or M.transport()
-    system.transport = shared_transport
-  end
-  if system.open_browser == nil then system.open_browser = M.open_browser end
-  c.system = system
-  return c
-end
+    return shared_transport
+  end,
+  open_browser = function() return M.open_browser end,
+}
 
 M.PublicClientApplication = {}
 
@@ -268,11 +262,7 @@ M.PublicClientApplication = {}
 -- @raise ClientConfigurationError on a bad configuration
 function M.PublicClientApplication.new(cfg)
   M.setup()
-  if type(cfg) ~= "table" or (cfg.system ~= nil and type(cfg.system) ~= "table") then
-    -- as given, so msal's configuration check names what is wrong
-    return msal.PublicClientApplication.new(cfg)
-  end
-  return msal.PublicClientApplication.new(with_defaults(cfg))
+  return msal.PublicClientApplication.new(config.with_system_defaults(cfg, DEFAULTS))
 end
 
 return M

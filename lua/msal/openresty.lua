@@ -20,6 +20,7 @@
 local loop = require("msal.loop")
 local errors = require("msal.errors")
 local msal = require("msal")
+local config = require("msal.config")
 
 local M = {}
 
@@ -186,17 +187,12 @@ end
 
 local default_transport
 
-local function with_defaults(cfg)
-  local c, system = {}, {}
-  for k, v in pairs(cfg) do c[k] = v end
-  for k, v in pairs(type(cfg.system) == "table" and cfg.system or {}) do system[k] = v end
-  if system.transport == nil then
+local DEFAULTS = {
+  transport = function()
     default_transport = default_transport or M.transport()
-    system.transport = default_transport
-  end
-  c.system = system
-  return c
-end
+    return default_transport
+  end,
+}
 
 M.PublicClientApplication = {}
 
@@ -207,8 +203,7 @@ M.PublicClientApplication = {}
 -- @treturn table the application
 function M.PublicClientApplication.new(cfg)
   M.setup()
-  if type(cfg) ~= "table" then return msal.PublicClientApplication.new(cfg) end
-  return msal.PublicClientApplication.new(with_defaults(cfg))
+  return msal.PublicClientApplication.new(config.with_system_defaults(cfg, DEFAULTS))
 end
 
 return M

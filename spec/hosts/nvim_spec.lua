@@ -10,7 +10,6 @@
 -- as JSON), under `timeout`, so a hang fails the test, not the suite.
 local cjson = require("cjson")
 local core = require("msal.core")
-local msal = require("msal")
 local entra = require("entra")
 local files = require("files")
 local proc = require("proc")
@@ -26,23 +25,12 @@ local function authority() return entra.base() .. "/" .. entra.TENANT end
 -- path, the file Neovim's app reads; without access tokens when `expired`,
 -- so the next silent call must refresh. Returns the sign-in's result.
 local function seed(path, expired)
-  local app = msal.PublicClientApplication.new({ auth = { client_id = CLIENT, authority = authority() } })
-  local r = entra.sign_in(app)
-  if expired then
-    local store = app:get_token_cache().store
-    for _, k in ipairs(store:find("AccessToken", {})) do store:remove("AccessToken", k) end
-  end
+  local app, r = entra.signed_in_app(CLIENT, authority(), expired)
   assert(app:get_token_cache():write_file(path))
   return r
 end
 
-local function refresh_requests()
-  local n = 0
-  for _, r in ipairs(entra.requests("token")) do
-    if r.form and r.form.grant_type == "refresh_token" then n = n + 1 end
-  end
-  return n
-end
+local refresh_requests = entra.refresh_requests
 
 local function env_prefix(dir, vars)
   local s = ""

@@ -5,7 +5,6 @@
 -- worker, and the named error where a phase cannot wait.
 local cjson = require("cjson")
 local core = require("msal.core")
-local msal = require("msal")
 local Promise = require("msal.promise")
 local entra = require("entra")
 local nginx = require("nginx")
@@ -19,22 +18,10 @@ local function authority() return entra.base() .. "/" .. entra.TENANT end
 -- The cache of a user signed in at the Entra-like authority, as JSON;
 -- without its access tokens when `expired`, so the next silent call refreshes.
 local function signed_in_cache(expired)
-  local app = msal.PublicClientApplication.new({ auth = { client_id = CLIENT, authority = authority() } })
-  entra.sign_in(app)
-  local store = app:get_token_cache().store
-  if expired then
-    for _, k in ipairs(store:find("AccessToken", {})) do store:remove("AccessToken", k) end
-  end
-  return app:get_token_cache():serialize()
+  return (entra.signed_in_app(CLIENT, authority(), expired)):get_token_cache():serialize()
 end
 
-local function refresh_requests()
-  local n = 0
-  for _, r in ipairs(entra.requests("token")) do
-    if r.form and r.form.grant_type == "refresh_token" then n = n + 1 end
-  end
-  return n
-end
+local refresh_requests = entra.refresh_requests
 
 local http = require("msal.transport.curl").new()
 

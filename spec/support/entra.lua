@@ -61,4 +61,27 @@ function entra.sign_in(app, scopes)
     started = app.clock(), grant = "authorization_code", metadata = metadata, auth = auth, correlation_id = "seed" }))
 end
 
+--- How many refresh-token grants the authority has answered since its
+-- last reset.
+function entra.refresh_requests()
+  local n = 0
+  for _, r in ipairs(entra.requests("token")) do
+    if r.form and r.form.grant_type == "refresh_token" then n = n + 1 end
+  end
+  return n
+end
+
+--- A memory-cache app of client_id at authority with the default user
+-- signed in; without access tokens when `expired`, so the next silent call
+-- refreshes. Returns the app and the sign-in's result.
+function entra.signed_in_app(client_id, authority, expired)
+  local app = require("msal").PublicClientApplication.new({ auth = { client_id = client_id, authority = authority } })
+  local r = entra.sign_in(app)
+  if expired then
+    local store = app:get_token_cache().store
+    for _, k in ipairs(store:find("AccessToken", {})) do store:remove("AccessToken", k) end
+  end
+  return app, r
+end
+
 return entra

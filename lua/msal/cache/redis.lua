@@ -47,6 +47,7 @@
 local core = require("msal.core")
 local errors = require("msal.errors")
 local merge = require("msal.cache.merge")
+local partition = require("msal.cache.partition")
 
 local rcore = core.redis
 local now_ms, wall, sleep_ms = core.now_ms, core.time, core.sleep_ms
@@ -56,7 +57,6 @@ local redis = {}
 local Plugin = {}
 Plugin.__index = Plugin
 
-local DEFAULT_PARTITION = "default"
 local WRITE_ATTEMPTS = 25
 
 local OPTIONS = {
@@ -139,6 +139,7 @@ function redis.new(opts)
     ttl_slack_s = nonneg("ttl_slack_s", 300),
     rt_ttl_s = nonneg("refresh_token_ttl_s", 90 * 86400),
     max_copies = math.max(1, nonneg("local_max_partitions", 1000)),
+    max_keys = math.max(1, nonneg("local_max_partitions", 1000)), -- the key memo, bounded like the copies
     conn = nil,
     keys = {},      -- client_id -> partition key -> Redis key (no string building per access)
     nkeys = 0,
@@ -156,40 +157,15 @@ local function unavailable(self, why)
     ("the Redis token cache at %s is unavailable: %s"):format(self.where, tostring(why))), 0)
 end
 
---- The partition key of a request in this plugin's mode: the account's
--- home_account_id ("account") or the tenant id ("app"); nil when the
--- request lacks it (the access then uses the "default" partition).
--- @tparam table info `{home_account_id = …, tenant_id = …}`
--- @treturn string|nil
-function Plugin:partition_key_for(info)
-  if type(info) ~= "table" then return nil end
-  local k = self.partition == "app" and info.tenant_id or info.home_account_id
-  return type(k) == "string" and k ~= "" and k or nil
-end
+--- The partition key of a request in this plugin's mode (see
+-- msal.cache.partition).
+-- @function Plugin:partition_key_for
+Plugin.partition_key_for = partition.partition_key_for
 
---- The Redis key of a client's partition.
--- @tparam string client_id
--- @tparam[opt] string partition_key ("default" when nil)
--- @treturn string `<key_prefix>:<client_id>:<partition_key>`
-function Plugin:key_for(client_id, partition_key)
-  partition_key = partition_key or DEFAULT_PARTITION
-  local by_client = self.keys[client_id]
-  if not by_client then
-    by_client = {}
-    self.keys[client_id] = by_client
-  end
-  local key = by_client[partition_key]
-  if not key then
-    if self.nkeys >= self.max_copies then -- bounded like the copies: start over
-      by_client = {}
-      self.keys, self.nkeys = { [client_id] = by_client }, 0
-    end
-    key = self.prefix .. ":" .. tostring(client_id) .. ":" .. partition_key
-    by_client[partition_key] = key
-    self.nkeys = self.nkeys + 1
-  end
-  return key
-end
+--- The storage key of a client's partition:
+-- `<key_prefix>:<client_id>:<partition_key>` (see msal.cache.partition).
+-- @function Plugin:key_for
+Plugin.key_for = partition.key_for
 
 -- Keeps a new in-process copy, first dropping expired ones (and, if that
 -- is not enough, all) once there are local_max_partitions of them.

@@ -32,6 +32,7 @@ local core = require("msal.core")
 local errors = require("msal.errors")
 local loop = require("msal.loop")
 local merge = require("msal.cache.merge")
+local partition = require("msal.cache.partition")
 local Promise = require("msal.promise")
 
 local shared_dict = {}
@@ -39,11 +40,9 @@ local shared_dict = {}
 local Plugin = {}
 Plugin.__index = Plugin
 
-local DEFAULT_PARTITION = "default"
 local WRITE_LOCK_TTL_S = 2
 local WRITE_LOCK_TRIES = 2000
 local LOCK_POLL_MIN_MS, LOCK_POLL_MAX_MS = 5, 50
-local MAX_KEYS = 10000
 
 local OPTIONS = {
   partition = "string", key_prefix = "string", lock_dict = "any", lock_timeout = "number", lock_ttl = "number",
@@ -107,6 +106,7 @@ function shared_dict.new(dict, opts)
     max_parsed = opts.local_max_partitions or 1000,
     keys = {},      -- client_id -> partition key -> dictionary key
     nkeys = 0,
+    max_keys = 10000,
     -- token cache -> {current = partition, parts = {key -> partition},
     -- ring = {partition, …} in the order they were made, hand = the last
     -- one reused};
@@ -117,41 +117,15 @@ function shared_dict.new(dict, opts)
   }, Plugin)
 end
 
---- The partition key of a request in this plugin's mode: the account's
--- home_account_id ("account") or the tenant id ("app"); nil when the
--- request lacks it (the access then uses the "default" partition).
--- @tparam table info `{home_account_id = …, tenant_id = …}`
--- @treturn string|nil
-function Plugin:partition_key_for(info)
-  if type(info) ~= "table" then return nil end
-  local k = self.partition == "app" and info.tenant_id or info.home_account_id
-  return type(k) == "string" and k ~= "" and k or nil
-end
+--- The partition key of a request in this plugin's mode (see
+-- msal.cache.partition).
+-- @function Plugin:partition_key_for
+Plugin.partition_key_for = partition.partition_key_for
 
---- The dictionary key of a client's partition.
--- @tparam string client_id
--- @tparam[opt] string partition_key ("default" when nil)
--- @treturn string `<key_prefix>:<client_id>:<partition_key>`
-function Plugin:key_for(client_id, partition_key)
-  partition_key = partition_key or DEFAULT_PARTITION
-  local by_client = self.keys[client_id]
-  if not by_client then
-    by_client = {}
-    self.keys[client_id] = by_client
-  end
-  local key = by_client[partition_key]
-  if not key then
-    -- a web app sees many users: the memo of their keys is bounded
-    if self.nkeys >= MAX_KEYS then
-      by_client = {}
-      self.keys, self.nkeys = { [client_id] = by_client }, 0
-    end
-    key = self.prefix .. ":" .. tostring(client_id) .. ":" .. partition_key
-    by_client[partition_key] = key
-    self.nkeys = self.nkeys + 1
-  end
-  return key
-end
+--- The storage key of a client's partition:
+-- `<key_prefix>:<client_id>:<partition_key>` (see msal.cache.partition).
+-- @function Plugin:key_for
+Plugin.key_for = partition.key_for
 
 local function unavailable(key, why)
   error(errors.ClientAuthError("cache_unavailable",

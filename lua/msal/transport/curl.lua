@@ -12,7 +12,6 @@
 -- `step`, inside `epoll_wait`, instead of spinning.
 -- @module msal.transport.curl
 local loop = require("msal.loop")
-local Promise = require("msal.promise")
 
 local M = {}
 
@@ -137,20 +136,10 @@ function Handle:close()
   if t._done[self._id] then t._multi:cancel(self._id) end
 end
 
---- Start a request and get a promise for its response.
--- @tparam table req as for `request`
--- @treturn Promise fulfilled with `res` (any HTTP status), rejected with
--- the err table
--- @treturn table the request's handle (`close()` cancels)
-function Transport:send(req)
-  local handle
-  local p = Promise.new(function(resolve, reject)
-    handle = self:request(req, function(err, res)
-      if err then reject(err) else resolve(res) end
-    end)
-  end)
-  return p, handle
-end
+--- Start a request and get a promise for its response (see
+-- msal.transport.send).
+-- @function Transport:send
+Transport.send = require("msal.transport.send")
 
 --- Requests in flight (or finished and not yet delivered).
 -- @treturn integer

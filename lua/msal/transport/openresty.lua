@@ -27,7 +27,6 @@
 -- here (RFC 6761) so that local development authorities work out of the box.
 -- @module msal.transport.openresty
 local loop = require("msal.loop")
-local Promise = require("msal.promise")
 
 local byte, find, sub, lower, format = string.byte, string.find, string.sub, string.lower, string.format
 local concat = table.concat
@@ -767,20 +766,10 @@ function Handle:close()
   claim(self, fail("canceled", "the request was canceled"))
 end
 
---- Start a request and get a promise for its response.
--- @tparam table req as for `request`
--- @treturn Promise fulfilled with `res` (any HTTP status), rejected with
--- the err table
--- @treturn table the request's handle (`close()` cancels)
-function Transport:send(req)
-  local handle
-  local p = Promise.new(function(resolve, reject)
-    handle = self:request(req, function(err, res)
-      if err then reject(err) else resolve(res) end
-    end)
-  end)
-  return p, handle
-end
+--- Start a request and get a promise for its response (see
+-- msal.transport.send).
+-- @function Transport:send
+Transport.send = require("msal.transport.send")
 
 --- Requests in flight (or finished and not yet delivered).
 -- @treturn integer
