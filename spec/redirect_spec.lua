@@ -15,7 +15,7 @@ end
 
 -- What the browser would land on after the authority's page.
 local function browse(app, url)
-  local res = assert(app:transport():send({ method = "GET", url = url }):await())
+  local res = assert(require("msal.network").transport(app):send({ method = "GET", url = url }):await())
   assert.equal(302, res.status)
   return res.headers.location
 end

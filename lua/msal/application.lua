@@ -23,38 +23,19 @@ local App = {}
 App.__index = App
 
 local E = events.types
+-- The events around each kind of flow (events.around).
+local ACQUIRE = { start = E.ACQUIRE_TOKEN_START, ok = E.ACQUIRE_TOKEN_SUCCESS, fail = E.ACQUIRE_TOKEN_FAILURE }
+local LOGIN = { start = E.LOGIN_START, ok = E.LOGIN_SUCCESS, fail = E.LOGIN_FAILURE }
+local REDIRECT_END = { done = E.HANDLE_REDIRECT_END }
 
-local function make_cache(cfg, client_id)
-  local c = cfg.cache
-  if type(c) == "table" and c.before_cache_access then
-    if type(c.before_cache_access) ~= "function" or type(c.after_cache_access) ~= "function" then
-      return nil, errors.ClientConfigurationError("invalid_cache_plugin",
-        "a cache plugin has before_cache_access(ctx) and after_cache_access(ctx) functions")
-    end
-    return cache.new(client_id, c)
-  end
-  local location = type(c) == "string" and c or c.location or "memory"
-  local allowed = ({
-    memory = { location = true },
-    file = { location = true, path = true, encrypt = true, lock = true },
-    redis = { location = true, url = true, partition = true, ttl_slack_s = true, local_ttl_ms = true, key_prefix = true,
-      timeout_ms = true, refresh_token_ttl_s = true, local_max_partitions = true },
-  })[location]
-  if not allowed then
-    return nil, errors.ClientConfigurationError("invalid_cache_location",
-      "cache.location '" .. tostring(location) .. "' is not available; use \"memory\", \"file\", \"redis\" or a cache plugin")
-  end
-  for k in pairs(type(c) == "table" and c or {}) do
-    if not allowed[k] then
-      return nil, errors.ClientConfigurationError("invalid_configuration", "unknown configuration key 'cache." .. tostring(k) .. "'")
-    end
-  end
-  if location ~= "memory" then
-    local ok, plugin = pcall(require("msal.cache." .. location).new, c)
-    if not ok then return nil, plugin end
-    return cache.new(client_id, plugin)
-  end
-  return cache.new(client_id)
+-- The token cache the configuration asks for. A built-in location's own
+-- checks (file, redis) raise ClientConfigurationError: construction time.
+local function make_cache(c, client_id)
+  local kind, err = config.cache_kind(c.cache)
+  if not kind then return nil, err end
+  if kind == "plugin" then return cache.new(client_id, c.cache) end
+  if kind == "memory" then return cache.new(client_id) end
+  return cache.new(client_id, require("msal.cache." .. kind).new(c.cache))
 end
 
 --- Makes a public client application (scripts, CLIs, editor plugins).
@@ -107,67 +88,6 @@ function application.new_public(cfg)
   return self
 end
 
---- Parses an authority given on a request with the app's protocol mode
--- (once per URL: requests often repeat it).
-function App:parse_authority(url)
-  local memo = self.authorities
-  local a = memo[url]
-  if a then return a end
-  local err
-  a, err = authority.parse(url, self.config.auth.protocol_mode)
-  if a then memo[url] = authority.apply_groups(a, self.cloud_groups) end
-  return a, err
-end
-
---- The transport token requests go through: `system.transport`, else
--- libcurl (created on first use).
-function App:transport()
-  local t = self.config.system.transport or self.default_transport
-  if not t then
-    t = require("msal.transport.curl").new()
-    self.default_transport = t
-  end
-  return t
-end
-
--- Runs make() unless a request with the same thumbprint is in flight, in
--- which case its promise is shared: one token request for many callers.
--- The entry is recorded before make() runs: a transport may yield inside it
--- (a cosocket in OpenResty suspends the request), and a caller arriving
--- meanwhile must find it.
-function App:single_flight(thumbprint, make)
-  local inflight = self.inflight
-  local p = inflight[thumbprint]
-  if p then return p end
-  local settle_with
-  p = Promise.new(function(resolve) settle_with = resolve end)
-  inflight[thumbprint] = p
-  -- handles both outcomes, so this bookkeeping never counts as an
-  -- unhandled rejection
-  local function done() inflight[thumbprint] = nil end
-  p:next(done, done)
-  local ok, made = pcall(make)
-  if ok then
-    settle_with(made)
-  else
-    settle_with(Promise.reject(errors.is_error(made) and made or errors.ClientAuthError("unexpected_error", tostring(made))))
-  end
-  return p
-end
-
-local function settle(self, p, correlation_id)
-  local ev = self.events
-  return p:next(function(result)
-    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, result.correlation_id) end
-    return result
-  end, function(err)
-    if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
-    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_FAILURE, "silent", nil, err, err.correlation_id or correlation_id) end
-    self.log:info("acquire_token_silent failed: " .. tostring(err.error_code))
-    return Promise.reject(err)
-  end)
-end
-
 --- Acquires a token silently: from the cache by MSAL's rules (default
 -- scopes, granted-scope subsets, environment aliases, the account's realm,
 -- renewal offset), else by redeeming a refresh token. `force_refresh` and
@@ -180,30 +100,7 @@ end
 --   `from_cache`, `correlation_id`), rejecting
 --   with InteractionRequiredAuthError when the user must interact
 function App:acquire_token_silent(req)
-  local ev = self.events
-  local cid = type(req) == "table" and req.correlation_id or nil
-  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_START, "silent", nil, nil, cid) end
-  local ok, result, why, ctx = pcall(silent.from_cache, self, req)
-  if not ok then
-    -- a cache plugin's error (cache_unavailable, …) reaches the caller as is
-    result, why = nil, errors.is_error(result) and result or errors.ClientAuthError("unexpected_error", tostring(result))
-  end
-  if result and why == "hit" then
-    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, cid) end
-    return Promise.fulfilled(result)
-  end
-  if not ctx then return settle(self, Promise.reject(why), cid) end
-  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_NETWORK_START, "silent", nil, nil, cid) end
-  local p = self:single_flight(ctx.thumbprint, function() return silent.refresh(self, req, ctx) end)
-  if result then
-    -- past refresh_on: a failed refresh still leaves a valid token to serve
-    local cached = result
-    p = p:catch(function(err)
-      self.log:warning("proactive refresh failed, serving the cached token: " .. tostring(err.error_code))
-      return cached
-    end)
-  end
-  return settle(self, p, cid)
+  return silent.acquire(self, req)
 end
 
 --- Acquires a token with the device code flow: `req.device_code_callback(info)`
@@ -214,24 +111,7 @@ end
 -- @tparam table req `{scopes, device_code_callback, claims, timeout, cancel, correlation_id}`
 -- @treturn promise of the result
 function App:acquire_token_by_device_code(req)
-  return self:with_events("device_code", false, device_code.acquire(self, req))
-end
-
--- Runs an interactive promise with its events: START (or LOGIN_START),
--- then SUCCESS or FAILURE.
-function App:with_events(interaction, login, p)
-  local ev = self.events
-  local start, ok, fail = E.ACQUIRE_TOKEN_START, E.ACQUIRE_TOKEN_SUCCESS, E.ACQUIRE_TOKEN_FAILURE
-  if login then start, ok, fail = E.LOGIN_START, E.LOGIN_SUCCESS, E.LOGIN_FAILURE end
-  if ev.n > 0 then ev:emit(start, interaction, nil, nil) end
-  return p:next(function(result)
-    if ev.n > 0 then ev:emit(ok, interaction, result, nil, result and result.correlation_id) end
-    return result
-  end, function(err)
-    if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
-    if ev.n > 0 then ev:emit(fail, interaction, nil, err, err.correlation_id) end
-    return Promise.reject(err)
-  end)
+  return self.events:around(device_code.acquire(self, req), "device_code", ACQUIRE)
 end
 
 local function begin_redirect(self, req)
@@ -266,26 +146,17 @@ end
 -- @tparam table req as acquire_token_redirect's, plus `success_template` and
 --   `error_template` (the HTML the browser shows afterwards)
 function App:acquire_token_popup(req)
-  return self:with_events("popup", false, popup.acquire(self, req))
+  return self.events:around(popup.acquire(self, req), "popup", ACQUIRE)
 end
 
 --- Sign-in in the system browser: acquire_token_popup with the OpenID scopes.
 function App:login_popup(req)
-  return self:with_events("popup", true, popup.acquire(self, req or {}))
+  return self.events:around(popup.acquire(self, req or {}), "popup", LOGIN)
 end
 
---- Finishes a redirect: checks the state (known, not yet used), classifies
--- an error answer as MSAL does, redeems the code (once) and caches the
--- tokens. Resolves nil when the input is not a redirect response.
--- @param input the redirect URL, its query string, or a table of parameters
---   (a form_post body)
-function App:handle_redirect_promise(input)
-  local params = authorize.params_of(input)
-  local ev = self.events
-  if params.state == nil or (params.code == nil and params.error == nil) then
-    return Promise.resolve(nil)
-  end
-  if ev.n > 0 then ev:emit(E.HANDLE_REDIRECT_START, "redirect", nil, nil) end
+-- The state checked (known, not yet used) and the code redeemed, with
+-- the events of an acquisition.
+local function redeem_redirect(self, params)
   local ctx = self.states:take(params.state)
   local p
   if not ctx then
@@ -296,10 +167,22 @@ function App:handle_redirect_promise(input)
   else
     p = authorize.redeem(self, ctx, params.code)
   end
-  p = self:with_events("redirect", false, p)
-  local function done() if ev.n > 0 then ev:emit(E.HANDLE_REDIRECT_END, "redirect", nil, nil) end end
-  p:next(done, done)
-  return p
+  return self.events:around(p, "redirect", ACQUIRE)
+end
+
+--- Finishes a redirect: checks the state (known, not yet used), classifies
+-- an error answer as MSAL does, redeems the code (once) and caches the
+-- tokens. Resolves nil when the input is not a redirect response.
+-- @param input the redirect URL, its query string, or a table of parameters
+--   (a form_post body)
+function App:handle_redirect_promise(input)
+  local params = authorize.params_of(input)
+  if params.state == nil or (params.code == nil and params.error == nil) then
+    return Promise.resolve(nil)
+  end
+  local ev = self.events
+  if ev.n > 0 then ev:emit(E.HANDLE_REDIRECT_START, "redirect") end
+  return ev:around(redeem_redirect(self, params), "redirect", REDIRECT_END)
 end
 
 --- The silent-then-interactive pattern in one call: silent first, and only
@@ -332,23 +215,12 @@ function App:acquire_token(req, opts)
   end)
 end
 
--- Runs a logout with its events: LOGOUT_START, then LOGOUT_SUCCESS or
--- LOGOUT_FAILURE, then LOGOUT_END.
+-- A logout with its events: LOGOUT_START, then LOGOUT_SUCCESS (with the
+-- request, as msal-browser: the URL holds the id token) or LOGOUT_FAILURE,
+-- then LOGOUT_END.
 local function with_logout_events(self, interaction, req, run)
-  local ev = self.events
-  if ev.n > 0 then ev:emit(E.LOGOUT_START, interaction, req) end
-  local p = logout.begin(self, req):next(run):next(function(result)
-    -- the request, as msal-browser: the URL holds the id token
-    if ev.n > 0 then ev:emit(E.LOGOUT_SUCCESS, interaction, req) end
-    return result
-  end, function(err)
-    if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
-    if ev.n > 0 then ev:emit(E.LOGOUT_FAILURE, interaction, nil, err, err.correlation_id) end
-    return Promise.reject(err)
-  end)
-  local function done() if ev.n > 0 then ev:emit(E.LOGOUT_END, interaction, nil) end end
-  p:next(done, done)
-  return p
+  return self.events:around(logout.begin(self, req):next(run), interaction, { start = E.LOGOUT_START,
+    start_payload = req, ok = E.LOGOUT_SUCCESS, ok_payload = function() return req end, fail = E.LOGOUT_FAILURE, done = E.LOGOUT_END })
 end
 
 --- Signs out for a web app: removes `req.account` and its tokens from the

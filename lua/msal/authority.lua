@@ -192,7 +192,7 @@ function authority.resolve(app, a)
   local url = discovery_url(a)
   local cached = metadata_cache[url]
   if cached then return Promise.resolve(cached) end
-  return network.send(app:transport(), { method = "GET", url = url, headers = { accept = "application/json" } })
+  return network.send(network.transport(app), { method = "GET", url = url, headers = { accept = "application/json" } })
     :next(function(res)
       if res.status ~= 200 then
         return Promise.reject(errors.ClientAuthError("endpoints_resolution_error",
@@ -214,6 +214,21 @@ function authority.expected_issuer(metadata, tid)
     iss = iss:gsub("{tenantid}", (tid:gsub("%%", "%%%%")))
   end
   return iss
+end
+
+--- An authority given on a request, parsed with the app's protocol mode and
+-- cloud groups (once per URL per app: requests often repeat it).
+-- @tparam table app
+-- @tparam string url
+-- @treturn table the parsed authority, or nil and an error
+function authority.for_app(app, url)
+  local memo = app.authorities
+  local a = memo[url]
+  if a then return a end
+  local err
+  a, err = authority.parse(url, app.config.auth.protocol_mode)
+  if a then memo[url] = authority.apply_groups(a, app.cloud_groups) end
+  return a, err
 end
 
 return authority

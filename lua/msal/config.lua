@@ -98,6 +98,40 @@ function config.normalize(cfg)
   }
 end
 
+-- The keys each built-in cache location takes.
+local CACHE_KEYS = {
+  memory = { location = true },
+  file = { location = true, path = true, encrypt = true, lock = true },
+  redis = { location = true, url = true, partition = true, ttl_slack_s = true, local_ttl_ms = true, key_prefix = true,
+    timeout_ms = true, refresh_token_ttl_s = true, local_max_partitions = true },
+}
+
+--- What `cache` names: "plugin" (a table with the two hooks), or a
+-- built-in location ("memory", "file", "redis") whose keys are known.
+-- @param c the `cache` configuration (nil: memory)
+-- @treturn string the kind, or nil and a ClientConfigurationError
+function config.cache_kind(c)
+  if type(c) == "table" and c.before_cache_access then
+    if type(c.before_cache_access) ~= "function" or type(c.after_cache_access) ~= "function" then
+      return nil, errors.ClientConfigurationError("invalid_cache_plugin",
+        "a cache plugin has before_cache_access(ctx) and after_cache_access(ctx) functions")
+    end
+    return "plugin"
+  end
+  local location = type(c) == "string" and c or type(c) == "table" and c.location or "memory"
+  local allowed = CACHE_KEYS[location]
+  if not allowed then
+    return nil, errors.ClientConfigurationError("invalid_cache_location",
+      "cache.location '" .. tostring(location) .. "' is not available; use \"memory\", \"file\", \"redis\" or a cache plugin")
+  end
+  for k in pairs(type(c) == "table" and c or {}) do
+    if not allowed[k] then
+      return nil, errors.ClientConfigurationError("invalid_configuration", "unknown configuration key 'cache." .. tostring(k) .. "'")
+    end
+  end
+  return location
+end
+
 --- A host's defaults for `system` (msal.openresty, msal.nvim): a copy of
 -- cfg whose `system` has `defaults[k]()` for every field k the caller left
 -- nil. The caller's tables stay as they were (a plugin may keep and pass

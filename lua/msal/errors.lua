@@ -2,6 +2,18 @@
 -- mean "the user must interact" (MSAL's InteractionRequiredAuthError).
 -- Errors are plain tables, so they cross coroutines, promises and pcall
 -- unchanged; `tostring(err)` and `err:tostring()` give one readable line.
+--
+-- **The error rule.** Every module follows it:
+--
+-- - internal helpers return `nil, err` (an error object of this module);
+-- - flows and the public API reject their promise with an error object and
+--   never return `nil, err` to the caller; inside a flow's `Promise.async`
+--   body, `errors.try(helper(...))` turns a helper's `nil, err` into that
+--   rejection (a raise in the body rejects its promise);
+-- - nothing raises across a module boundary, except configuration errors
+--   at construction time (`ClientConfigurationError` from `new`) and the
+--   hooks of cache plugins (MSAL's plugin shape: a plugin raises, the cache
+--   access that called it fails with that error).
 -- @module msal.errors
 local errors = {}
 
@@ -104,6 +116,17 @@ function errors.from_server(body, status)
   local make = errors.server_wants_interaction(code, desc, sub) and errors.InteractionRequiredAuthError
     or errors.ServerError
   return make(code, desc or code, fields)
+end
+
+--- A helper's outcome, inside a flow: returns v when err is nil, else
+-- raises err (at level 0: an error object carries its own message). In a
+-- `Promise.async` body that rejects the flow's promise with err.
+-- @param v the value
+-- @param[opt] err the error object of a `nil, err` return
+-- @return v
+function errors.try(v, err)
+  if err ~= nil then error(err, 0) end
+  return v
 end
 
 return errors

@@ -3,6 +3,9 @@
 -- A callback that throws is logged and does not break the flow. Payloads
 -- carry no raw token (access, id or refresh token) unless PII logging is on.
 -- @module msal.events
+local errors = require("msal.errors")
+local Promise = require("msal.promise")
+
 local events = {}
 local unpack = table.unpack or unpack
 
@@ -85,6 +88,41 @@ function Emitter:emit(event_type, interaction_type, payload, err, correlation_id
       end
     end
   end
+end
+
+--- A flow's promise with its events, the one wrapper every public method
+-- uses: `kinds.start` now (payload `kinds.start_payload`), then `kinds.ok`
+-- with the result (or `kinds.ok_payload(result)`) or `kinds.fail` with the error,
+-- then `kinds.done` either way; a kind left nil is not emitted. A rejection
+-- that is not an error object becomes a ClientAuthError "unexpected_error".
+-- @tparam table p the flow's promise
+-- @tparam string interaction "silent", "popup", "redirect", "device_code"
+-- @tparam table kinds `{start, ok, fail, done, start_payload, ok_payload,
+--   correlation_id (when the error has none), on_fail = fn(err)}`
+-- @treturn table the promise callers get
+function Emitter:around(p, interaction, kinds)
+  if kinds.start and self.n > 0 then self:emit(kinds.start, interaction, kinds.start_payload) end
+  local out = p:next(function(result)
+    if kinds.ok and self.n > 0 then
+      local payload = result
+      if kinds.ok_payload then payload = kinds.ok_payload(result) end
+      self:emit(kinds.ok, interaction, payload, nil, type(result) == "table" and result.correlation_id or nil)
+    end
+    return result
+  end, function(err)
+    if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
+    if kinds.fail and self.n > 0 then
+      self:emit(kinds.fail, interaction, nil, err, err.correlation_id or kinds.correlation_id)
+    end
+    if kinds.on_fail then kinds.on_fail(err) end
+    return Promise.reject(err)
+  end)
+  local done_type = kinds.done
+  if done_type then
+    local function done() if self.n > 0 then self:emit(done_type, interaction) end end
+    out:next(done, done)
+  end
+  return out
 end
 
 return events

@@ -22,7 +22,7 @@ local function invalid(msg)
 end
 
 local function fetch(app, uri)
-  return network.send(app:transport(), { method = "GET", url = uri, headers = { accept = "application/json" } })
+  return network.send(network.transport(app), { method = "GET", url = uri, headers = { accept = "application/json" } })
     :next(function(res)
       local doc = res.status == 200 and network.json(res)
       if type(doc) ~= "table" or type(doc.keys) ~= "table" then

@@ -90,5 +90,18 @@ function network.json(res)
   return doc
 end
 
+--- The transport an app's requests go through: `system.transport`, else a
+-- libcurl transport made on first use.
+-- @tparam table app
+-- @treturn table transport
+function network.transport(app)
+  local t = app.config.system.transport or app.default_transport
+  if not t then
+    t = require("msal.transport.curl").new()
+    app.default_transport = t
+  end
+  return t
+end
+
 network.MAX_RETRY_AFTER_S = MAX_RETRY_AFTER_S
 return network

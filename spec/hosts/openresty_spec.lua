@@ -56,6 +56,7 @@ describe("msal.openresty in nginx #host", function()
     local app_dir = os.getenv("MSAL_TEST_ROOT") .. "/spec/support/openresty"
     srv = nginx.start({
       workers = 2,
+      reuseport = true,
       http = ([[
         lua_shared_dict tokens 16m;
         lua_shared_dict locks 1m;

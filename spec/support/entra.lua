@@ -50,7 +50,7 @@ function entra.sign_in(app, scopes)
     { "scope", table.concat(scope_list, " ") }, { "state", "s1" }, { "code_challenge", challenge },
     { "code_challenge_method", "S256" }, { "client_info", "1" },
   })
-  local res = assert(app:transport():send({ method = "GET", url = url }):await())
+  local res = assert(require("msal.network").transport(app):send({ method = "GET", url = url }):await())
   local loc = assert(res.headers.location, "authorize did not redirect")
   local code = assert(network.form_decode(loc:match("%?(.*)$")).code)
   local r = assert(refresh.post(app, metadata.token_endpoint, network.form_encode({

@@ -62,7 +62,7 @@ end
 
 -- gsub with a literal replacement (a prefix path may hold a '%').
 local function subst(text, vars)
-  return (text:gsub("%$(%u[%u%d]*)", function(name)
+  return (text:gsub("%$(%u[%u%d_]*)", function(name)
     return vars[name]
   end))
 end
@@ -91,7 +91,7 @@ http {
 ]] .. (opts.http or "") .. [[
 
   server {
-    listen 127.0.0.1:$PORT;
+    listen 127.0.0.1:$PORT$LISTEN_OPTS;
     # what start() polls: an answer that logs nothing, whatever the caller's
     # locations are
     location = /__nginx_spec_ready { return 204; }
@@ -191,6 +191,9 @@ local function launch(bin, opts)
   local vars = {
     PREFIX = prefix, ROOT = root(), PORT = tostring(port), PORT2 = tostring(port2),
     WORKERS = tostring(opts.workers or 2),
+    -- a socket per worker, the kernel spreading connections over them: with
+    -- one shared socket a burst may all land on one worker
+    LISTEN_OPTS = opts.reuseport and " reuseport" or "",
   }
   local conf_path = files.write(prefix .. "/nginx.conf", opts.conf and subst(opts.conf, vars) or conf(opts, vars))
   local env = {}
@@ -226,7 +229,7 @@ end
 --- Starts nginx and waits (at most 10 s) until it answers on its port.
 -- @tparam table opts `workers` (default 2); `http` (text for the http
 -- block); `server` (the main server block's body); `servers` (whole extra
--- server blocks); or `conf`, a whole nginx.conf of the caller's (the same
+-- server blocks); `reuseport` (spread connections over the workers); or `conf`, a whole nginx.conf of the caller's (the same
 -- `$` names; it must log to `$PREFIX/logs/error.log` and write its pid to
 -- `$PREFIX/nginx.pid`; any answer on `$PORT` counts as ready); `env`
 -- (`{NAME = value}` for nginx's environment, which `env` directives pass

@@ -10,6 +10,8 @@ local network = require("msal.network")
 local request = require("msal.request")
 local refresh = require("msal.flows.refresh")
 
+local try = errors.try
+
 local authorize = {}
 
 --- Builds the authorize URL for req and the context to keep until the
@@ -20,28 +22,19 @@ local authorize = {}
 function authorize.begin(app, req, interaction, state)
   return Promise.async(function()
     req = req or {}
-    local scopes, err = request.check_scopes(req.scopes, true)
-    if not scopes then error(err, 0) end
-    local _, rerr = request.single_resource(scopes)
-    if rerr then error(rerr, 0) end
-    local extra
-    extra, err = request.check_scopes(req.extra_scopes_to_consent, true)
-    if not extra then error(err, 0) end
-    local claims
-    claims, err = request.merge_claims(req.claims, app.config.auth.client_capabilities)
-    if err then error(err, 0) end
+    local scopes = try(request.check_scopes(req.scopes, true))
+    try(request.single_resource(scopes))
+    local extra = try(request.check_scopes(req.extra_scopes_to_consent, true))
+    local claims = try(request.merge_claims(req.claims, app.config.auth.client_capabilities))
     local redirect_uri = req.redirect_uri or app.config.auth.redirect_uri
     if type(redirect_uri) ~= "string" then
       error(errors.ClientConfigurationError("redirect_uri_empty", "a redirect_uri is needed (auth.redirect_uri or request.redirect_uri)"), 0)
     end
     local auth = app.authority
     if req.authority then
-      auth, err = app:parse_authority(req.authority)
-      if not auth then error(err, 0) end
+      auth = try(authority.for_app(app, req.authority))
     end
-    local metadata
-    metadata, err = authority.resolve(app, auth):await()
-    if not metadata then error(err, 0) end
+    local metadata = try(authority.resolve(app, auth):await())
     local crypto = core.crypto
     local verifier, challenge = crypto.pkce()
     state = state or crypto.random_string(32)
@@ -89,15 +82,11 @@ end
 -- @treturn promise of the result
 function authorize.redeem(app, ctx, code)
   return Promise.async(function()
-    local auth, err = app:parse_authority(ctx.authority)
-    if not auth then error(err, 0) end
-    local metadata
-    metadata, err = authority.resolve(app, auth):await()
-    if not metadata then error(err, 0) end
+    local auth = try(authority.for_app(app, ctx.authority))
+    local metadata = try(authority.resolve(app, auth):await())
     local scope_list = request.with_defaults(ctx.scopes)
     local started = app.clock()
-    local r
-    r, err = refresh.post(app, metadata.token_endpoint, network.form_encode({
+    local r = try(refresh.post(app, metadata.token_endpoint, network.form_encode({
       { "client_id", app.client_id },
       { "scope", table.concat(scope_list, " ") },
       { "grant_type", "authorization_code" },
@@ -106,19 +95,13 @@ function authorize.redeem(app, ctx, code)
       { "code_verifier", ctx.verifier },
       { "client_info", auth.kind ~= "oidc" and "1" or nil },
       { "claims", ctx.claims },
-    }), refresh.headers(ctx.correlation_id, ctx.account)):await()
-    if not r then error(err, 0) end
+    }), refresh.headers(ctx.correlation_id, ctx.account)):await())
     if r.id_token and app.config.system.validate_id_token_signature then
-      local ok
-      ok, err = require("msal.jwks").verify(app, metadata, r.id_token):await()
-      if not ok then error(err, 0) end
+      try(require("msal.jwks").verify(app, metadata, r.id_token):await())
     end
-    local result
-    result, err = refresh.finish(app, r, { env = auth.cache_env, realm = auth.realm or "", scopes_list = scope_list,
+    return try(refresh.finish(app, r, { env = auth.cache_env, realm = auth.realm or "", scopes_list = scope_list,
       started = started, grant = "authorization_code", metadata = metadata, auth = auth,
-      correlation_id = ctx.correlation_id, nonce = ctx.nonce })
-    if not result then error(err, 0) end
-    return result
+      correlation_id = ctx.correlation_id, nonce = ctx.nonce }))
   end)
 end
 

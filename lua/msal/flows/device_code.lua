@@ -13,6 +13,8 @@ local network = require("msal.network")
 local request = require("msal.request")
 local refresh = require("msal.flows.refresh")
 
+local try = errors.try
+
 local device_code = {}
 
 local GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -54,17 +56,11 @@ function device_code.acquire(app, req)
       error(errors.ClientConfigurationError("invalid_request",
         "acquire_token_by_device_code needs request.device_code_callback(info)"), 0)
     end
-    local scopes, err = request.check_scopes(req.scopes, true)
-    if not scopes then error(err, 0) end
-    local _, rerr = request.single_resource(scopes)
-    if rerr then error(rerr, 0) end
-    local claims
-    claims, err = request.merge_claims(req.claims, app.config.auth.client_capabilities)
-    if err then error(err, 0) end
+    local scopes = try(request.check_scopes(req.scopes, true))
+    try(request.single_resource(scopes))
+    local claims = try(request.merge_claims(req.claims, app.config.auth.client_capabilities))
     local auth = app.authority
-    local metadata
-    metadata, err = authority.resolve(app, auth):await()
-    if not metadata then error(err, 0) end
+    local metadata = try(authority.resolve(app, auth):await())
     local url = endpoint_of(app, metadata)
     if not url then
       error(errors.ClientConfigurationError("device_code_unsupported",
@@ -73,14 +69,10 @@ function device_code.acquire(app, req)
     local scope_list = request.with_defaults(scopes)
     local correlation_id = req.correlation_id or core.crypto.uuid4()
     local headers = refresh.headers(correlation_id)
-    local res
-    res, err = network.send(app:transport(), { method = "POST", url = url, headers = headers,
+    local res = try(network.send(network.transport(app), { method = "POST", url = url, headers = headers,
       body = network.form_encode({ { "client_id", app.client_id }, { "scope", table.concat(scope_list, " ") },
-        { "claims", claims } }), timeout_ms = app.config.system.http_timeout_ms }):await()
-    if not res then error(err, 0) end
-    local doc
-    doc, err = network.json(res)
-    if not doc then error(err, 0) end
+        { "claims", claims } }), timeout_ms = app.config.system.http_timeout_ms }):await())
+    local doc = try(network.json(res))
     if res.status ~= 200 then error(errors.from_server(doc, res.status), 0) end
     if type(doc.device_code) ~= "string" or type(doc.user_code) ~= "string" then
       error(errors.ClientAuthError("invalid_response", "the device authorization answer has no device_code or user_code"), 0)
@@ -104,16 +96,12 @@ function device_code.acquire(app, req)
         error(errors.ClientAuthError("device_code_expired", "the device code expired before the user signed in"), 0)
       end
       ctx.started = app.clock()
-      local r
-      r, err = refresh.post(app, metadata.token_endpoint, network.form_encode({
+      local r, err = refresh.post(app, metadata.token_endpoint, network.form_encode({
         { "client_id", app.client_id }, { "grant_type", GRANT }, { "device_code", info.device_code },
         { "client_info", auth.kind ~= "oidc" and "1" or nil }, { "claims", claims },
       }), headers):await()
       if r then
-        local result
-        result, err = refresh.finish(app, r, ctx)
-        if not result then error(err, 0) end
-        return result
+        return try(refresh.finish(app, r, ctx))
       end
       if err.error_code == "slow_down" then
         interval = interval + 5 -- RFC 8628 3.5

@@ -12,6 +12,8 @@ local core = require("msal.core")
 local errors = require("msal.errors")
 local network = require("msal.network")
 
+local try = errors.try
+
 local logout = {}
 
 -- Removes req.account, or every account when none is named (msal-browser
@@ -51,13 +53,10 @@ function logout.begin(app, req)
     end
     local auth, err = app.authority, nil
     if req.authority then
-      auth, err = app:parse_authority(req.authority)
-      if not auth then error(err, 0) end
+      auth = try(authority.for_app(app, req.authority))
     end
     local id_token_hint = forget(app, account)
-    local metadata
-    metadata, err = authority.resolve(app, auth):await()
-    if not metadata then error(err, 0) end
+    local metadata = try(authority.resolve(app, auth):await())
     local endpoint = metadata.end_session_endpoint
     if not endpoint then return { url = nil } end
     local query = network.form_encode({

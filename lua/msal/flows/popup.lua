@@ -9,6 +9,8 @@ local errors = require("msal.errors")
 local loopback = require("msal.loopback")
 local authorize = require("msal.flows.authorize")
 
+local try = errors.try
+
 local popup = {}
 
 local function shell_quote(s)
@@ -80,15 +82,10 @@ function popup.acquire(app, req)
       stop()
       error(errors.BrowserAuthError("popup_window_error", "the browser could not be opened: " .. tostring(oerr)), 0)
     end
-    local got
-    got, err = waiting:await()
-    if not got then error(err, 0) end
+    local got = try(waiting:await())
     local params = got.params
     if params.error then error(errors.from_server(params), 0) end
-    local result
-    result, err = authorize.redeem(app, begun.ctx, params.code):await()
-    if not result then error(err, 0) end
-    return result
+    return try(authorize.redeem(app, begun.ctx, params.code):await())
   end)
 end
 

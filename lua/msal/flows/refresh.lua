@@ -11,6 +11,8 @@ local request = require("msal.request")
 local save = require("msal.cache.save")
 local token_response = require("msal.token_response")
 
+local try = errors.try
+
 local refresh = {}
 
 --- The library's name and version as MSAL's telemetry headers carry them.
@@ -66,7 +68,7 @@ end
 -- an error of MSAL's classes.
 -- @treturn promise of `r` (msal.token_response.check)
 function refresh.post(app, endpoint, body, headers)
-  return network.send(app:transport(), { method = "POST", url = endpoint, headers = headers, body = body,
+  return network.send(network.transport(app), { method = "POST", url = endpoint, headers = headers, body = body,
     timeout_ms = app.config.system.http_timeout_ms })
     :next(function(res)
       local doc, err = network.json(res)
@@ -135,11 +137,8 @@ function refresh.acquire(app, req, ctx)
       error(errors.InteractionRequiredAuthError("no_tokens_found",
         "no access token in the cache answers the request and there is no refresh token"), 0)
     end
-    local claims, err = request.merge_claims(req.claims, app.config.auth.client_capabilities)
-    if err then error(err, 0) end
-    local metadata
-    metadata, err = authority.resolve(app, ctx.auth):await()
-    if not metadata then error(err, 0) end
+    local claims = try(request.merge_claims(req.claims, app.config.auth.client_capabilities))
+    local metadata = try(authority.resolve(app, ctx.auth):await())
     ctx.metadata, ctx.grant = metadata, "refresh_token"
     ctx.scopes_list = request.with_defaults(req.scopes)
     ctx.correlation_id = req.correlation_id or core.crypto.uuid4()
@@ -147,8 +146,7 @@ function refresh.acquire(app, req, ctx)
     local last
     for i, cand in ipairs(cands) do
       ctx.started = app.clock()
-      local r
-      r, err = refresh.post(app, metadata.token_endpoint, network.form_encode({
+      local r, err = refresh.post(app, metadata.token_endpoint, network.form_encode({
         { "client_id", app.client_id },
         { "scope", table.concat(ctx.scopes_list, " ") },
         { "grant_type", "refresh_token" },
@@ -157,15 +155,10 @@ function refresh.acquire(app, req, ctx)
         { "claims", claims },
       }), headers):await()
       if r and r.id_token and app.config.system.validate_id_token_signature then
-        local verified
-        verified, err = require("msal.jwks").verify(app, metadata, r.id_token):await()
-        if not verified then error(err, 0) end
+        try(require("msal.jwks").verify(app, metadata, r.id_token):await())
       end
       if r then
-        local result
-        result, err = refresh.finish(app, r, ctx)
-        if not result then error(err, 0) end
-        return result
+        return try(refresh.finish(app, r, ctx))
       end
       last = err
       if err.suberror == "bad_token" then

@@ -2,7 +2,10 @@
 -- request by MSAL's rules, else the refresh token, else
 -- InteractionRequiredAuthError.
 -- @module msal.flows.silent
+local Promise = require("msal.promise")
+local authority = require("msal.authority")
 local errors = require("msal.errors")
+local events = require("msal.events")
 local id_token = require("msal.id_token")
 local refresh = require("msal.flows.refresh")
 local request = require("msal.request")
@@ -176,7 +179,7 @@ function silent.from_cache(app, req)
   end
   local auth = app.authority
   if req.authority ~= nil then
-    auth, err = app:parse_authority(req.authority)
+    auth, err = authority.for_app(app, req.authority)
     if not auth then return nil, err end
   end
   -- a tenant authority names the realm; for common/organizations/consumers
@@ -222,6 +225,69 @@ function silent.refresh(app, req, ctx)
     p:next(unlock, unlock)
     return p
   end)
+end
+
+-- Runs make() unless a request with the same thumbprint is in flight, in
+-- which case its promise is shared: one token request for many callers.
+-- The entry is recorded before make() runs: a transport may yield inside it
+-- (a cosocket in OpenResty suspends the request), and a caller arriving
+-- meanwhile must find it.
+local function single_flight(app, thumbprint, make, ...)
+  local inflight = app.inflight
+  local p = inflight[thumbprint]
+  if p then return p end
+  local settle_with
+  p = Promise.new(function(resolve) settle_with = resolve end)
+  inflight[thumbprint] = p
+  -- handles both outcomes, so this bookkeeping never counts as an
+  -- unhandled rejection
+  local function done() inflight[thumbprint] = nil end
+  p:next(done, done)
+  local ok, made = pcall(make, ...)
+  if ok then
+    settle_with(made)
+  else
+    settle_with(Promise.reject(errors.is_error(made) and made or errors.ClientAuthError("unexpected_error", tostring(made))))
+  end
+  return p
+end
+
+local E = events.types
+
+--- acquire_token_silent: the cache, else one shared refresh, with the
+-- events of a silent acquisition. A hit makes no promise chain at all.
+-- @treturn promise of the result
+function silent.acquire(app, req)
+  local ev = app.events
+  local cid = type(req) == "table" and req.correlation_id or nil
+  if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_START, "silent", nil, nil, cid) end
+  -- a cache plugin's hooks raise (MSAL's plugin shape): cache_unavailable,
+  -- a malformed partition… reach the caller as the rejection
+  local ok, result, why, ctx = pcall(silent.from_cache, app, req)
+  if not ok then
+    result, why = nil, errors.is_error(result) and result or errors.ClientAuthError("unexpected_error", tostring(result))
+  end
+  if result and why == "hit" then
+    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, cid) end
+    return Promise.fulfilled(result)
+  end
+  local p
+  if not ctx then
+    p = Promise.reject(why)
+  else
+    if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_NETWORK_START, "silent", nil, nil, cid) end
+    p = single_flight(app, ctx.thumbprint, silent.refresh, app, req, ctx)
+    if result then
+      -- past refresh_on: a failed refresh still leaves a valid token to serve
+      local cached = result
+      p = p:catch(function(err)
+        app.log:warning("proactive refresh failed, serving the cached token: " .. tostring(err.error_code))
+        return cached
+      end)
+    end
+  end
+  return ev:around(p, "silent", { ok = E.ACQUIRE_TOKEN_SUCCESS, fail = E.ACQUIRE_TOKEN_FAILURE, correlation_id = cid,
+    on_fail = function(err) app.log:info("acquire_token_silent failed: " .. tostring(err.error_code)) end })
 end
 
 return silent
