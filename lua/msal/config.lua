@@ -152,4 +152,19 @@ function config.with_system_defaults(cfg, defaults)
   return c
 end
 
+--- A host's `PublicClientApplication` (msal.openresty, msal.nvim): `new`
+-- runs the host's `setup()`, then msal's constructor with the host's
+-- system defaults (`with_system_defaults`).
+-- @tparam function setup
+-- @tparam table defaults
+-- @treturn table `{new = function(cfg) -> app}`
+function config.host_application(setup, defaults)
+  return {
+    new = function(cfg)
+      setup()
+      return require("msal").PublicClientApplication.new(config.with_system_defaults(cfg, defaults))
+    end,
+  }
+end
+
 return config

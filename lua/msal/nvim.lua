@@ -20,7 +20,6 @@
 -- @module msal.nvim
 local loop = require("msal.loop")
 local errors = require("msal.errors")
-local msal = require("msal")
 local config = require("msal.config")
 local Promise = require("msal.promise")
 
@@ -241,18 +240,11 @@ function M.acquire_token_by_device_code(app, req)
   return app:acquire_token_by_device_code(r)
 end
 
-local shared_transport
-
 local DEFAULTS = {
   -- one connection pool for every app of the editor
-  transport = function()
-    shared_transport = shared_transport or M.transport()
-    return shared_transport
-  end,
+  transport = function() return require("msal.transport.curl").default() end,
   open_browser = function() return M.open_browser end,
 }
-
-M.PublicClientApplication = {}
 
 --- msal.PublicClientApplication.new for Neovim: calls `setup()`, and
 -- defaults `system.transport` to a shared curl transport and
@@ -260,9 +252,7 @@ M.PublicClientApplication = {}
 -- @tparam table cfg as msal.PublicClientApplication.new's
 -- @treturn table the application
 -- @raise ClientConfigurationError on a bad configuration
-function M.PublicClientApplication.new(cfg)
-  M.setup()
-  return msal.PublicClientApplication.new(config.with_system_defaults(cfg, DEFAULTS))
-end
+-- @function PublicClientApplication.new
+M.PublicClientApplication = config.host_application(M.setup, DEFAULTS)
 
 return M

@@ -19,7 +19,6 @@
 -- @module msal.openresty
 local loop = require("msal.loop")
 local errors = require("msal.errors")
-local msal = require("msal")
 local config = require("msal.config")
 
 local M = {}
@@ -185,25 +184,17 @@ function M.shared_dict_cache(dict_name, opts)
   return require("msal.cache.shared_dict").new(dict_name, opts)
 end
 
-local default_transport
-
 local DEFAULTS = {
-  transport = function()
-    default_transport = default_transport or M.transport()
-    return default_transport
-  end,
+  -- one cosocket transport per worker (cosockets themselves are per request)
+  transport = function() return require("msal.transport.openresty").default() end,
 }
-
-M.PublicClientApplication = {}
 
 --- msal.PublicClientApplication.new with the cosocket transport (one per
 -- worker) as the default, after `setup()`. Make the app once per worker
 -- (at module level or in init_worker), not per request.
 -- @tparam table cfg as msal.PublicClientApplication.new's
 -- @treturn table the application
-function M.PublicClientApplication.new(cfg)
-  M.setup()
-  return msal.PublicClientApplication.new(config.with_system_defaults(cfg, DEFAULTS))
-end
+-- @function PublicClientApplication.new
+M.PublicClientApplication = config.host_application(M.setup, DEFAULTS)
 
 return M

@@ -703,18 +703,14 @@ function M.default()
   return shared
 end
 
---- Start a request. Returns at once (the I/O runs in a light thread of
--- its own) and never yields the caller.
--- @tparam table req `method` (default "GET"), `url` (http or https only),
--- `headers` (`{name = value}`), `body` (string), `timeout_ms`; also
--- `connect_timeout_ms` and `max_response_bytes` to override the
--- transport's defaults
--- @tparam function done `done(err, res)`, called once from the loop:
--- `res = {status, headers, body}` with lower-case header names (repeated
--- headers joined with ", "); `err = {kind, message}` with kind "timeout",
--- "connect", "tls", "too_large", "io", "canceled", or "phase" when nginx's
--- current phase has no cosockets (init, init_worker, set, header_filter,
--- body_filter, log, balancer). An HTTP error status is a response.
+--- Start a request: `msal.transport.curl`'s contract (the same req
+-- fields, `done(err, res)` once from the loop, the same err kinds), plus
+-- kind "phase" when nginx's current phase has no cosockets (init,
+-- init_worker, set, header_filter, body_filter, log, balancer). Returns at
+-- once (the I/O runs in a light thread of its own) and never yields the
+-- caller.
+-- @tparam table req
+-- @tparam function done
 -- @treturn table handle; `handle:close()` cancels the request
 -- @raise on a malformed request (no url, not http/https, userinfo, bad
 -- header name, CR/LF in a header...) or a closed transport
