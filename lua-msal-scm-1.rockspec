@@ -71,6 +71,7 @@ build = {
     ["msal.cache.shared_dict"] = "lua/msal/cache/shared_dict.lua",
     ["msal.openresty"] = "lua/msal/openresty.lua",
     ["msal.transport.openresty"] = "lua/msal/transport/openresty.lua",
+    ["msal.transport.http1"] = "lua/msal/transport/http1.lua",
     ["msal.nvim"] = "lua/msal/nvim.lua",
   },
 }
