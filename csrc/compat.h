@@ -55,16 +55,4 @@ static inline void *msal_testudata(lua_State *L, int i, const char *tname)
  * own and already maps big blocks. */
 #define MSAL_WRAP_BIG_ALLOC (LUA_VERSION_NUM >= 503)
 
-/* Makes a metatable named tname with methods reachable through __index and
- * the given metamethods; leaves it on the stack. */
-static inline void msal_newclass(lua_State *L, const char *tname,
-                                 const luaL_Reg *methods, const luaL_Reg *meta)
-{
-    luaL_newmetatable(L, tname);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-}
-
 #endif

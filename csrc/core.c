@@ -1,7 +1,11 @@
 /* luaopen_msal_core: one shared object whose table gathers the small Lua
- * faces of the C core's files. */
+ * faces of the C core's files, and the helpers those faces share: option
+ * reading, classes, and the pollable face. */
 #define _GNU_SOURCE /* dladdr() and Dl_info are GNU extensions */
 #include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
 
 #include "compat.h"
 #include "core.h"
@@ -20,6 +24,8 @@ static void pin_module(void)
         (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+/* ---- options and classes ---- */
+
 int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v)
 {
     int type;
@@ -34,6 +40,55 @@ int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v)
     return 1;
 }
 
+void msal_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, lua_CFunction close,
+                   lua_CFunction tostring)
+{
+    luaL_newmetatable(L, tname);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+#if MSAL_HAS_CLOSE
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+#endif
+    if (tostring) {
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    if (methods) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
+/* ---- the pollable face ---- */
+
+int msal_opt_wait(lua_State *L, int idx)
+{
+    lua_Number t = luaL_optnumber(L, idx, 0);
+    if (!(t > 0)) /* also NaN */
+        return 0;
+    if (t >= (lua_Number)INT_MAX)
+        return -1;
+    return (int)t;
+}
+
+int msal_step_wait(lua_State *L, int idx, int ready, int64_t deadline_ms)
+{
+    int wait = msal_opt_wait(L, idx);
+    if (ready)
+        return 0;
+    if (deadline_ms >= 0) {
+        int64_t left = deadline_ms - msal_now_ms();
+        if (left < 0)
+            left = 0;
+        if (wait < 0 || left < wait)
+            wait = (int)left;
+    }
+    return wait;
+}
+
 int msal_push_timeout(lua_State *L, int ready, int64_t deadline_ms)
 {
     int64_t left;
@@ -46,6 +101,74 @@ int msal_push_timeout(lua_State *L, int ready, int64_t deadline_ms)
     left = deadline_ms - msal_now_ms();
     lua_pushinteger(L, (lua_Integer)(left < 0 ? 0 : left));
     return 1;
+}
+
+int msal_poll_step(lua_State *L, msal_poller *p, poller_event *ev, int max, int wait_ms)
+{
+    int n = poller_wait(p, ev, max, wait_ms);
+    if (n < 0)
+        return luaL_error(L, "epoll_wait: %s", strerror(errno));
+    return n;
+}
+
+static const msal_pollable *pollable_of(lua_State *L, msal_poll_state *st)
+{
+    const msal_pollable *p = lua_touserdata(L, lua_upvalueindex(1));
+    st->fd = -1;
+    st->ready = 0;
+    st->deadline_ms = -1;
+    p->state(L, st);
+    return p;
+}
+
+/***
+ * The one descriptor a host loop watches for all of the object's I/O.
+ * @function pollfd
+ * @treturn integer
+ */
+static int l_pollfd(lua_State *L)
+{
+    msal_poll_state st;
+    pollable_of(L, &st);
+    lua_pushinteger(L, st.fd);
+    return 1;
+}
+
+/***
+ * What pollfd() is watched for, in cqueues' words: "r", readable.
+ * @function events
+ * @treturn string
+ */
+static int l_events(lua_State *L)
+{
+    msal_poll_state st;
+    pollable_of(L, &st);
+    lua_pushliteral(L, "r");
+    return 1;
+}
+
+/***
+ * How long until step() has work even without socket activity: 0 when it
+ * has some now, else the ms until the object's next deadline.
+ * @function timeout
+ * @treturn[1] integer ms
+ * @treturn[2] nothing when only socket activity can make progress
+ */
+static int l_timeout(lua_State *L)
+{
+    msal_poll_state st;
+    pollable_of(L, &st);
+    return msal_push_timeout(L, st.ready, st.deadline_ms);
+}
+
+void msal_add_pollable(lua_State *L, const char *tname, const msal_pollable *p)
+{
+    static const luaL_Reg face[] = {{"pollfd", l_pollfd}, {"events", l_events}, {"timeout", l_timeout}, {NULL, NULL}};
+    luaL_getmetatable(L, tname);
+    lua_getfield(L, -1, "__index");
+    lua_pushlightuserdata(L, (void *)p);
+    luaL_setfuncs(L, face, 1);
+    lua_pop(L, 2);
 }
 
 int luaopen_msal_core(lua_State *L)

@@ -1,10 +1,11 @@
-/* Openers of msal.core's parts. */
+/* msal.core: the openers of its parts, and what the parts share. */
 #ifndef MSAL_CORE_H
 #define MSAL_CORE_H
 
 #include <stdint.h>
 
 #include <lua.h>
+#include <lauxlib.h>
 
 int luaopen_msal_core(lua_State *L);
 /* Adds now_ms, time and sleep_ms to the table on top of the stack. */
@@ -18,16 +19,56 @@ void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
 void msal_open_redis(lua_State *L);  /* redis.c: hiredis client for the Redis cache */
 void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
 
+/* ---- options and classes ---- */
+
 /* Field name of the options table at index t: 0 when it is nil, else 1 with
  * its value in *v; raises "'name' must be a number" for any other type. The
  * callers check the range they need. */
 int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v);
 
-/* What a pollable object's timeout() returns: 0 when it has work ready,
- * nothing (no deadline: only socket activity can make progress) when
- * deadline_ms < 0, else the milliseconds left until deadline_ms on
- * msal_now_ms's clock (0 once past). */
+/* Registers the metatable tname for a userdata class: methods (may be
+ * NULL) through __index, close as __gc and, on Lua 5.4, __close (so it must
+ * be idempotent), tostring (may be NULL) as __tostring. */
+void msal_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, lua_CFunction close,
+                   lua_CFunction tostring);
+
+/* ---- pollable objects: pollfd(), events(), timeout(), step([timeout_ms]) ---- */
+
+/* A wait in ms from the Lua argument at idx, as poll() takes it: none,
+ * nil, <= 0 or NaN is 0 (do not block); math.huge (or anything from
+ * INT_MAX on) is -1 (no limit). */
+int msal_opt_wait(lua_State *L, int idx);
+/* How long step(timeout_ms) may block: the argument at idx (msal_opt_wait),
+ * but 0 when the object has work ready and never past deadline_ms on
+ * msal_now_ms's clock (-1: no deadline). */
+int msal_step_wait(lua_State *L, int idx, int ready, int64_t deadline_ms);
+/* step()'s wait: poller_wait (poller.h) for wait_ms (msal_step_wait),
+ * storing at most max events in ev; returns how many, raising when epoll
+ * fails. */
+struct msal_poller;
+struct poller_event;
+int msal_poll_step(lua_State *L, struct msal_poller *p, struct poller_event *ev, int max, int wait_ms);
+/* What timeout() returns: 0 when the object has work ready, nothing (only
+ * socket activity can make progress) when deadline_ms < 0, else the ms
+ * left until deadline_ms (0 once past). The same arguments as
+ * msal_step_wait, so the two always agree. */
 int msal_push_timeout(lua_State *L, int ready, int64_t deadline_ms);
+/* What a pollable object is now, as its class reads it from the userdata at
+ * index 1 (raising when that is closed): the descriptor a host loop
+ * watches, whether step() has work ready, its next deadline (-1: none). */
+typedef struct msal_poll_state {
+    int fd;
+    int ready;
+    int64_t deadline_ms;
+} msal_poll_state;
+typedef struct msal_pollable {
+    void (*state)(lua_State *L, msal_poll_state *st);
+} msal_pollable;
+/* Gives the class tname (msal_newclass) the methods pollfd(), events() and
+ * timeout(), all answered from p->state. p must outlive the Lua state. */
+void msal_add_pollable(lua_State *L, const char *tname, const msal_pollable *p);
+
+/* ---- memory ---- */
 
 /* bigalloc.c: on Lua 5.3/5.4 with lauxlib's allocator, serves new blocks of
  * 8 MiB and more from huge pages (a no-op elsewhere). */

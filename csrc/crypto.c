@@ -577,8 +577,6 @@ static int l_aes256gcm_open(lua_State *L)
 
 void msal_open_crypto(lua_State *L)
 {
-    static const luaL_Reg none[] = {{NULL, NULL}};
-    static const luaL_Reg bufs_meta[] = {{"__gc", bufs_gc}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"random_bytes", l_random_bytes},
         {"random_string", l_random_string},
@@ -601,7 +599,6 @@ void msal_open_crypto(lua_State *L)
         {"aes256gcm_open", l_aes256gcm_open},
         {NULL, NULL},
     };
-    msal_newclass(L, BUFS_MT, none, bufs_meta);
-    lua_pop(L, 1);
+    msal_newclass(L, BUFS_MT, NULL, bufs_gc, NULL);
     luaL_newlib(L, funcs);
 }

@@ -1087,22 +1087,11 @@ static int f_pid(lua_State *L)
 void msal_open_fileio(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"unlock", l_unlock}, {"held", l_held}, {NULL, NULL}};
-    static const luaL_Reg meta[] = {
-        {"__gc", l_gc}, {"__tostring", l_tostring},
-#if MSAL_HAS_CLOSE
-        {"__close", l_gc},
-#endif
-        {NULL, NULL},
-    };
-    static const luaL_Reg guard_meta[] = {{"__gc", guard_gc}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"read", f_read},   {"stat", f_stat}, {"check_private", f_check_private}, {"write_atomic", f_write_atomic},
         {"lock", f_lock},   {"pid", f_pid},   {NULL, NULL},
     };
-    msal_newclass(L, LOCK_MT, methods, meta);
-    lua_pop(L, 1);
-    luaL_newmetatable(L, GUARD_MT);
-    luaL_setfuncs(L, guard_meta, 0);
-    lua_pop(L, 1);
+    msal_newclass(L, LOCK_MT, methods, l_gc, l_tostring);
+    msal_newclass(L, GUARD_MT, NULL, guard_gc, NULL);
     luaL_newlib(L, funcs);
 }

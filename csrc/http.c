@@ -613,17 +613,6 @@ static int multi_fail(lua_State *L, const char *what, CURLMcode mc)
     return luaL_error(L, "%s: %s", what, curl_multi_strerror(mc));
 }
 
-/* A Lua wait in ms: nil, <= 0 or NaN is 0; math.huge is "no limit" (-1). */
-static int wait_ms(lua_State *L, int idx)
-{
-    lua_Number t = luaL_optnumber(L, idx, 0);
-    if (!(t > 0))
-        return 0;
-    if (t >= (lua_Number)INT_MAX)
-        return -1;
-    return (int)t;
-}
-
 /* step([timeout_ms]) -> array of finished ids. Waits for socket activity up
  * to timeout_ms (never past curl's own timer; not at all when a finished
  * request is waiting to be reported or nothing runs), lets curl act, and
@@ -632,20 +621,9 @@ static int l_step(lua_State *L)
 {
     multi *m = check_multi(L);
     poller_event ev[EVENTS_PER_STEP];
-    int wait = wait_ms(L, 2), n, i, still, out = 0;
+    int wait = msal_step_wait(L, 2, m->ready_head || m->running == 0, m->deadline), n, i, still, out = 0;
     CURLMcode mc;
-    if (m->ready_head || m->running == 0)
-        wait = 0;
-    if (m->deadline >= 0) {
-        int64_t left = m->deadline - msal_now_ms();
-        if (left < 0)
-            left = 0;
-        if (wait < 0 || left < wait)
-            wait = (int)left;
-    }
-    n = poller_wait(&m->poller, ev, EVENTS_PER_STEP, wait);
-    if (n < 0)
-        return luaL_error(L, "epoll_wait: %s", strerror(errno));
+    n = msal_poll_step(L, &m->poller, ev, EVENTS_PER_STEP, wait);
     for (i = 0; i < n; i++) {
         int flags = (ev[i].events & POLLER_IN ? CURL_CSELECT_IN : 0) |
                     (ev[i].events & POLLER_OUT ? CURL_CSELECT_OUT : 0) |
@@ -851,27 +829,15 @@ static int l_cancel(lua_State *L)
     return 1;
 }
 
-static int l_pollfd(lua_State *L)
+/* pollfd(), events() and timeout() (core.c): the epoll set over curl's
+ * sockets; ready while a finished request waits to be reported; curl's
+ * timer. */
+static void poll_state(lua_State *L, msal_poll_state *st)
 {
     multi *m = check_multi(L);
-    lua_pushinteger(L, m->poller.fd);
-    return 1;
-}
-
-/* cqueues' name for what pollfd() is waited on for. */
-static int l_events(lua_State *L)
-{
-    check_multi(L);
-    lua_pushliteral(L, "r");
-    return 1;
-}
-
-/* timeout() -> ms until step() has work even without socket activity, or
- * nil when only socket activity can make progress. */
-static int l_timeout(lua_State *L)
-{
-    multi *m = check_multi(L);
-    return msal_push_timeout(L, m->ready_head != NULL, m->deadline);
+    st->fd = m->poller.fd;
+    st->ready = m->ready_head != NULL;
+    st->deadline_ms = m->deadline;
 }
 
 /* pending() -> number of requests running or finished but not yet reported
@@ -911,17 +877,10 @@ void msal_open_http(lua_State *L)
 {
     static int curl_ready = 0;
     static const luaL_Reg methods[] = {
-        {"request", l_request}, {"step", l_step},       {"result", l_result},   {"cancel", l_cancel},
-        {"pollfd", l_pollfd},   {"events", l_events},   {"timeout", l_timeout}, {"pending", l_pending},
-        {"close", l_close},     {NULL, NULL},
+        {"request", l_request}, {"step", l_step},   {"result", l_result}, {"cancel", l_cancel},
+        {"pending", l_pending}, {"close", l_close}, {NULL, NULL},
     };
-    static const luaL_Reg meta[] = {
-        {"__gc", l_close}, {"__tostring", l_tostring},
-#if MSAL_HAS_CLOSE
-        {"__close", l_close},
-#endif
-        {NULL, NULL},
-    };
+    static const msal_pollable pollable = {poll_state};
     static const luaL_Reg funcs[] = {{"new", l_new}, {"version", l_version}, {NULL, NULL}};
     /* curl_global_init is not thread-safe and must run before any other
      * curl call: the opener runs once per state, on the thread that
@@ -931,7 +890,7 @@ void msal_open_http(lua_State *L)
             luaL_error(L, "curl_global_init failed");
         curl_ready = 1;
     }
-    msal_newclass(L, MULTI_MT, methods, meta);
-    lua_pop(L, 1);
+    msal_newclass(L, MULTI_MT, methods, l_close, l_tostring);
+    msal_add_pollable(L, MULTI_MT, &pollable);
     luaL_newlib(L, funcs);
 }

@@ -76,18 +76,6 @@ int poller_wait(msal_poller *p, poller_event *out, int max, int timeout_ms)
     return n;
 }
 
-/* A Lua timeout in ms as poll() wants it: nil or <= 0 is "don't block",
- * math.huge (or anything past INT_MAX) is "no limit". */
-static int check_timeout(lua_State *L, int idx)
-{
-    lua_Number t = luaL_optnumber(L, idx, 0);
-    if (!(t > 0)) /* also NaN */
-        return 0;
-    if (t >= (lua_Number)INT_MAX)
-        return -1;
-    return (int)t;
-}
-
 /* wait(fds, timeout_ms) -> array of the fds that are readable (or in error):
  * blocks until one is, or until the timeout. Interrupted by a signal, it
  * returns an empty array early, like a timeout. */
@@ -97,7 +85,7 @@ static int l_wait(lua_State *L)
     size_t n, i;
     int timeout, rc, out = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
-    timeout = check_timeout(L, 2);
+    timeout = msal_opt_wait(L, 2);
     n = lua_rawlen(L, 1);
     luaL_argcheck(L, n <= 4096, 1, "too many fds");
     /* A userdata, so a raised error below cannot leak it. */
@@ -200,10 +188,7 @@ static int l_set_wait(lua_State *L)
 {
     msal_poller *p = check_set(L);
     poller_event ev[1];
-    int n = poller_wait(p, ev, 1, check_timeout(L, 2));
-    if (n < 0)
-        return luaL_error(L, "epoll_wait: %s", strerror(errno));
-    lua_pushboolean(L, n > 0);
+    lua_pushboolean(L, msal_poll_step(L, p, ev, 1, msal_opt_wait(L, 2)) > 0);
     return 1;
 }
 
@@ -221,14 +206,6 @@ void msal_open_loop(lua_State *L)
         {"add", l_set_add},   {"remove", l_set_remove}, {"pollfd", l_set_pollfd},
         {"wait", l_set_wait}, {"close", l_set_close},   {NULL, NULL},
     };
-    if (luaL_newmetatable(L, POLL_SET_MT)) {
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_set_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_set_close);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
+    msal_newclass(L, POLL_SET_MT, methods, l_set_close, NULL);
     luaL_newlib(L, funcs);
 }

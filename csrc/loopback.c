@@ -819,17 +819,6 @@ fail:
     return 3;
 }
 
-/* A Lua wait in ms: nil, <= 0 or NaN is 0; math.huge is "no limit" (-1). */
-static int wait_ms(lua_State *L, int idx)
-{
-    lua_Number t = luaL_optnumber(L, idx, 0);
-    if (!(t > 0))
-        return 0;
-    if (t >= (lua_Number)INT_MAX)
-        return -1;
-    return (int)t;
-}
-
 static int64_t next_deadline(listener *ls)
 {
     int64_t d = -1;
@@ -848,20 +837,8 @@ static int l_step(lua_State *L)
 {
     listener *ls = check_listener(L);
     poller_event ev[EVENTS_PER_STEP];
-    int wait = wait_ms(L, 2), n, i, j;
-    int64_t d = next_deadline(ls);
-    if (ls->nqueued > 0)
-        wait = 0;
-    if (d >= 0) {
-        int64_t left = d - msal_now_ms();
-        if (left < 0)
-            left = 0;
-        if (wait < 0 || left < wait)
-            wait = (int)left;
-    }
-    n = poller_wait(&ls->poller, ev, EVENTS_PER_STEP, wait);
-    if (n < 0)
-        return luaL_error(L, "epoll_wait: %s", strerror(errno));
+    int n = msal_poll_step(L, &ls->poller, ev, EVENTS_PER_STEP, msal_step_wait(L, 2, ls->nqueued > 0, next_deadline(ls)));
+    int i, j;
     for (i = 0; i < n; i++) {
         conn *c;
         int listening = 0;
@@ -987,26 +964,15 @@ static int l_port(lua_State *L)
     return 1;
 }
 
-static int l_pollfd(lua_State *L)
+/* pollfd(), events() and timeout() (core.c): the epoll set over the
+ * listening and connection sockets; ready while a request waits for
+ * take(); the connections' next deadline. */
+static void poll_state(lua_State *L, msal_poll_state *st)
 {
     listener *ls = check_listener(L);
-    lua_pushinteger(L, ls->poller.fd);
-    return 1;
-}
-
-/* cqueues' name for what pollfd() is waited on for. */
-static int l_events(lua_State *L)
-{
-    check_listener(L);
-    lua_pushliteral(L, "r");
-    return 1;
-}
-
-/* timeout() -> ms until step() has work without socket activity, or nil. */
-static int l_timeout(lua_State *L)
-{
-    listener *ls = check_listener(L);
-    return msal_push_timeout(L, ls->nqueued > 0, ls->nqueued > 0 ? -1 : next_deadline(ls));
+    st->fd = ls->poller.fd;
+    st->ready = ls->nqueued > 0;
+    st->deadline_ms = next_deadline(ls);
 }
 
 /* pending() -> open connections (each either being read, waiting for an
@@ -1038,19 +1004,12 @@ static int l_tostring(lua_State *L)
 void msal_open_loopback(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"port", l_port},         {"pollfd", l_pollfd}, {"events", l_events}, {"timeout", l_timeout},
-        {"step", l_step},         {"take", l_take},     {"respond", l_respond}, {"stop", l_stop},
-        {"pending", l_pending},   {"close", l_close},   {NULL, NULL},
+        {"port", l_port}, {"step", l_step},       {"take", l_take},   {"respond", l_respond},
+        {"stop", l_stop}, {"pending", l_pending}, {"close", l_close}, {NULL, NULL},
     };
-    static const luaL_Reg meta[] = {
-        {"__gc", l_close}, {"__tostring", l_tostring},
-#if MSAL_HAS_CLOSE
-        {"__close", l_close},
-#endif
-        {NULL, NULL},
-    };
+    static const msal_pollable pollable = {poll_state};
     static const luaL_Reg funcs[] = {{"listen", l_listen}, {NULL, NULL}};
-    msal_newclass(L, LISTENER_MT, methods, meta);
-    lua_pop(L, 1);
+    msal_newclass(L, LISTENER_MT, methods, l_close, l_tostring);
+    msal_add_pollable(L, LISTENER_MT, &pollable);
     luaL_newlib(L, funcs);
 }

@@ -775,19 +775,8 @@ void msal_open_store(lua_State *L)
         {"home_generation", l_home_generation},
         {"set_aliases", l_set_aliases}, {"close", l_close}, {NULL, NULL},
     };
-    static const luaL_Reg meta[] = {
-        {"__gc", l_close}, {"__tostring", l_tostring},
-#if MSAL_HAS_CLOSE
-        {"__close", l_close},
-#endif
-        {NULL, NULL},
-    };
     static const luaL_Reg funcs[] = {{"new", l_new}, {"key", l_key}, {NULL, NULL}};
-    static const luaL_Reg buf_meta[] = {{"__gc", buf_gc}, {NULL, NULL}};
-    msal_newclass(L, STORE_MT, methods, meta);
-    lua_pop(L, 1);
-    luaL_newmetatable(L, BUF_MT);
-    luaL_setfuncs(L, buf_meta, 0);
-    lua_pop(L, 1);
+    msal_newclass(L, STORE_MT, methods, l_close, l_tostring);
+    msal_newclass(L, BUF_MT, NULL, buf_gc, NULL);
     luaL_newlib(L, funcs);
 }

@@ -500,19 +500,8 @@ void msal_open_redis(lua_State *L)
         {"command", c_command}, {"pipeline", c_pipeline}, {"read", c_read},
         {"close", c_close},     {"is_open", c_is_open},   {NULL, NULL},
     };
-    static const luaL_Reg meta[] = {
-        {"__gc", c_close}, {"__tostring", c_tostring},
-#if MSAL_HAS_CLOSE
-        {"__close", c_close},
-#endif
-        {NULL, NULL},
-    };
-    static const luaL_Reg box_meta[] = {{"__gc", box_gc}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"connect", r_connect}, {NULL, NULL}};
-    msal_newclass(L, CONN_MT, methods, meta);
-    lua_pop(L, 1);
-    luaL_newmetatable(L, REPLY_MT);
-    luaL_setfuncs(L, box_meta, 0);
-    lua_pop(L, 1);
+    msal_newclass(L, CONN_MT, methods, c_close, c_tostring);
+    msal_newclass(L, REPLY_MT, NULL, box_gc, NULL);
     luaL_newlib(L, funcs);
 }
