@@ -1,10 +1,11 @@
 /* luaopen_msal_core: one shared object whose table gathers the small Lua
- * faces of the C core's files, and the helpers those faces share: option
- * reading, classes, and the pollable face. */
+ * faces of the C core's files, and the helpers those faces share: the
+ * error shape (core.h), option reading, classes, and the pollable face. */
 #define _GNU_SOURCE /* dladdr() and Dl_info are GNU extensions */
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "compat.h"
@@ -22,6 +23,73 @@ static void pin_module(void)
     Dl_info info;
     if (dladdr((void *)pin_module, &info) && info.dli_fname)
         (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+/* ---- errors ---- */
+
+const char *msal_errno_name(int e)
+{
+    /* A table, not a switch: some names share a number on some systems
+     * (EAGAIN and EWOULDBLOCK, ENOTSUP and EOPNOTSUPP); the first wins. */
+    static const struct {
+        int e;
+        const char *name;
+    } names[] = {
+        {EACCES, "EACCES"},         {EPERM, "EPERM"},
+        {ENOENT, "ENOENT"},         {EEXIST, "EEXIST"},
+        {EISDIR, "EISDIR"},         {ENOTDIR, "ENOTDIR"},
+        {EROFS, "EROFS"},           {ENOSPC, "ENOSPC"},
+        {EDQUOT, "EDQUOT"},         {EIO, "EIO"},
+        {ELOOP, "ELOOP"},           {EINVAL, "EINVAL"},
+        {EBUSY, "EBUSY"},           {EAGAIN, "EAGAIN"},
+        {EMFILE, "EMFILE"},         {ENFILE, "ENFILE"},
+        {ENOMEM, "ENOMEM"},         {EXDEV, "EXDEV"},
+        {ENAMETOOLONG, "ENAMETOOLONG"}, {EBADF, "EBADF"},
+        {EINTR, "EINTR"},           {ENOLCK, "ENOLCK"},
+        {EFBIG, "EFBIG"},           {ETXTBSY, "ETXTBSY"},
+        {EMLINK, "EMLINK"},         {ENOTEMPTY, "ENOTEMPTY"},
+        {ESRCH, "ESRCH"},           {ENXIO, "ENXIO"},
+        {EOVERFLOW, "EOVERFLOW"},   {ETIMEDOUT, "ETIMEDOUT"},
+        {ENOTSUP, "ENOTSUP"},       {ENOSYS, "ENOSYS"},
+        {EADDRINUSE, "EADDRINUSE"}, {EADDRNOTAVAIL, "EADDRNOTAVAIL"},
+        {EAFNOSUPPORT, "EAFNOSUPPORT"}, {ECONNREFUSED, "ECONNREFUSED"},
+        {ECONNRESET, "ECONNRESET"}, {ECONNABORTED, "ECONNABORTED"},
+        {ENOTCONN, "ENOTCONN"},     {EPIPE, "EPIPE"},
+        {ENETUNREACH, "ENETUNREACH"}, {EHOSTUNREACH, "EHOSTUNREACH"},
+        {ENETDOWN, "ENETDOWN"},     {EPROTO, "EPROTO"},
+        {EINPROGRESS, "EINPROGRESS"}, {ENOBUFS, "ENOBUFS"},
+        {ENOTSOCK, "ENOTSOCK"},     {EMSGSIZE, "EMSGSIZE"},
+        {ERANGE, "ERANGE"},         {ECANCELED, "ECANCELED"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].e == e)
+            return names[i].name;
+    return "UNKNOWN";
+}
+
+int msal_push_error(lua_State *L, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    lua_pushnil(L);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_pushstring(L, code);
+    return 3;
+}
+
+int msal_push_errno(lua_State *L, int e, const char *fmt, ...)
+{
+    va_list ap;
+    lua_pushnil(L);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_pushfstring(L, ": %s", strerror(e));
+    lua_concat(L, 2);
+    lua_pushstring(L, msal_errno_name(e));
+    return 3;
 }
 
 /* ---- options and classes ---- */

@@ -1,4 +1,41 @@
-/* msal.core: the openers of its parts, and what the parts share. */
+/* msal.core: the openers of its parts, and what the parts share.
+ *
+ * Errors, in every part. Misuse (a wrong argument type, an option out of
+ * range: a bug in the caller) raises. Every other failure (the system, the
+ * network, a peer, bad data) returns
+ *
+ *     nil, message, code
+ *
+ * pushed by msal_push_error or msal_push_errno, never by hand. The message
+ * is for people: it names the path, host or command and says what went
+ * wrong. The code is for programs, and is one of:
+ *
+ *   - an errno name (msal_errno_name) where the system failed: ENOENT,
+ *     EACCES, EEXIST, ELOOP, EADDRINUSE, EADDRNOTAVAIL, ECONNREFUSED,
+ *     ETIMEDOUT, EIO… The library also says in the system's words what the
+ *     system's words fit: ETIMEDOUT (a lock still held after the retries, a
+ *     Redis server that stopped answering), EINVAL (a host that is not
+ *     loopback, a cache file that is not a regular file), ENOTDIR, ELOOP
+ *     (a cache file that is a symbolic link), EPERM (a cache file others
+ *     could have written), ENOTCONN (a closed Redis connection), EIO (an I/O
+ *     failure with no more precise name). UNKNOWN is an errno without a
+ *     name in msal_errno_name's table.
+ *   - a library code, for what has no errno:
+ *       SERVER    the server answered with an error (a Redis error reply);
+ *                 the connection itself is fine
+ *       EOF       the peer closed the connection (luv's name for it)
+ *       BAD_DATA  data that does not parse or does not verify: base64, a
+ *                 JWT, a JWK that does not fit its alg, an unsupported alg,
+ *                 an AES-GCM blob whose tag fails (wrong key or damaged)
+ *       CRYPTO    OpenSSL refused or failed: a key or signature it cannot
+ *                 read, the random generator
+ *
+ * Two results carry a table instead of message and code, because their
+ * callers need the detail: http's result() is nil, {kind, message} with the
+ * transport contract's kinds (timeout, connect, tls, too_large, io,
+ * canceled: lua/msal/transport/curl.lua, shared with the cosocket
+ * transport), and the store's load() is nil, {message, section, key, field,
+ * offset}. */
 #ifndef MSAL_CORE_H
 #define MSAL_CORE_H
 
@@ -18,6 +55,15 @@ void msal_open_loop(lua_State *L);   /* loop.c: the poll loop */
 void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
 void msal_open_redis(lua_State *L);  /* redis.c: hiredis client for the Redis cache */
 void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
+
+/* ---- errors (see the top of this file) ---- */
+
+/* errno's name: "ENOENT" for ENOENT; "UNKNOWN" for one not in the table. */
+const char *msal_errno_name(int e);
+/* Pushes nil, the message (lua_pushfstring's format), code; returns 3. */
+int msal_push_error(lua_State *L, const char *code, const char *fmt, ...);
+/* Pushes nil, "<message>: <strerror(e)>", msal_errno_name(e); returns 3. */
+int msal_push_errno(lua_State *L, int e, const char *fmt, ...);
 
 /* ---- options and classes ---- */
 

@@ -3,8 +3,10 @@
  * splitting (jwt.c), JWS signatures (jws.c) and AES-256-GCM.
  *
  * Programmer errors (wrong argument types, bad sizes chosen by the caller)
- * raise; bad data (a malformed token, a tampered blob, an unusable key from
- * a server) returns nil and a message. Output goes through GC-owned scratch
+ * raise; bad data (a malformed token, a tampered blob, a JWK that does not
+ * fit the alg) returns nil, message, BAD_DATA, and what OpenSSL refuses or
+ * fails at (a key it cannot read, the random generator) nil, message,
+ * CRYPTO (core.h). Output goes through GC-owned scratch
  * (userdata) or a box with __gc, so a Lua error at any point leaks nothing;
  * OpenSSL objects never live across a call that can raise. */
 #include <limits.h>
@@ -44,22 +46,14 @@ static unsigned char *scratch(lua_State *L, size_t n)
     return lua_newuserdata(L, n ? n : 1);
 }
 
+/* CRYPTO when OpenSSL failed, BAD_DATA when our own checks refused (a JWK
+ * whose kty does not fit the alg: no OpenSSL error then). */
 static int push_fail(lua_State *L, const ossl_err *e)
 {
     const char *reason = ossl_reason(e);
-    lua_pushnil(L);
     if (reason)
-        lua_pushfstring(L, "%s: %s", e->what, reason);
-    else
-        lua_pushstring(L, e->what);
-    return 2;
-}
-
-static int push_nil_msg(lua_State *L, const char *msg)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    return 2;
+        return msal_push_error(L, "CRYPTO", "%s: %s", e->what, reason);
+    return msal_push_error(L, e->code ? "CRYPTO" : "BAD_DATA", "%s", e->what);
 }
 
 /* Up to three malloc'd buffers whose lifetime Lua owns: results of jws.c
@@ -255,11 +249,8 @@ static int decode(lua_State *L, enum b64_alphabet a)
     const char *s = luaL_checklstring(L, 1, &n);
     unsigned char *out = scratch(L, b64_decoded_max(n));
     const char *why;
-    if (!b64_decode(s, n, out, &len, a, &why)) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "invalid %s: %s", a == B64_URL ? "base64url" : "base64", why);
-        return 2;
-    }
+    if (!b64_decode(s, n, out, &len, a, &why))
+        return msal_push_error(L, "BAD_DATA", "invalid %s: %s", a == B64_URL ? "base64url" : "base64", why);
     lua_pushlstring(L, (const char *)out, len);
     return 1;
 }
@@ -357,15 +348,12 @@ static int l_jwt_decode(lua_State *L)
     luaL_argcheck(L, max > 0, 2, "must be positive");
     /* Checked before any allocation so the cap also bounds the memory. */
     if ((uintmax_t)n > (uintmax_t)max)
-        return push_nil_msg(L, "token too large");
+        return msal_push_error(L, "BAD_DATA", "token too large");
     buf = scratch(L, n);
     if (!jwt_decode(tok, n, (size_t)max, buf, &parts, &err)) {
-        lua_pushnil(L);
         if (parts.detail)
-            lua_pushfstring(L, "%s (%s)", err, parts.detail);
-        else
-            lua_pushstring(L, err);
-        return 2;
+            return msal_push_error(L, "BAD_DATA", "%s (%s)", err, parts.detail);
+        return msal_push_error(L, "BAD_DATA", "%s", err);
     }
     lua_pushlstring(L, (const char *)parts.header, parts.header_len);
     lua_pushlstring(L, (const char *)parts.payload, parts.payload_len);
@@ -391,11 +379,8 @@ static int read_jwk(lua_State *L, int idx, jws_jwk *k)
         fields[i]->n = 0;
         if (lua_type(L, -1) == LUA_TSTRING)
             fields[i]->p = lua_tolstring(L, -1, &fields[i]->n);
-        else if (!lua_isnil(L, -1)) {
-            lua_pushnil(L);
-            lua_pushfstring(L, "the JWK's %s is not a string", names[i]);
-            return 0;
-        }
+        else if (!lua_isnil(L, -1))
+            return msal_push_error(L, "BAD_DATA", "the JWK's %s is not a string", names[i]), 0;
     }
     return 1;
 }
@@ -413,13 +398,10 @@ static int l_jws_verify(lua_State *L)
     msg = (const unsigned char *)luaL_checklstring(L, 3, &mn);
     sig = (const unsigned char *)luaL_checklstring(L, 4, &sn);
     /* alg comes from a token's header: data, not a programmer's choice */
-    if (alg == JWS_NONE) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "unsupported alg '%s'", name); /* cut at a NUL: fine in a message */
-        return 2;
-    }
+    if (alg == JWS_NONE) /* the name cut at a NUL: fine in a message */
+        return msal_push_error(L, "BAD_DATA", "unsupported alg '%s'", name);
     if (!read_jwk(L, 2, &key))
-        return 2;
+        return 3;
     r = jws_verify(alg, &key, msg, mn, sig, sn, &err);
     if (r < 0)
         return push_fail(L, &err);
@@ -550,7 +532,7 @@ static int l_aes256gcm_open(lua_State *L)
     ossl_err err;
     int ok, outl = 0;
     if (n < GCM_IV_LEN + GCM_TAG_LEN)
-        return push_nil_msg(L, "authentication failed");
+        return msal_push_error(L, "BAD_DATA", "authentication failed");
     ctn = n - GCM_IV_LEN - GCM_TAG_LEN;
     out = scratch(L, ctn);
     memcpy(tag, blob + n - GCM_TAG_LEN, GCM_TAG_LEN); /* ctrl wants it writable */
@@ -569,7 +551,7 @@ static int l_aes256gcm_open(lua_State *L)
         /* Unauthenticated plaintext must not linger, let alone be seen. */
         OPENSSL_cleanse(out, ctn);
         ERR_clear_error();
-        return push_nil_msg(L, "authentication failed");
+        return msal_push_error(L, "BAD_DATA", "authentication failed");
     }
     lua_pushlstring(L, (const char *)out, ctn);
     return 1;

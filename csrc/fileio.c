@@ -6,8 +6,9 @@
  * the lock — the same `<cache>.lockfile` protocol, so all of them exclude
  * each other — removes locks whose holder is gone.
  *
- * OS failures return nil, message, errno name (as luv does) because the
- * caller decides what a missing or locked file means; only misuse raises.
+ * Failures return nil, message, code (core.h: an errno name, as luv does)
+ * because the caller decides what a missing or locked file means; only
+ * misuse raises.
  * No Lua error can be raised while a descriptor or heap block is owned by C
  * alone: either the error is pushed after cleaning up, or the resource sits
  * in a userdata whose __gc releases it. */
@@ -36,36 +37,10 @@
 /* read(2)/write(2) with counts above SSIZE_MAX are implementation-defined. */
 #define IO_CHUNK ((size_t)1 << 30)
 
-static const char *errno_name(int e)
-{
-    static const struct {
-        int e;
-        const char *name;
-    } names[] = {
-        {EACCES, "EACCES"},   {EPERM, "EPERM"},     {ENOENT, "ENOENT"},        {EEXIST, "EEXIST"},
-        {EISDIR, "EISDIR"},   {ENOTDIR, "ENOTDIR"}, {EROFS, "EROFS"},          {ENOSPC, "ENOSPC"},
-        {EDQUOT, "EDQUOT"},   {EIO, "EIO"},         {ELOOP, "ELOOP"},          {EINVAL, "EINVAL"},
-        {EBUSY, "EBUSY"},     {EAGAIN, "EAGAIN"},   {EMFILE, "EMFILE"},        {ENFILE, "ENFILE"},
-        {ENOMEM, "ENOMEM"},   {EXDEV, "EXDEV"},     {ENAMETOOLONG, "ENAMETOOLONG"},
-        {EBADF, "EBADF"},     {EINTR, "EINTR"},     {ENOLCK, "ENOLCK"},        {EFBIG, "EFBIG"},
-        {ETXTBSY, "ETXTBSY"}, {EMLINK, "EMLINK"},   {ENOTEMPTY, "ENOTEMPTY"},  {ESRCH, "ESRCH"},
-        {ENXIO, "ENXIO"},     {EOVERFLOW, "EOVERFLOW"}, {ETIMEDOUT, "ETIMEDOUT"},
-        {ENOTSUP, "ENOTSUP"},
-    };
-    size_t i;
-    for (i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i].e == e)
-            return names[i].name;
-    return "UNKNOWN";
-}
-
-/* nil, "<what> <path>: <strerror>", "ENAME" */
+/* nil, "<what> <path>: <strerror>", errno name (core.h) */
 static int push_oserr(lua_State *L, const char *what, const char *path, int err)
 {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s %s: %s", what, path, strerror(err));
-    lua_pushstring(L, errno_name(err));
-    return 3;
+    return msal_push_errno(L, err, "%s %s", what, path);
 }
 
 /* lua_pushfstring has no %o, and modes are only ever read in octal. */
@@ -231,10 +206,7 @@ static int f_read(lua_State *L)
     }
     if (!S_ISREG(st.st_mode)) {
         guard_release(g);
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s is not a regular file", path);
-        lua_pushstring(L, "EINVAL");
-        return 3;
+        return msal_push_error(L, "EINVAL", "%s is not a regular file", path);
     }
     /* One byte more than the size, so the read that sees EOF needs no
      * growth; the file may still grow while we read, hence the loop. */
@@ -296,13 +268,6 @@ static int f_stat(lua_State *L)
     return 1;
 }
 
-static int refuse(lua_State *L, const char *msg)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    return 2;
-}
-
 /***
  * Refuses a cache file that someone else could have written or could
  * replace: the file must be a regular file owned by the effective user and
@@ -312,8 +277,10 @@ static int refuse(lua_State *L, const char *msg)
  * @function check_private
  * @tparam string path
  * @treturn true
- * @return or nil, message saying what is wrong (and an errno name when a
- * stat failed)
+ * @return or nil, message saying what is wrong, code: the errno name when
+ * a stat failed, else ENOTDIR (the directory is none), ELOOP (the file is
+ * a symbolic link), EINVAL (not a regular file), EPERM (someone else could
+ * have written or replaced it)
  */
 static int f_check_private(lua_State *L)
 {
@@ -325,15 +292,13 @@ static int f_check_private(lua_State *L)
     if (stat(dir, &st) != 0)
         return push_oserr(L, "cannot stat the directory of", path, errno);
     if (!S_ISDIR(st.st_mode))
-        return refuse(L, lua_pushfstring(L, "%s is not a directory", dir));
+        return msal_push_error(L, "ENOTDIR", "%s is not a directory", dir);
     if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
-        return refuse(L, lua_pushfstring(L,
-                                         "directory %s of cache file %s is writable by others "
-                                         "and not sticky (mode %s)",
-                                         dir, path, mode_str(m, st.st_mode)));
+        return msal_push_error(L, "EPERM", "directory %s of cache file %s is writable by others and not sticky (mode %s)",
+                               dir, path, mode_str(m, st.st_mode));
     if (st.st_uid != me && st.st_uid != 0)
-        return refuse(L, lua_pushfstring(L, "directory %s of cache file %s is owned by uid %d, not by uid %d or root",
-                                         dir, path, (int)st.st_uid, (int)me));
+        return msal_push_error(L, "EPERM", "directory %s of cache file %s is owned by uid %d, not by uid %d or root", dir,
+                               path, (int)st.st_uid, (int)me);
     if (lstat(path, &st) != 0) {
         if (errno == ENOENT) {
             lua_pushboolean(L, 1);
@@ -342,18 +307,18 @@ static int f_check_private(lua_State *L)
         return push_oserr(L, "cannot stat", path, errno);
     }
     if (S_ISLNK(st.st_mode))
-        return refuse(L, lua_pushfstring(L, "cache file %s is a symbolic link", path));
+        return msal_push_error(L, "ELOOP", "cache file %s is a symbolic link", path);
     if (!S_ISREG(st.st_mode))
-        return refuse(L, lua_pushfstring(L, "cache file %s is not a regular file", path));
+        return msal_push_error(L, "EINVAL", "cache file %s is not a regular file", path);
     if (st.st_uid != me)
-        return refuse(L, lua_pushfstring(L, "cache file %s is owned by uid %d, not by uid %d", path,
-                                         (int)st.st_uid, (int)me));
+        return msal_push_error(L, "EPERM", "cache file %s is owned by uid %d, not by uid %d", path, (int)st.st_uid,
+                               (int)me);
     if (st.st_mode & S_IWOTH)
-        return refuse(L, lua_pushfstring(L, "cache file %s is writable by others (mode %s)", path,
-                                         mode_str(m, st.st_mode)));
+        return msal_push_error(L, "EPERM", "cache file %s is writable by others (mode %s)", path,
+                               mode_str(m, st.st_mode));
     if (st.st_mode & S_IWGRP)
-        return refuse(L, lua_pushfstring(L, "cache file %s is writable by its group (mode %s)", path,
-                                         mode_str(m, st.st_mode)));
+        return msal_push_error(L, "EPERM", "cache file %s is writable by its group (mode %s)", path,
+                               mode_str(m, st.st_mode));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -998,13 +963,10 @@ static int f_lock(lua_State *L)
         discard_temp(tfd, tmp);
     if (r == LOCK_FAILED)
         return push_oserr(L, what, path, err);
-    lua_pushnil(L);
     if (holder > 0)
-        lua_pushfstring(L, "timed out waiting for lock file %s (held by process %d)", path, (int)holder);
-    else
-        lua_pushfstring(L, "timed out waiting for lock file %s", path);
-    lua_pushstring(L, "ETIMEDOUT");
-    return 3;
+        return msal_push_error(L, "ETIMEDOUT", "timed out waiting for lock file %s (held by process %d)", path,
+                               (int)holder);
+    return msal_push_error(L, "ETIMEDOUT", "timed out waiting for lock file %s", path);
 }
 
 /* Unlinks the lock file only if the path still names the file we created:

@@ -660,18 +660,6 @@ static lua_Integer opt_int(lua_State *L, int t, const char *name, lua_Integer de
     return (lua_Integer)v;
 }
 
-static const char *errno_code(int e)
-{
-    switch (e) {
-    case EADDRINUSE: return "address_in_use";
-    case EACCES:
-    case EPERM: return "permission_denied";
-    case EADDRNOTAVAIL:
-    case EAFNOSUPPORT: return "not_available";
-    default: return "io";
-    }
-}
-
 /* A listening socket on family's loopback address; 0 or an errno. */
 static int open_socket(int family, int port, int *out_fd, int *out_port)
 {
@@ -743,10 +731,11 @@ static int open_localhost(listener *ls, int port)
 
 /* listen{host, port, path, max_request_bytes, request_timeout_ms}
  * -> listener | nil, message, code. host: "127.0.0.1" (default), "::1" or
- * "localhost"; anything else is refused with code "invalid_host". With a
- * path, requests for any other path are answered 404 here and never reach
- * Lua. Codes: invalid_host, address_in_use, permission_denied,
- * not_available (no such loopback address), io. Bad option types raise. */
+ * "localhost"; anything else is refused with code EINVAL. With a path,
+ * requests for any other path are answered 404 here and never reach Lua.
+ * Codes (core.h): EINVAL, else the errno of the socket calls: EADDRINUSE
+ * (the port is taken), EACCES, EADDRNOTAVAIL or EAFNOSUPPORT (no such
+ * loopback address)… Bad option types raise. */
 static int l_listen(lua_State *L)
 {
     const char *host = "127.0.0.1", *path = NULL;
@@ -772,12 +761,8 @@ static int l_listen(lua_State *L)
         if (!is_target(path, n) || memchr(path, '?', n) || memchr(path, '#', n))
             return luaL_error(L, "'path' must be an absolute path without query or fragment");
     }
-    if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "refusing to listen on '%s': only 127.0.0.1, ::1 and localhost", host);
-        lua_pushliteral(L, "invalid_host");
-        return 3;
-    }
+    if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0)
+        return msal_push_error(L, "EINVAL", "refusing to listen on '%s': only 127.0.0.1, ::1 and localhost", host);
 
     ls = lua_newuserdata(L, sizeof *ls);
     memset(ls, 0, sizeof *ls);
@@ -813,10 +798,7 @@ static int l_listen(lua_State *L)
     return 1;
 fail:
     listener_free(ls);
-    lua_pushnil(L);
-    lua_pushfstring(L, "listen on %s port %d: %s", host, (int)port, strerror(e));
-    lua_pushstring(L, errno_code(e));
-    return 3;
+    return msal_push_errno(L, e, "listen on %s port %d", host, (int)port);
 }
 
 static int64_t next_deadline(listener *ls)

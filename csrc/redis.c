@@ -6,10 +6,11 @@
  * server costs at most timeout_ms. (OpenResty, where C must not block,
  * would reach Redis through cosockets instead.)
  *
- * Failures return nil, message, kind: kind "io" means the connection is
- * gone (hiredis contexts are unusable after an I/O error, so it is closed
- * here and the caller reconnects), "server" an error reply on a connection
- * that is still good. Only misuse raises. No Lua error can be raised while
+ * Failures return nil, message, code (core.h): SERVER is an error reply on
+ * a connection that is still good; any other code (ECONNREFUSED,
+ * ETIMEDOUT, EPIPE, EOF, ENOTCONN…) means the connection is gone:
+ * hiredis contexts are unusable after an I/O error, so it is closed here
+ * and the caller reconnects. Only misuse raises. No Lua error can be raised while
  * a hiredis context or reply is owned by C alone: both live in userdata
  * whose __gc frees them. */
 #include <errno.h>
@@ -85,20 +86,63 @@ static void conn_drop(rconn *rc)
     }
 }
 
-/* nil, message, "io": the context's error, then the context is freed.
- * A socket timeout reads "Resource temporarily unavailable" in hiredis;
- * say what it means. */
+/* A socket timeout: hiredis 0.14 reports the EAGAIN of a read past
+ * SO_RCVTIMEO as an I/O error "Resource temporarily unavailable". */
+static int timed_out(const redisContext *c)
+{
+#ifdef REDIS_ERR_TIMEOUT
+    if (c->err == REDIS_ERR_TIMEOUT)
+        return 1;
+#endif
+    return c->err == REDIS_ERR_IO && strstr(c->errstr, "temporarily unavailable") != NULL;
+}
+
+/* The code (core.h) of the error a context holds. hiredis keeps only the
+ * text of an errno, so the errno is found again by its text. */
+static const char *context_code(const redisContext *c)
+{
+    static const int known[] = {ECONNREFUSED, ECONNRESET,  ECONNABORTED, EPIPE,  ETIMEDOUT, EHOSTUNREACH,
+                                ENETUNREACH,  EADDRNOTAVAIL, ENOTCONN,   EACCES, ENOENT,    EINVAL};
+    size_t i;
+    if (timed_out(c))
+        return "ETIMEDOUT";
+    switch (c->err) {
+    case REDIS_ERR_EOF:
+        return "EOF";
+    case REDIS_ERR_PROTOCOL:
+        return "EPROTO";
+    case REDIS_ERR_OOM:
+        return "ENOMEM";
+    case REDIS_ERR_IO:
+        for (i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (strstr(c->errstr, strerror(known[i])))
+                return msal_errno_name(known[i]);
+        break;
+    default:
+        break;
+    }
+    return "EIO";
+}
+
+/* nil, "<what>: <the context's error>", its code; then the context is
+ * freed. A timeout says so, with the limit. */
 static int push_io_error(lua_State *L, rconn *rc, const char *what)
 {
-    const char *msg = rc->c && rc->c->errstr[0] ? rc->c->errstr : "connection closed";
-    lua_pushnil(L);
-    if (rc->c && rc->c->err == REDIS_ERR_IO && strstr(msg, "temporarily unavailable"))
-        lua_pushfstring(L, "%s: timed out after %d ms", what, rc->timeout_ms);
+    int n;
+    if (rc->c == NULL)
+        return msal_push_error(L, "ENOTCONN", "%s: connection closed", what);
+    if (timed_out(rc->c))
+        n = msal_push_error(L, "ETIMEDOUT", "%s: timed out after %d ms", what, rc->timeout_ms);
     else
-        lua_pushfstring(L, "%s: %s", what, msg);
-    lua_pushliteral(L, "io");
+        n = msal_push_error(L, context_code(rc->c), "%s: %s", what,
+                            rc->c->errstr[0] ? rc->c->errstr : "connection closed");
     conn_drop(rc);
-    return 3;
+    return n;
+}
+
+static int push_closed(lua_State *L)
+{
+    return msal_push_error(L, "ENOTCONN", "the Redis connection is closed");
 }
 
 static rconn *check_conn(lua_State *L)
@@ -153,10 +197,7 @@ static int return_reply(lua_State *L, int bi)
     rbox *b = lua_touserdata(L, bi);
     int n = 1;
     if (b->r->type == REDIS_REPLY_ERROR) {
-        lua_pushnil(L);
-        lua_pushlstring(L, b->r->str, b->r->len);
-        lua_pushliteral(L, "server");
-        n = 3;
+        n = msal_push_error(L, "SERVER", "%s", b->r->str);
     } else {
         push_reply(L, b->r, 0);
     }
@@ -174,7 +215,7 @@ static rbox *new_box(lua_State *L)
 }
 
 /* Runs one command on a fresh context during connect; returns 1 when the
- * reply is not an error, else pushes nil, message, kind. */
+ * reply is not an error, else pushes nil, message, code. */
 static int setup_command(lua_State *L, rconn *rc, rbox *b, int argc, const char **argv, const char *what)
 {
     size_t len[3];
@@ -188,9 +229,7 @@ static int setup_command(lua_State *L, rconn *rc, rbox *b, int argc, const char 
     if (b->r == NULL)
         return push_io_error(L, rc, what), 0;
     if (b->r->type == REDIS_REPLY_ERROR) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", what, b->r->str);
-        lua_pushliteral(L, "server");
+        msal_push_error(L, "SERVER", "%s: %s", what, b->r->str);
         freeReplyObject(b->r);
         b->r = NULL;
         conn_drop(rc);
@@ -225,7 +264,8 @@ static int opt_int_field(lua_State *L, const char *name, int def, int lo, int hi
  *   (Redis 6 ACL user), db? (0), timeout_ms? (1000)}`
  * @treturn userdata the connection: `command`, `pipeline`, `read`, `close`
  *   (also closed by `__gc`, and by `__close` on Lua 5.4)
- * @return or nil, message, "io" | "server"
+ * @return or nil, message, code: SERVER (AUTH or SELECT refused), or the
+ *   connection's (ECONNREFUSED, ETIMEDOUT…)
  */
 static int r_connect(lua_State *L)
 {
@@ -262,16 +302,8 @@ static int r_connect(lua_State *L)
     rc->c = redisConnectWithTimeout(host, port, tv_of(timeout_ms));
     if (rc->c == NULL)
         return luaL_error(L, "out of memory");
-    if (rc->c->err) {
-        lua_pushnil(L);
-        if (rc->c->err == REDIS_ERR_IO && strstr(rc->c->errstr, "temporarily unavailable"))
-            lua_pushfstring(L, "cannot connect to %s:%d: timed out after %d ms", host, port, timeout_ms);
-        else
-            lua_pushfstring(L, "cannot connect to %s:%d: %s", host, port, rc->c->errstr);
-        lua_pushliteral(L, "io");
-        conn_drop(rc);
-        return 3;
-    }
+    if (rc->c->err)
+        return push_io_error(L, rc, lua_pushfstring(L, "cannot connect to %s:%d", host, port));
     if (redisSetTimeout(rc->c, tv_of(timeout_ms)) != REDIS_OK)
         return push_io_error(L, rc, "cannot set the Redis timeout");
     if (password) {
@@ -288,6 +320,32 @@ static int r_connect(lua_State *L)
     }
     lua_pop(L, 1); /* the box */
     return 1;
+}
+
+/* Sends the command argv (nothing when argc is 0) and waits for one reply:
+ * this call's results, as return_reply makes them. */
+static int one_reply(lua_State *L, rconn *rc, int argc, const char **argv, const size_t *len, const char *what)
+{
+    void *r = NULL;
+    int ok, bi;
+    rbox *b;
+    pipe_guard g;
+    if (rc->c == NULL)
+        return push_closed(L);
+    b = new_box(L);
+    bi = lua_gettop(L);
+    pipe_block(&g);
+    if (argc > 0) {
+        r = redisCommandArgv(rc->c, argc, argv, len);
+        ok = r != NULL;
+    } else {
+        ok = redisGetReply(rc->c, &r) == REDIS_OK && r != NULL;
+    }
+    pipe_restore(&g);
+    b->r = r; /* freed by the box whatever happens next */
+    if (!ok)
+        return push_io_error(L, rc, what);
+    return return_reply(L, bi);
 }
 
 /* Arguments first..top as argv/len arrays in Lua-owned memory; numbers are
@@ -314,32 +372,16 @@ static int gather_args(lua_State *L, int first, int top, const char ***argv, siz
  * @param ... the command and its arguments (strings or numbers)
  * @return the reply: string (bulk or status), integer, array table (nil
  *   elements are false, error elements `{err = msg}`) or nil for a nil reply
- * @return or nil, message, "server" (an error reply; the connection is
- *   fine) | "io" (the connection is gone and now closed)
+ * @return or nil, message, code: SERVER (an error reply; the connection is
+ *   fine), or any other (the connection is gone and now closed)
  */
 static int c_command(lua_State *L)
 {
     rconn *rc = check_conn(L);
-    int top = lua_gettop(L), argc, bi;
     const char **argv;
     size_t *len;
-    rbox *b;
-    pipe_guard g;
-    argc = gather_args(L, 2, top, &argv, &len);
-    if (rc->c == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "the Redis connection is closed");
-        lua_pushliteral(L, "io");
-        return 3;
-    }
-    b = new_box(L);
-    bi = lua_gettop(L);
-    pipe_block(&g);
-    b->r = redisCommandArgv(rc->c, argc, argv, len);
-    pipe_restore(&g);
-    if (b->r == NULL)
-        return push_io_error(L, rc, "Redis command failed");
-    return return_reply(L, bi);
+    int argc = gather_args(L, 2, lua_gettop(L), &argv, &len);
+    return one_reply(L, rc, argc, argv, len, "Redis command failed");
 }
 
 /***
@@ -349,7 +391,7 @@ static int c_command(lua_State *L)
  * @tparam table cmds an array of commands, each an array of strings/numbers
  * @treturn table the replies in order, as `command` returns them except
  *   that a nil reply is false and an error reply is `{err = msg}`
- * @return or nil, message, "io"
+ * @return or nil, message, code (the connection is gone and now closed)
  */
 static int c_pipeline(lua_State *L)
 {
@@ -381,12 +423,8 @@ static int c_pipeline(lua_State *L)
         lua_pop(L, 1);
     }
     luaL_checkstack(L, longest + 8, "redis pipeline: command too long");
-    if (rc->c == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "the Redis connection is closed");
-        lua_pushliteral(L, "io");
-        return 3;
-    }
+    if (rc->c == NULL)
+        return push_closed(L);
     for (i = 1; i <= n; i++) {
         int j, m, base, ok;
         const char **argv;
@@ -427,30 +465,11 @@ static int c_pipeline(lua_State *L)
  * Waits for the next reply without sending anything: for MONITOR and
  * SUBSCRIBE streams. Times out after the connection's timeout_ms.
  * @function conn:read
- * @return the reply as `command` returns it, or nil, message, kind
+ * @return the reply as `command` returns it, or nil, message, code
  */
 static int c_read(lua_State *L)
 {
-    rconn *rc = check_conn(L);
-    void *r = NULL;
-    int rcode, bi;
-    rbox *b;
-    pipe_guard g;
-    if (rc->c == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "the Redis connection is closed");
-        lua_pushliteral(L, "io");
-        return 3;
-    }
-    b = new_box(L);
-    bi = lua_gettop(L);
-    pipe_block(&g);
-    rcode = redisGetReply(rc->c, &r);
-    pipe_restore(&g);
-    if (rcode != REDIS_OK || r == NULL)
-        return push_io_error(L, rc, "Redis read failed");
-    b->r = r;
-    return return_reply(L, bi);
+    return one_reply(L, check_conn(L), 0, NULL, NULL, "Redis read failed");
 }
 
 /***

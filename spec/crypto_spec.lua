@@ -149,9 +149,10 @@ describe("base64", function()
       { "Zh", "trailing bits" }, { "Zm9", "trailing bits" }, { "Zm9vYh", "trailing bits" },
     }
     for _, v in ipairs(bad) do
-      local out, err = crypto.b64url_decode(v[1])
+      local out, err, code = crypto.b64url_decode(v[1])
       assert.is_nil(out, v[1])
       assert.is_string(err)
+      assert.equal("BAD_DATA", code)
       assert.truthy(err:find(v[2], 1, true), v[1] .. ": " .. err)
     end
   end)
@@ -231,9 +232,10 @@ describe("jwt_decode", function()
   end)
 
   local function refused(tok, why, max)
-    local a, err = crypto.jwt_decode(tok, max)
+    local a, err, code = crypto.jwt_decode(tok, max)
     assert.is_nil(a, tok:sub(1, 60))
     assert.is_string(err)
+    assert.equal("BAD_DATA", code)
     if why then assert.truthy(err:find(why, 1, true), err) end
   end
 
@@ -318,9 +320,10 @@ describe("JWS", function()
 
   local function refused(alg, jwk, why)
     local sig = alg == "ES256" and string.rep("\1", 64) or string.rep("\1", 256)
-    local ok, err = crypto.jws_verify(alg, jwk, input, sig)
+    local ok, err, code = crypto.jws_verify(alg, jwk, input, sig)
     assert.is_nil(ok)
     assert.is_string(err)
+    assert.is_true(code == "BAD_DATA" or code == "CRYPTO", tostring(code))
     if why then assert.truthy(err:find(why, 1, true), err) end
   end
 
@@ -558,9 +561,10 @@ describe("AES-256-GCM", function()
   end)
 
   local function refused(...)
-    local pt, err = crypto.aes256gcm_open(...)
+    local pt, err, code = crypto.aes256gcm_open(...)
     assert.is_nil(pt)
     assert.equal("authentication failed", err)
+    assert.equal("BAD_DATA", code)
   end
 
   it("refuses a wrong key, a changed byte anywhere, a short blob, other associated data", function()

@@ -377,9 +377,10 @@ describe("msal.core.fileio", function()
     it("refuses a file others can write, saying why", function()
       local p = dir .. "/cache.json"
       assert(fileio.write_atomic(p, "{}", octal("666")))
-      local ok, msg = fileio.check_private(p)
+      local ok, msg, code = fileio.check_private(p)
       assert.is_nil(ok)
       assert.equal("cache file " .. p .. " is writable by others (mode 0666)", msg)
+      assert.equal("EPERM", code)
     end)
 
     it("refuses a file its group can write", function()
@@ -411,9 +412,10 @@ describe("msal.core.fileio", function()
       local p = dir .. "/cache.json"
       assert(fileio.write_atomic(dir .. "/real", "{}"))
       assert(succeeds("ln -s real " .. q(p)))
-      local ok, msg = fileio.check_private(p)
+      local ok, msg, code = fileio.check_private(p)
       assert.is_nil(ok)
       assert.matches("symbolic link", msg)
+      assert.equal("ELOOP", code)
       if proc.run("id -u", { plain = true }) == "0\n" then -- only root can give a file away
         assert(succeeds("chown -h 65534 " .. q(dir .. "/real")))
         ok, msg = fileio.check_private(dir .. "/real")

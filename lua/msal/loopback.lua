@@ -233,7 +233,9 @@ end
 -- @treturn Promise resolving `{params = {code=…, state=…, …}, redirect_uri = …}`
 -- (also when `params.error` is set: classifying it is the flow's job), or
 -- rejecting with `BrowserAuthError` `timed_out`, `user_cancelled`,
--- `loopback_listen_failed` or `loopback_failed`
+-- `loopback_listen_failed` (its `reason` is msal.core's code: EINVAL for a
+-- host that is not loopback, else an errno name such as EACCES) or
+-- `loopback_failed`
 -- @treturn table handle: `redirect_uri`, `port`, and `close()` to cancel
 function M.wait_for_redirect(opts)
   assert(type(opts) == "table", "wait_for_redirect: opts must be a table")
@@ -255,7 +257,7 @@ function M.wait_for_redirect(opts)
 
   local port = opts.port or 0
   local l, msg, code = listen(opts, port)
-  if not l and code == "address_in_use" and port ~= 0 then
+  if not l and code == "EADDRINUSE" and port ~= 0 then
     l, msg, code = listen(opts, 0)
   end
   if not l then

@@ -201,9 +201,11 @@ function Plugin:run(once, method, ...)
       if not conn then unavailable(self, err) end
       self.conn, fresh = conn, true
     end
-    local r, err, kind = conn[method](conn, ...)
-    if kind == "server" then unavailable(self, "Redis answered: " .. err) end
-    if kind ~= "io" then return r end
+    -- msal.core's codes: SERVER is an error reply on a good connection;
+    -- any other code is a connection that broke (and is closed now).
+    local r, err, code = conn[method](conn, ...)
+    if code == "SERVER" then unavailable(self, "Redis answered: " .. err) end
+    if code == nil then return r end
     self.conn = nil
     if fresh or once or attempt == 2 then unavailable(self, err) end
   end
