@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "compat.h"
 #include "core.h"
+#include "http1.h"
 #include "poller.h"
 
 #define MULTI_MT "msal.http.multi"
@@ -282,23 +283,6 @@ static const char *opt_cstr(lua_State *L, int t, const char *name, const char *d
     return s;
 }
 
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-static int is_token(const char *s, size_t n)
-{
-    size_t i;
-    if (n == 0)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
 /* Header values may hold any visible text but nothing that would end the
  * line and start another header (or request). */
 static int is_field_value(const char *s, size_t n)
@@ -321,7 +305,7 @@ static void check_headers(lua_State *L, int idx)
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "header names must be strings");
         k = lua_tolstring(L, -2, &kn);
-        if (!is_token(k, kn))
+        if (!http1_is_token(k, kn))
             luaL_error(L, "invalid header name '%s'", k);
         if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "header '%s' must have a string value", k);
@@ -472,7 +456,7 @@ static int l_request(lua_State *L)
         return luaL_error(L, "'url' is required");
     method = opt_cstr(L, 2, "method", "GET");
     method_n = strlen(method);
-    if (!is_token(method, method_n))
+    if (!http1_is_token(method, method_n))
         return luaL_error(L, "invalid method '%s'", method);
     lua_getfield(L, 2, "body");
     if (!lua_isnil(L, -1)) {

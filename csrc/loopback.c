@@ -15,8 +15,9 @@
  *
  * Everything a client sends is untrusted, even on loopback: any local
  * process (or a web page, through the browser) can connect. Hence the
- * strict parser, the caps on bytes, time and connections, and no
- * fixed-size buffer ever holding client data. */
+ * strict reader (http1.c, fuzzed on its own: fuzz/fuzz_http1.c), the caps
+ * on bytes, time and connections, and no fixed-size buffer ever holding
+ * client data. This file keeps the sockets and the Lua face. */
 #define _GNU_SOURCE /* accept4: non-blocking, close-on-exec sockets in one call */
 #include <errno.h>
 #include <limits.h>
@@ -34,6 +35,7 @@
 #include "buf.h"
 #include "compat.h"
 #include "core.h"
+#include "http1.h"
 #include "poller.h"
 
 #define LISTENER_MT "msal.loopback.listener"
@@ -61,15 +63,10 @@ typedef struct conn {
     int state;
     lua_Integer id;
     int taken;     /* take() has handed the request over */
-    int head_only; /* a HEAD request: the answer carries no body */
     uint64_t qseq; /* completion order, which take() follows */
     int64_t deadline;
     msal_buf in;
-    size_t scan;       /* bytes of in already scanned for line ends */
-    size_t line_start; /* where the line being scanned starts */
-    size_t head_len;   /* request line + headers + blank line; 0 until complete */
-    size_t body_len;   /* Content-Length */
-    int nlines;
+    http1_reader rd; /* reads the request in `in` */
     msal_buf out;
     size_t out_off;
     int fin_now; /* send our FIN right after the answer: a refusal */
@@ -152,217 +149,6 @@ static void listener_free(listener *ls)
     free(ls->path);
     ls->path = NULL;
     ls->open = 0;
-}
-
-/* ---- parsing ---- */
-
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-static int is_token(const char *s, size_t n)
-{
-    size_t i;
-    if (n == 0)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
-/* Only origin-form ("/path?query"): absolute-form is for proxies and "*"
- * for server-wide OPTIONS, neither of which a redirect uses. Any visible
- * ASCII is let through, since browsers differ in what they escape. */
-static int is_target(const char *s, size_t n)
-{
-    size_t i;
-    if (n == 0 || s[0] != '/')
-        return 0;
-    for (i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-            return 0;
-    return 1;
-}
-
-/* The request line, checked as soon as it is complete so that HTTP/0.9 or
- * garbage is refused without waiting for headers that will never come.
- * 0 when fine, else the status to refuse it with. */
-static int check_request_line(const char *p, size_t n, int *minor)
-{
-    const char *sp1 = memchr(p, ' ', n), *sp2, *v;
-    size_t vn;
-    if (sp1 == NULL || !is_token(p, (size_t)(sp1 - p)))
-        return 400;
-    sp2 = memchr(sp1 + 1, ' ', (size_t)(p + n - sp1 - 1));
-    if (sp2 == NULL) /* "GET /": HTTP/0.9, which has no status line to answer with */
-        return 400;
-    if (!is_target(sp1 + 1, (size_t)(sp2 - sp1 - 1)))
-        return 400;
-    v = sp2 + 1;
-    vn = (size_t)(p + n - v);
-    if (vn != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' ||
-        v[7] > '9')
-        return 400;
-    if (v[5] != '1')
-        return 505;
-    *minor = v[7] - '0';
-    return 0;
-}
-
-static int is_field_char(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-/* Walks the complete head of c: validates it (L == NULL), or pushes the
- * request table for take() (L != NULL; the head was validated before, so
- * nothing fails then). Header names are lower-cased in place; repeated
- * headers are joined with ", ". 0, or the status to refuse the request
- * with. */
-static int walk_head(listener *ls, conn *c, lua_State *L)
-{
-    char *p = c->in.p, *end = c->in.p + c->head_len - 2; /* without the blank line */
-    char *eol = memchr(p, '\r', (size_t)(end - p)), *sp1, *sp2, *q;
-    int minor = 0, st, hosts = 0, lengths = 0, t = 0;
-    size_t len = 0;
-
-    st = check_request_line(p, (size_t)(eol - p), &minor);
-    if (st)
-        return st;
-    sp1 = memchr(p, ' ', (size_t)(eol - p));
-    sp2 = memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1));
-    q = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
-    c->head_only = (sp1 - p == 4 && memcmp(p, "HEAD", 4) == 0);
-    if (L) {
-        lua_createtable(L, 0, 9);
-        lua_pushlstring(L, p, (size_t)(sp1 - p));
-        lua_setfield(L, -2, "method");
-        lua_pushlstring(L, sp1 + 1, (size_t)(sp2 - sp1 - 1));
-        lua_setfield(L, -2, "target");
-        lua_pushlstring(L, sp1 + 1, (size_t)((q ? q : sp2) - sp1 - 1));
-        lua_setfield(L, -2, "path");
-        if (q)
-            lua_pushlstring(L, q + 1, (size_t)(sp2 - q - 1));
-        else
-            lua_pushliteral(L, "");
-        lua_setfield(L, -2, "query");
-        lua_pushlstring(L, sp2 + 1, (size_t)(eol - sp2 - 1));
-        lua_setfield(L, -2, "version");
-        lua_pushinteger(L, c->id);
-        lua_setfield(L, -2, "conn");
-        lua_newtable(L);
-        t = lua_gettop(L);
-    }
-
-    for (p = eol + 2; p < end; p = eol + 2) {
-        char *colon, *v, *ve, *k;
-        eol = memchr(p, '\r', (size_t)(end - p));
-        if (eol == NULL)
-            eol = end;
-        /* obs-fold: RFC 9112 lets a server refuse it, and we do */
-        if (*p == ' ' || *p == '\t')
-            return 400;
-        colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon == NULL || !is_token(p, (size_t)(colon - p)))
-            return 400; /* also "Name :", which smuggling relies on */
-        for (k = p; k < colon; k++)
-            if (*k >= 'A' && *k <= 'Z')
-                *k = (char)(*k - 'A' + 'a');
-        v = colon + 1;
-        ve = eol;
-        while (v < ve && (*v == ' ' || *v == '\t'))
-            v++;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        for (k = v; k < ve; k++)
-            if (!is_field_char((unsigned char)*k))
-                return 400;
-        if (colon - p == 4 && memcmp(p, "host", 4) == 0) {
-            hosts++;
-        } else if (colon - p == 14 && memcmp(p, "content-length", 14) == 0) {
-            /* One plain decimal, once: anything else is how requests get
-             * smuggled past a parser that reads it differently. */
-            if (++lengths > 1 || v == ve)
-                return 400;
-            len = 0;
-            for (k = v; k < ve; k++) {
-                if (*k < '0' || *k > '9')
-                    return 400;
-                if (len <= ls->max_request)
-                    len = len * 10 + (size_t)(*k - '0');
-            }
-            if (len > ls->max_request)
-                return 413;
-        } else if (colon - p == 17 && memcmp(p, "transfer-encoding", 17) == 0) {
-            return 501; /* no chunked bodies: a redirect has no body at all */
-        }
-        if (L) {
-            lua_pushlstring(L, p, (size_t)(colon - p));
-            lua_pushvalue(L, -1);
-            lua_rawget(L, t);
-            if (lua_isnil(L, -1)) {
-                lua_pop(L, 1);
-                lua_pushlstring(L, v, (size_t)(ve - v));
-            } else {
-                lua_pushliteral(L, ", ");
-                lua_pushlstring(L, v, (size_t)(ve - v));
-                lua_concat(L, 3);
-            }
-            lua_rawset(L, t);
-        }
-    }
-    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one before. */
-    if (hosts > 1 || (minor >= 1 && hosts == 0))
-        return 400;
-    c->body_len = len;
-    if (L) {
-        lua_setfield(L, -2, "headers");
-        lua_pushlstring(L, c->in.p + c->head_len, c->body_len);
-        lua_setfield(L, -2, "body");
-    }
-    return 0;
-}
-
-/* Scans the bytes that arrived since the last call for line ends; on the
- * blank line that ends the head, validates all of it. 0, or the status to
- * refuse the request with. */
-static int scan_head(listener *ls, conn *c)
-{
-    const char *p = c->in.p;
-    size_t i, n = c->in.n;
-    for (i = c->scan; i < n && c->head_len == 0; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        /* CR only as part of CRLF: a bare CR or LF is read as a line end
-         * by some parsers and not by others. */
-        if (i > 0 && p[i - 1] == '\r' && ch != '\n')
-            return 400;
-        if (ch == 0)
-            return 400;
-        if (ch != '\n')
-            continue;
-        if (i == 0 || p[i - 1] != '\r')
-            return 400;
-        if (i - 1 == c->line_start) { /* the blank line */
-            if (c->nlines == 0)
-                return 400;
-            c->head_len = i + 1;
-            break;
-        }
-        if (c->nlines == 0) {
-            int minor, st = check_request_line(p + c->line_start, i - 1 - c->line_start, &minor);
-            if (st)
-                return st;
-        }
-        c->nlines++;
-        c->line_start = i + 1;
-    }
-    c->scan = i;
-    if (c->head_len == 0)
-        return 0;
-    return walk_head(ls, c, NULL);
 }
 
 /* ---- writing ---- */
@@ -466,7 +252,7 @@ static void refuse(listener *ls, conn *c, int status)
     add_status_line(&c->out, status);
     buf_adds(&c->out, "Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n");
     add_framing(&c->out, (size_t)n);
-    if (!c->head_only)
+    if (!c->rd.head_only)
         buf_add(&c->out, body, (size_t)n);
     begin_response(ls, c);
 }
@@ -475,11 +261,10 @@ static void refuse(listener *ls, conn *c, int status)
 
 static int path_matches(listener *ls, conn *c)
 {
-    const char *t = (const char *)memchr(c->in.p, ' ', c->head_len) + 1, *e = t;
+    http1_request rq;
     size_t pn = strlen(ls->path);
-    while (*e != ' ' && *e != '?')
-        e++;
-    return (size_t)(e - t) == pn && memcmp(t, ls->path, pn) == 0;
+    (void)http1_parse(c->in.p, c->rd.head_len, ls->max_request, &rq); /* accepted by http1_feed */
+    return rq.path.n == pn && memcmp(rq.path.p, ls->path, pn) == 0;
 }
 
 static void on_request(listener *ls, conn *c)
@@ -521,23 +306,13 @@ static void on_readable(listener *ls, conn *c)
             return;
         }
         c->in.n += (size_t)r;
-        st = c->head_len ? 0 : scan_head(ls, c);
-        if (st) {
-            refuse(ls, c, st);
+        st = http1_feed(&c->rd, c->in.p, c->in.n);
+        if (st == HTTP1_COMPLETE) {
+            on_request(ls, c);
             return;
         }
-        if (c->head_len) {
-            if (c->head_len + c->body_len > ls->max_request) {
-                refuse(ls, c, 413);
-                return;
-            }
-            if (c->in.n >= c->head_len + c->body_len) {
-                on_request(ls, c);
-                return;
-            }
-        }
-        if (c->in.n > ls->max_request) {
-            refuse(ls, c, 413);
+        if (st) {
+            refuse(ls, c, st);
             return;
         }
     }
@@ -603,6 +378,7 @@ static void accept_some(listener *ls, int lfd)
         c->deadline = msal_now_ms() + ls->timeout_ms;
         buf_init(&c->in);
         buf_init(&c->out);
+        http1_init(&c->rd, ls->max_request);
         if (poller_watch(&ls->poller, fd, POLLER_IN) != 0) {
             (void)close(fd);
             free(c);
@@ -758,7 +534,7 @@ static int l_listen(lua_State *L)
         if (lua_type(L, -1) != LUA_TSTRING)
             return luaL_error(L, "'path' must be a string");
         path = lua_tolstring(L, -1, &n);
-        if (!is_target(path, n) || memchr(path, '?', n) || memchr(path, '#', n))
+        if (!http1_is_origin_target(path, n) || memchr(path, '?', n) || memchr(path, '#', n))
             return luaL_error(L, "'path' must be an absolute path without query or fragment");
     }
     if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0)
@@ -845,6 +621,63 @@ static int l_step(lua_State *L)
     return 1;
 }
 
+static void push_text(lua_State *L, http1_text t, const char *field)
+{
+    lua_pushlstring(L, t.p, t.n);
+    lua_setfield(L, -2, field);
+}
+
+/* A field name as Lua sees it: lower case. */
+static void push_lower(lua_State *L, http1_text t)
+{
+    luaL_Buffer b;
+    size_t i;
+    luaL_buffinit(L, &b);
+    for (i = 0; i < t.n; i++) {
+        char ch = t.p[i];
+        luaL_addchar(&b, ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch);
+    }
+    luaL_pushresult(&b);
+}
+
+/* The request table of c, whose request http1_feed accepted: header
+ * names in lower case, repeated headers joined with ", ". */
+static void push_request(lua_State *L, listener *ls, conn *c)
+{
+    http1_request rq;
+    http1_field f;
+    size_t pos = 0;
+    int t;
+    (void)http1_parse(c->in.p, c->rd.head_len, ls->max_request, &rq);
+    lua_createtable(L, 0, 9);
+    push_text(L, rq.method, "method");
+    push_text(L, rq.target, "target");
+    push_text(L, rq.path, "path");
+    push_text(L, rq.query, "query");
+    push_text(L, rq.version, "version");
+    lua_pushinteger(L, c->id);
+    lua_setfield(L, -2, "conn");
+    lua_newtable(L);
+    t = lua_gettop(L);
+    while (http1_next_field(c->in.p, c->rd.head_len, &pos, &f)) {
+        push_lower(L, f.name);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, t);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushlstring(L, f.value.p, f.value.n);
+        } else {
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, f.value.p, f.value.n);
+            lua_concat(L, 3);
+        }
+        lua_rawset(L, t);
+    }
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, c->in.p + c->rd.head_len, rq.body_len);
+    lua_setfield(L, -2, "body");
+}
+
 /* take() -> the oldest complete request not yet taken, or nil:
  * {method, target, path, query, version, headers, body, conn}. */
 static int l_take(lua_State *L)
@@ -858,7 +691,7 @@ static int l_take(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    (void)walk_head(ls, best, L);
+    push_request(L, ls, best);
     best->taken = 1;
     ls->nqueued--;
     return 1;
@@ -879,20 +712,19 @@ static int l_respond(lua_State *L)
         luaL_checktype(L, 4, LUA_TTABLE);
         lua_pushnil(L);
         while (lua_next(L, 4)) {
-            size_t kn, vn, i;
+            size_t kn, vn;
             const char *k, *v;
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 return luaL_error(L, "response headers must be string names and values");
             k = lua_tolstring(L, -2, &kn);
             v = lua_tolstring(L, -1, &vn);
-            if (!is_token(k, kn))
+            if (!http1_is_token(k, kn))
                 return luaL_error(L, "invalid header name '%s'", k);
             if (strcasecmp(k, "content-length") == 0 || strcasecmp(k, "transfer-encoding") == 0 ||
                 strcasecmp(k, "connection") == 0)
                 return luaL_error(L, "header '%s' is set by the listener", k);
-            for (i = 0; i < vn; i++)
-                if (!is_field_char((unsigned char)v[i]))
-                    return luaL_error(L, "header '%s' contains a control character", k);
+            if (!http1_is_field_value(v, vn))
+                return luaL_error(L, "header '%s' contains a control character", k);
             lua_pop(L, 1);
         }
     }
@@ -916,7 +748,7 @@ static int l_respond(lua_State *L)
         }
     }
     add_framing(&c->out, body_n);
-    if (!c->head_only)
+    if (!c->rd.head_only)
         buf_add(&c->out, body, body_n);
     begin_response(ls, c);
     lua_pushboolean(L, 1);

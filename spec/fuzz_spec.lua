@@ -15,6 +15,7 @@ end
 local targets = {
   jwt = "csrc/b64.c csrc/jwt.c",
   store = "csrc/store.c csrc/json.c csrc/buf.c csrc/hugemem.c",
+  http1 = "csrc/http1.c",
 }
 
 describe("fuzz targets", function()
