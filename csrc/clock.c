@@ -3,8 +3,30 @@
 #include <errno.h>
 #include <time.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "core.h"
+
+int64_t msal_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void msal_sleep_ms(double ms)
+{
+    struct timespec ts;
+    if (!(ms > 0))
+        return;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000) * 1e6);
+    if (ts.tv_nsec > 999999999L)
+        ts.tv_nsec = 999999999L;
+    /* A signal only shortens the wait: nanosleep leaves the rest in ts. */
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
 
 /* Milliseconds on a clock that never jumps back, for timers and timeouts. */
 static int clock_now_ms(lua_State *L)
@@ -27,14 +49,7 @@ static int clock_time(lua_State *L)
 /* Sleeps without burning CPU; a signal only shortens the wait. */
 static int clock_sleep_ms(lua_State *L)
 {
-    lua_Number ms = luaL_checknumber(L, 1);
-    struct timespec ts;
-    if (ms <= 0)
-        return 0;
-    ts.tv_sec = (time_t)(ms / 1000);
-    ts.tv_nsec = (long)((ms - (lua_Number)ts.tv_sec * 1000) * 1e6);
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    msal_sleep_ms((double)luaL_checknumber(L, 1));
     return 0;
 }
 

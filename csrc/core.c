@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "core.h"
 #include "poller.h"

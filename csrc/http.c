@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "compat.h"
 #include "core.h"
 #include "http1.h"

@@ -18,13 +18,6 @@
 #include "core.h"
 #include "poller.h"
 
-int64_t msal_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int poller_open(msal_poller *p)
 {
     p->fd = epoll_create1(EPOLL_CLOEXEC);

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "compat.h"
 #include "core.h"
 #include "http1.h"

@@ -21,9 +21,6 @@ typedef struct poller_event {
     unsigned events; /* POLLER_* */
 } poller_event;
 
-/* Milliseconds on the monotonic clock: deadlines and timeouts. */
-int64_t msal_now_ms(void);
-
 /* 0, or -1 with errno set. */
 int poller_open(msal_poller *p);
 void poller_close(msal_poller *p);
