@@ -30,7 +30,7 @@ build = {
     ["msal.core"] = {
       sources = {
         "csrc/b64.c", "csrc/bigalloc.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
-        "csrc/http.c", "csrc/http1.c", "csrc/hugemem.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/lockfile.c", "csrc/loop.c", "csrc/loopback.c", "csrc/lstore.c",
+        "csrc/http.c", "csrc/http1.c", "csrc/hugemem.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/lockfile.c", "csrc/loop.c", "csrc/loopback.c", "csrc/lstore.c", "csrc/poller.c",
         "csrc/redis.c", "csrc/store.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },

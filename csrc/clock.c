@@ -28,8 +28,13 @@ void msal_sleep_ms(double ms)
         ;
 }
 
-/* Milliseconds on a clock that never jumps back, for timers and timeouts. */
-static int clock_now_ms(lua_State *L)
+/***
+ * Milliseconds on a clock that never jumps back, for timers and
+ * timeouts.
+ * @function now_ms
+ * @treturn number
+ */
+static int l_now_ms(lua_State *L)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -37,8 +42,12 @@ static int clock_now_ms(lua_State *L)
     return 1;
 }
 
-/* Wall-clock Unix time in seconds, with a fraction: token lifetimes. */
-static int clock_time(lua_State *L)
+/***
+ * Wall-clock Unix time in seconds, with a fraction: token lifetimes.
+ * @function time
+ * @treturn number
+ */
+static int l_time(lua_State *L)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -46,8 +55,12 @@ static int clock_time(lua_State *L)
     return 1;
 }
 
-/* Sleeps without burning CPU; a signal only shortens the wait. */
-static int clock_sleep_ms(lua_State *L)
+/***
+ * Sleeps without burning CPU; a signal only shortens the wait.
+ * @function sleep_ms
+ * @tparam number ms
+ */
+static int l_sleep_ms(lua_State *L)
 {
     msal_sleep_ms((double)luaL_checknumber(L, 1));
     return 0;
@@ -55,11 +68,6 @@ static int clock_sleep_ms(lua_State *L)
 
 void msal_open_clock(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {
-        {"now_ms", clock_now_ms},
-        {"time", clock_time},
-        {"sleep_ms", clock_sleep_ms},
-        {NULL, NULL},
-    };
+    static const luaL_Reg funcs[] = {{"now_ms", l_now_ms}, {"time", l_time}, {"sleep_ms", l_sleep_ms}, {NULL, NULL}};
     luaL_setfuncs(L, funcs, 0);
 }

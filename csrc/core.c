@@ -1,6 +1,7 @@
 /* luaopen_msal_core: one shared object whose table gathers the small Lua
  * faces of the C core's files, and the helpers those faces share: the
- * error shape (core.h), option reading, classes, and the pollable face. */
+ * error shape (core.h), option reading, and classes with their tostring
+ * and pollable face. */
 #define _GNU_SOURCE /* dladdr() and Dl_info are GNU extensions */
 #include <dlfcn.h>
 #include <errno.h>
@@ -109,28 +110,6 @@ int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v)
     return 1;
 }
 
-void msal_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, lua_CFunction close,
-                   lua_CFunction tostring)
-{
-    luaL_newmetatable(L, tname);
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__gc");
-#if MSAL_HAS_CLOSE
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__close");
-#endif
-    if (tostring) {
-        lua_pushcfunction(L, tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    if (methods) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-}
-
 /* ---- the pollable face ---- */
 
 int msal_opt_wait(lua_State *L, int idx)
@@ -180,14 +159,25 @@ int msal_poll_step(lua_State *L, msal_poller *p, poller_event *ev, int max, int 
     return n;
 }
 
-static const msal_pollable *pollable_of(lua_State *L, msal_poll_state *st)
+/* ---- classes ---- */
+
+static const msal_class *class_of(lua_State *L, void **self)
 {
-    const msal_pollable *p = lua_touserdata(L, lua_upvalueindex(1));
+    const msal_class *c = lua_touserdata(L, lua_upvalueindex(1));
+    *self = luaL_checkudata(L, 1, c->name);
+    return c;
+}
+
+static void poll_state(lua_State *L, msal_poll_state *st)
+{
+    void *self;
+    const msal_class *c = class_of(L, &self);
     st->fd = -1;
     st->ready = 0;
     st->deadline_ms = -1;
-    p->state(L, st);
-    return p;
+    st->pending = 0;
+    if (!c->poll_state(self, st))
+        luaL_error(L, "%s is closed", c->what);
 }
 
 /***
@@ -198,7 +188,7 @@ static const msal_pollable *pollable_of(lua_State *L, msal_poll_state *st)
 static int l_pollfd(lua_State *L)
 {
     msal_poll_state st;
-    pollable_of(L, &st);
+    poll_state(L, &st);
     lua_pushinteger(L, st.fd);
     return 1;
 }
@@ -211,7 +201,7 @@ static int l_pollfd(lua_State *L)
 static int l_events(lua_State *L)
 {
     msal_poll_state st;
-    pollable_of(L, &st);
+    poll_state(L, &st);
     lua_pushliteral(L, "r");
     return 1;
 }
@@ -226,18 +216,67 @@ static int l_events(lua_State *L)
 static int l_timeout(lua_State *L)
 {
     msal_poll_state st;
-    pollable_of(L, &st);
+    poll_state(L, &st);
     return msal_push_timeout(L, st.ready, st.deadline_ms);
 }
 
-void msal_add_pollable(lua_State *L, const char *tname, const msal_pollable *p)
+/***
+ * What the object still has to do: while above 0, step() has work (the
+ * http multi: requests running or not yet reported; the loopback listener:
+ * open connections). 0 once closed.
+ * @function pending
+ * @treturn integer
+ */
+static int l_pending(lua_State *L)
 {
-    static const luaL_Reg face[] = {{"pollfd", l_pollfd}, {"events", l_events}, {"timeout", l_timeout}, {NULL, NULL}};
-    luaL_getmetatable(L, tname);
-    lua_getfield(L, -1, "__index");
-    lua_pushlightuserdata(L, (void *)p);
-    luaL_setfuncs(L, face, 1);
-    lua_pop(L, 2);
+    void *self;
+    const msal_class *c = class_of(L, &self);
+    msal_poll_state st;
+    st.pending = 0;
+    lua_pushinteger(L, c->poll_state(self, &st) ? st.pending : 0);
+    return 1;
+}
+
+static int l_tostring(lua_State *L)
+{
+    void *self;
+    const msal_class *c = class_of(L, &self);
+    int top = lua_gettop(L);
+    c->describe(L, self);
+    if (lua_gettop(L) == top)
+        lua_pushliteral(L, "closed");
+    lua_pushfstring(L, "%s (%s)", c->name, lua_tostring(L, -1));
+    return 1;
+}
+
+void msal_newclass(lua_State *L, const msal_class *c)
+{
+    static const luaL_Reg pollable[] = {
+        {"pollfd", l_pollfd}, {"events", l_events}, {"timeout", l_timeout}, {"pending", l_pending}, {NULL, NULL},
+    };
+    luaL_newmetatable(L, c->name);
+    lua_pushcfunction(L, c->close);
+    lua_setfield(L, -2, "__gc");
+#if MSAL_HAS_CLOSE
+    lua_pushcfunction(L, c->close);
+    lua_setfield(L, -2, "__close");
+#endif
+    if (c->describe) {
+        lua_pushlightuserdata(L, (void *)c);
+        lua_pushcclosure(L, l_tostring, 1);
+        lua_setfield(L, -2, "__tostring");
+    }
+    if (c->methods || c->poll_state) {
+        lua_newtable(L);
+        if (c->methods)
+            luaL_setfuncs(L, c->methods, 0);
+        if (c->poll_state) {
+            lua_pushlightuserdata(L, (void *)c);
+            luaL_setfuncs(L, pollable, 1);
+        }
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
 }
 
 int luaopen_msal_core(lua_State *L)

@@ -35,7 +35,12 @@
  * transport contract's kinds (timeout, connect, tls, too_large, io,
  * canceled: lua/msal/transport/curl.lua, shared with the cosocket
  * transport), and the store's load() is nil, {message, section, key, field,
- * offset}. */
+ * offset}.
+ *
+ * Names, in every part: a C function Lua calls is named l_… and has
+ * an LDoc comment (slash and three stars); each part ends in one opener,
+ * msal_open_<part>, with short luaL_Reg lists and one msal_class per
+ * userdata type. */
 #ifndef MSAL_CORE_H
 #define MSAL_CORE_H
 
@@ -65,18 +70,12 @@ int msal_push_error(lua_State *L, const char *code, const char *fmt, ...);
 /* Pushes nil, "<message>: <strerror(e)>", msal_errno_name(e); returns 3. */
 int msal_push_errno(lua_State *L, int e, const char *fmt, ...);
 
-/* ---- options and classes ---- */
+/* ---- options ---- */
 
 /* Field name of the options table at index t: 0 when it is nil, else 1 with
  * its value in *v; raises "'name' must be a number" for any other type. The
  * callers check the range they need. */
 int msal_opt_number(lua_State *L, int t, const char *name, lua_Number *v);
-
-/* Registers the metatable tname for a userdata class: methods (may be
- * NULL) through __index, close as __gc and, on Lua 5.4, __close (so it must
- * be idempotent), tostring (may be NULL) as __tostring. */
-void msal_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, lua_CFunction close,
-                   lua_CFunction tostring);
 
 /* ---- pollable objects: pollfd(), events(), timeout(), step([timeout_ms]) ---- */
 
@@ -99,20 +98,34 @@ int msal_poll_step(lua_State *L, struct msal_poller *p, struct poller_event *ev,
  * left until deadline_ms (0 once past). The same arguments as
  * msal_step_wait, so the two always agree. */
 int msal_push_timeout(lua_State *L, int ready, int64_t deadline_ms);
-/* What a pollable object is now, as its class reads it from the userdata at
- * index 1 (raising when that is closed): the descriptor a host loop
- * watches, whether step() has work ready, its next deadline (-1: none). */
+
+/* ---- classes: the userdata types of the parts ---- */
+
+/* What a pollable object is now. */
 typedef struct msal_poll_state {
-    int fd;
-    int ready;
-    int64_t deadline_ms;
+    int fd;              /* the one descriptor a host loop watches */
+    int ready;           /* step() has work without waiting */
+    int64_t deadline_ms; /* when step() has work even without I/O; -1: never */
+    int pending;         /* what pending() says: work not yet reported */
 } msal_poll_state;
-typedef struct msal_pollable {
-    void (*state)(lua_State *L, msal_poll_state *st);
-} msal_pollable;
-/* Gives the class tname (msal_newclass) the methods pollfd(), events() and
- * timeout(), all answered from p->state. p must outlive the Lua state. */
-void msal_add_pollable(lua_State *L, const char *tname, const msal_pollable *p);
+
+/* A userdata type. */
+typedef struct msal_class {
+    const char *name;        /* its metatable's, e.g. "msal.http.multi" */
+    const luaL_Reg *methods; /* through __index; NULL: none */
+    lua_CFunction close;     /* __gc and, on Lua 5.4, __close: idempotent */
+    /* __tostring is "<name> (<detail>)": describe pushes the detail, or
+     * nothing for "closed". NULL: no __tostring. */
+    void (*describe)(lua_State *L, void *self);
+    /* Pollable objects: fills st and returns 1, or returns 0 once closed.
+     * With it the class has pollfd(), events() and timeout() (raising
+     * "<what> is closed" once closed) and pending() (0 once closed). */
+    int (*poll_state)(void *self, msal_poll_state *st);
+    const char *what; /* for that message, e.g. "http multi handle" */
+} msal_class;
+
+/* Registers c's metatable. c must outlive the Lua state (make it static). */
+void msal_newclass(lua_State *L, const msal_class *c);
 
 /* ---- memory ---- */
 

@@ -73,7 +73,7 @@ static void bufs_free(bufs *u)
     }
 }
 
-static int bufs_gc(lua_State *L)
+static int l_bufs_gc(lua_State *L)
 {
     bufs_free(luaL_checkudata(L, 1, BUFS_MT));
     return 0;
@@ -104,6 +104,13 @@ static size_t check_count(lua_State *L, int idx)
     return (size_t)n;
 }
 
+/***
+ * Bytes from the OS CSPRNG (OpenSSL's RAND_bytes).
+ * @function random_bytes
+ * @tparam integer n 0 to 1048576
+ * @treturn string n bytes
+ * @return or nil, message, CRYPTO
+ */
 static int l_random_bytes(lua_State *L)
 {
     size_t n = check_count(L, 1);
@@ -133,6 +140,15 @@ static int random_chars(char *out, size_t n, ossl_err *err)
     return ok;
 }
 
+/***
+ * Characters drawn uniformly from RFC 7636's unreserved set
+ * (A-Z a-z 0-9 - . _ ~) by rejection sampling: 198 is the largest
+ * multiple of 66 under 256, so every character is equally likely.
+ * @function random_string
+ * @tparam integer n 0 to 1048576
+ * @treturn string
+ * @return or nil, message, CRYPTO
+ */
 static int l_random_string(lua_State *L)
 {
     size_t n = check_count(L, 1);
@@ -154,7 +170,12 @@ static void hex(const unsigned char *in, size_t n, char *out)
     }
 }
 
-/* RFC 9562 version 4: 122 random bits. */
+/***
+ * A random UUID, RFC 9562 version 4: 122 random bits.
+ * @function uuid4
+ * @treturn string "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx", lower case
+ * @return or nil, message, CRYPTO
+ */
 static int l_uuid4(lua_State *L)
 {
     unsigned char b[16];
@@ -185,19 +206,8 @@ static int sha256(const void *p, size_t n, unsigned char *md, ossl_err *err)
     return 1;
 }
 
-static int l_sha256(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    unsigned char md[SHA256_LEN];
-    ossl_err err;
-    if (!sha256(s, n, md, &err))
-        return push_fail(L, &err);
-    lua_pushlstring(L, (const char *)md, sizeof md);
-    return 1;
-}
-
-static int l_sha256_hex(lua_State *L)
+/* The SHA-256 of the string argument: 32 bytes, or 64 hex digits. */
+static int push_sha256(lua_State *L, int as_hex)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
@@ -206,11 +216,44 @@ static int l_sha256_hex(lua_State *L)
     ossl_err err;
     if (!sha256(s, n, md, &err))
         return push_fail(L, &err);
+    if (!as_hex) {
+        lua_pushlstring(L, (const char *)md, sizeof md);
+        return 1;
+    }
     hex(md, sizeof md, out);
     lua_pushlstring(L, out, sizeof out);
     return 1;
 }
 
+/***
+ * @function sha256
+ * @tparam string s
+ * @treturn string the 32-byte digest
+ * @return or nil, message, CRYPTO
+ */
+static int l_sha256(lua_State *L)
+{
+    return push_sha256(L, 0);
+}
+
+/***
+ * @function sha256_hex
+ * @tparam string s
+ * @treturn string the digest as 64 lower-case hex digits
+ * @return or nil, message, CRYPTO
+ */
+static int l_sha256_hex(lua_State *L)
+{
+    return push_sha256(L, 1);
+}
+
+/***
+ * @function hmac_sha256
+ * @tparam string key
+ * @tparam string s
+ * @treturn string the 32-byte MAC
+ * @return or nil, message, CRYPTO
+ */
 static int l_hmac_sha256(lua_State *L)
 {
     size_t kn, n;
@@ -255,21 +298,48 @@ static int decode(lua_State *L, enum b64_alphabet a)
     return 1;
 }
 
+/***
+ * base64url without padding (RFC 4648 §5), as JWTs and PKCE use it.
+ * @function b64url_encode
+ * @tparam string s
+ * @treturn string
+ */
 static int l_b64url_encode(lua_State *L)
 {
     return encode(L, B64_URL);
 }
 
+/***
+ * Strict base64url: no padding, no white space, no spare bits.
+ * @function b64url_decode
+ * @tparam string s
+ * @treturn string
+ * @return or nil, message, BAD_DATA
+ */
 static int l_b64url_decode(lua_State *L)
 {
     return decode(L, B64_URL);
 }
 
+/***
+ * Standard base64 with padding.
+ * @function b64_encode
+ * @tparam string s
+ * @treturn string
+ */
 static int l_b64_encode(lua_State *L)
 {
     return encode(L, B64_STD);
 }
 
+/***
+ * Strict standard base64: padding required, no white space, no spare
+ * bits.
+ * @function b64_decode
+ * @tparam string s
+ * @treturn string
+ * @return or nil, message, BAD_DATA
+ */
 static int l_b64_decode(lua_State *L)
 {
     return decode(L, B64_STD);
@@ -288,6 +358,15 @@ static int challenge(const char *verifier, size_t n, char *out, ossl_err *err)
 #define PKCE_VERIFIER_BYTES 32
 #define PKCE_B64_LEN 43 /* base64url of 32 bytes, the verifier's and the challenge's length */
 
+/***
+ * A fresh PKCE pair (RFC 7636): 32 random bytes as a 43-character
+ * verifier, and its S256 challenge.
+ * @function pkce
+ * @treturn string verifier
+ * @treturn string challenge
+ * @treturn string "S256"
+ * @return or nil, message, CRYPTO
+ */
 static int l_pkce(lua_State *L)
 {
     unsigned char seed[PKCE_VERIFIER_BYTES];
@@ -305,6 +384,13 @@ static int l_pkce(lua_State *L)
     return 3;
 }
 
+/***
+ * The S256 challenge of a verifier: base64url(SHA-256(verifier)).
+ * @function pkce_challenge
+ * @tparam string verifier 43 to 128 unreserved characters (raises otherwise)
+ * @treturn string
+ * @return or nil, message, CRYPTO
+ */
 static int l_pkce_challenge(lua_State *L)
 {
     size_t n, i;
@@ -321,8 +407,15 @@ static int l_pkce_challenge(lua_State *L)
     return 1;
 }
 
-/* Only the lengths may show in the timing; a mismatch of lengths still
- * reads a whole operand so it costs what a comparison does. */
+/***
+ * Compares two strings in time that depends only on their lengths: a
+ * mismatch of lengths still reads a whole operand so it costs what a
+ * comparison does.
+ * @function constant_time_equal
+ * @tparam string a
+ * @tparam string b
+ * @treturn boolean
+ */
 static int l_constant_time_equal(lua_State *L)
 {
     size_t an, bn;
@@ -337,6 +430,18 @@ static int l_constant_time_equal(lua_State *L)
     return 1;
 }
 
+/***
+ * Splits a compact JWT and decodes its parts (jwt.c); nothing is
+ * verified.
+ * @function jwt_decode
+ * @tparam string token
+ * @tparam[opt] integer max_len refuse longer tokens before any allocation
+ * @treturn string header JSON
+ * @treturn string payload JSON
+ * @treturn string signature bytes
+ * @treturn string the signing input (header.payload as sent)
+ * @return or nil, message, BAD_DATA
+ */
 static int l_jwt_decode(lua_State *L)
 {
     size_t n;
@@ -385,6 +490,17 @@ static int read_jwk(lua_State *L, int idx, jws_jwk *k)
     return 1;
 }
 
+/***
+ * Verifies a JWS signature with a public JWK (jws.c). alg comes from
+ * the token, so an unknown one is bad data, not a raise.
+ * @function jws_verify
+ * @tparam string alg "RS256", "PS256" or "ES256"
+ * @tparam table jwk `{kty, crv, alg, use, n, e, x, y}` as the issuer publishes it
+ * @tparam string input the signing input
+ * @tparam string sig the signature bytes
+ * @treturn boolean whether the signature is valid
+ * @return or nil, message, BAD_DATA (alg, key members) | CRYPTO
+ */
 static int l_jws_verify(lua_State *L)
 {
     size_t an, mn, sn;
@@ -409,6 +525,15 @@ static int l_jws_verify(lua_State *L)
     return 1;
 }
 
+/***
+ * Signs with a PEM private key (jws.c).
+ * @function jws_sign
+ * @tparam string alg "RS256", "PS256" or "ES256" (raises otherwise)
+ * @tparam string pem
+ * @tparam string input
+ * @treturn string the signature bytes
+ * @return or nil, message, CRYPTO
+ */
 static int l_jws_sign(lua_State *L)
 {
     size_t an, pn, mn;
@@ -435,6 +560,15 @@ static void set_field(lua_State *L, const char *k, const char *v, size_t n)
     lua_setfield(L, -2, k);
 }
 
+/***
+ * A new key pair, for tests and client assertions.
+ * @function generate_key
+ * @tparam string kind "RSA" or "EC" (P-256)
+ * @tparam[opt=2048] integer bits RSA only, 2048 to 8192
+ * @treturn string the private key as PEM
+ * @treturn table the public JWK: `{kty, n, e}` or `{kty, crv, x, y}`
+ * @return or nil, message, CRYPTO
+ */
 static int l_generate_key(lua_State *L)
 {
     static const char *const kinds[] = {"RSA", "EC", NULL};
@@ -489,6 +623,16 @@ static int gcm_feed(EVP_CIPHER_CTX *c, unsigned char *out, const unsigned char *
     return 1;
 }
 
+/***
+ * AES-256-GCM with a random 96-bit IV per message: safe for far more
+ * messages than a token cache will ever seal under one key.
+ * @function aes256gcm_seal
+ * @tparam string key 32 bytes
+ * @tparam string plaintext
+ * @tparam[opt] string aad associated data, authenticated, not stored
+ * @treturn string IV .. ciphertext .. 16-byte tag
+ * @return or nil, message, CRYPTO
+ */
 static int l_aes256gcm_seal(lua_State *L)
 {
     const unsigned char *key = check_key(L, 1);
@@ -521,6 +665,17 @@ static int l_aes256gcm_seal(lua_State *L)
     return 1;
 }
 
+/***
+ * Opens what aes256gcm_seal made; unauthenticated plaintext is wiped,
+ * never returned.
+ * @function aes256gcm_open
+ * @tparam string key 32 bytes
+ * @tparam string blob
+ * @tparam[opt] string aad the same as when sealed
+ * @treturn string the plaintext
+ * @return or nil, "authentication failed", BAD_DATA (wrong key, damaged or
+ *   other aad) | nil, message, CRYPTO
+ */
 static int l_aes256gcm_open(lua_State *L)
 {
     const unsigned char *key = check_key(L, 1);
@@ -560,27 +715,15 @@ static int l_aes256gcm_open(lua_State *L)
 void msal_open_crypto(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"random_bytes", l_random_bytes},
-        {"random_string", l_random_string},
-        {"uuid4", l_uuid4},
-        {"sha256", l_sha256},
-        {"sha256_hex", l_sha256_hex},
-        {"hmac_sha256", l_hmac_sha256},
-        {"b64url_encode", l_b64url_encode},
-        {"b64url_decode", l_b64url_decode},
-        {"b64_encode", l_b64_encode},
-        {"b64_decode", l_b64_decode},
-        {"pkce", l_pkce},
-        {"pkce_challenge", l_pkce_challenge},
-        {"constant_time_equal", l_constant_time_equal},
-        {"jwt_decode", l_jwt_decode},
-        {"jws_verify", l_jws_verify},
-        {"jws_sign", l_jws_sign},
-        {"generate_key", l_generate_key},
-        {"aes256gcm_seal", l_aes256gcm_seal},
-        {"aes256gcm_open", l_aes256gcm_open},
-        {NULL, NULL},
+        {"random_bytes", l_random_bytes},   {"random_string", l_random_string},   {"uuid4", l_uuid4},
+        {"sha256", l_sha256},               {"sha256_hex", l_sha256_hex},         {"hmac_sha256", l_hmac_sha256},
+        {"b64url_encode", l_b64url_encode}, {"b64url_decode", l_b64url_decode},   {"b64_encode", l_b64_encode},
+        {"b64_decode", l_b64_decode},       {"pkce", l_pkce},                     {"pkce_challenge", l_pkce_challenge},
+        {"constant_time_equal", l_constant_time_equal},                           {"jwt_decode", l_jwt_decode},
+        {"jws_verify", l_jws_verify},       {"jws_sign", l_jws_sign},             {"generate_key", l_generate_key},
+        {"aes256gcm_seal", l_aes256gcm_seal}, {"aes256gcm_open", l_aes256gcm_open}, {NULL, NULL},
     };
-    msal_newclass(L, BUFS_MT, NULL, bufs_gc, NULL);
+    static const msal_class bufs_class = {BUFS_MT, NULL, l_bufs_gc, NULL, NULL, NULL};
+    msal_newclass(L, &bufs_class);
     luaL_newlib(L, funcs);
 }

@@ -111,7 +111,7 @@ static void guard_release(guard *g)
     g->p = NULL;
 }
 
-static int guard_gc(lua_State *L)
+static int l_guard_gc(lua_State *L)
 {
     guard_release(luaL_checkudata(L, 1, GUARD_MT));
     return 0;
@@ -137,7 +137,7 @@ static guard *push_guard(lua_State *L)
  * @treturn table `{mtime_sec, mtime_nsec, size, ino, dev, mode, uid, nlink, type}`
  * @return or nil, message, errno name
  */
-static int f_read(lua_State *L)
+static int l_read(lua_State *L)
 {
     const char *path = check_path(L, 1, NULL);
     guard *g = push_guard(L);
@@ -208,7 +208,7 @@ static int f_read(lua_State *L)
  * @treturn table as for `read`
  * @return or nil, message, errno name
  */
-static int f_stat(lua_State *L)
+static int l_stat(lua_State *L)
 {
     const char *path = check_path(L, 1, NULL);
     struct stat st;
@@ -232,7 +232,7 @@ static int f_stat(lua_State *L)
  * a symbolic link), EINVAL (not a regular file), EPERM (someone else could
  * have written or replaced it)
  */
-static int f_check_private(lua_State *L)
+static int l_check_private(lua_State *L)
 {
     const char *path = check_path(L, 1, NULL);
     const char *dir = push_dirname(L, path);
@@ -307,7 +307,7 @@ static int sync_dir(const char *dir)
  * @treturn true
  * @return or nil, message, errno name
  */
-static int f_write_atomic(lua_State *L)
+static int l_write_atomic(lua_State *L)
 {
     size_t len;
     const char *content = luaL_checklstring(L, 2, &len);
@@ -406,7 +406,7 @@ static lua_Number opt_number(lua_State *L, const char *k, lua_Number def, lua_Nu
  * `__gc` and, on Lua 5.4, `__close`
  * @return or nil, message, errno name ("ETIMEDOUT" when still held)
  */
-static int f_lock(lua_State *L)
+static int l_lock(lua_State *L)
 {
     size_t plen;
     const char *path = check_path(L, 1, &plen);
@@ -470,11 +470,10 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
-static int l_tostring(lua_State *L)
+static void describe(lua_State *L, void *self)
 {
-    lockfile *lk = luaL_checkudata(L, 1, LOCK_MT);
-    lua_pushfstring(L, "msal.fileio.lock (%s, %s)", lk->path, lk->fd >= 0 ? "held" : "released");
-    return 1;
+    lockfile *lk = self;
+    lua_pushfstring(L, "%s, %s", lk->path, lk->fd >= 0 ? "held" : "released");
 }
 
 /***
@@ -482,7 +481,7 @@ static int l_tostring(lua_State *L)
  * @function pid
  * @treturn integer
  */
-static int f_pid(lua_State *L)
+static int l_pid(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)getpid());
     return 1;
@@ -492,10 +491,12 @@ void msal_open_fileio(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"unlock", l_unlock}, {"held", l_held}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"read", f_read},   {"stat", f_stat}, {"check_private", f_check_private}, {"write_atomic", f_write_atomic},
-        {"lock", f_lock},   {"pid", f_pid},   {NULL, NULL},
+        {"read", l_read},   {"stat", l_stat}, {"check_private", l_check_private}, {"write_atomic", l_write_atomic},
+        {"lock", l_lock},   {"pid", l_pid},   {NULL, NULL},
     };
-    msal_newclass(L, LOCK_MT, methods, l_gc, l_tostring);
-    msal_newclass(L, GUARD_MT, NULL, guard_gc, NULL);
+    static const msal_class lock_class = {LOCK_MT, methods, l_gc, describe, NULL, NULL};
+    static const msal_class guard_class = {GUARD_MT, NULL, l_guard_gc, NULL, NULL, NULL};
+    msal_newclass(L, &lock_class);
+    msal_newclass(L, &guard_class);
     luaL_newlib(L, funcs);
 }

@@ -198,11 +198,10 @@ static void free_req(request *r)
 
 static request *find_req(multi *m, lua_Integer id)
 {
-    request *r;
-    for (r = m->reqs; r; r = r->next)
-        if (r->id == id)
-            return r;
-    return NULL;
+    request *r = m->reqs;
+    while (r && r->id != id)
+        r = r->next;
+    return r;
 }
 
 /* Frees everything: requests in any state, pooled handles, curl, epoll. */
@@ -372,9 +371,17 @@ fail:
 
 /* ---- the Lua face ---- */
 
-/* new([opts]) -> multi. opts: connect_timeout_ms, timeout_ms,
- * max_response_bytes, max_header_bytes, ca_file, ca_path: defaults for the
- * requests that do not set their own. */
+/***
+ * A multi handle: one connection cache, DNS cache and TLS session cache
+ * for all of its requests.
+ * @function new
+ * @tparam[opt] table opts defaults for the requests that do not set their
+ *   own: `connect_timeout_ms` (10000), `timeout_ms` (30000),
+ *   `max_response_bytes` (1 MiB), `max_header_bytes` (64 KiB), `ca_file`,
+ *   `ca_path`
+ * @treturn userdata the multi: `request`, `step`, `result`, `cancel`,
+ *   `pollfd`, `events`, `timeout`, `pending`, `close`
+ */
 static int l_new(lua_State *L)
 {
     multi *m;
@@ -437,9 +444,15 @@ static int l_new(lua_State *L)
         }                                                                \
     } while (0)
 
-/* request{method, url, headers, body, timeout_ms, connect_timeout_ms,
- * max_response_bytes, max_header_bytes, ca_file, ca_path} -> id.
- * Raises on a malformed request (a bug in the caller, not a network event). */
+/***
+ * Starts a request; its result comes through step() and result(). Raises
+ * on a malformed request (a bug in the caller, not a network event).
+ * @function multi:request
+ * @tparam table req `{method = "GET", url, headers, body, timeout_ms,
+ *   connect_timeout_ms, max_response_bytes, max_header_bytes, ca_file,
+ *   ca_path}`
+ * @treturn integer the request's id
+ */
 static int l_request(lua_State *L)
 {
     multi *m = check_multi(L);
@@ -598,10 +611,15 @@ static int multi_fail(lua_State *L, const char *what, CURLMcode mc)
     return luaL_error(L, "%s: %s", what, curl_multi_strerror(mc));
 }
 
-/* step([timeout_ms]) -> array of finished ids. Waits for socket activity up
- * to timeout_ms (never past curl's own timer; not at all when a finished
- * request is waiting to be reported or nothing runs), lets curl act, and
- * reports every request that finished since the last step. */
+/***
+ * Waits for socket activity up to timeout_ms (never past curl's own
+ * timer; not at all when a finished request is waiting to be reported or
+ * nothing runs), lets curl act, and reports every request that finished
+ * since the last step.
+ * @function multi:step
+ * @tparam[opt=0] number timeout_ms `math.huge`: no limit
+ * @treturn table the ids of the requests that finished
+ */
 static int l_step(lua_State *L)
 {
     multi *m = check_multi(L);
@@ -745,8 +763,15 @@ static void push_headers(lua_State *L, msal_buf *h)
         lua_pop(L, 1);
 }
 
-/* result(id) -> {status, headers, body} | nil, {kind, message}. Hands the
- * result over once: the request is forgotten afterwards. */
+/***
+ * Hands a finished request's result over, once: the request is
+ * forgotten afterwards.
+ * @function multi:result
+ * @tparam integer id
+ * @treturn table `{status, headers (lower-case names), body}`
+ * @return or nil, `{kind, message}` with kind "timeout", "connect", "tls",
+ *   "too_large", "io" or "canceled" (the transport contract, core.h)
+ */
 static int l_result(lua_State *L)
 {
     multi *m = check_multi(L);
@@ -797,8 +822,13 @@ static int l_result(lua_State *L)
     return nret;
 }
 
-/* cancel(id) -> true if it was running. Its transfer stops now; its id is
- * reported by the next step with the error kind "canceled". */
+/***
+ * Stops a running request now; its id is reported by the next step with
+ * the error kind "canceled".
+ * @function multi:cancel
+ * @tparam integer id
+ * @treturn boolean whether it was running
+ */
 static int l_cancel(lua_State *L)
 {
     multi *m = check_multi(L);
@@ -814,44 +844,40 @@ static int l_cancel(lua_State *L)
     return 1;
 }
 
-/* pollfd(), events() and timeout() (core.c): the epoll set over curl's
- * sockets; ready while a finished request waits to be reported; curl's
- * timer. */
-static void poll_state(lua_State *L, msal_poll_state *st)
+/* pollfd(), events(), timeout() and pending() (core.c): the epoll set over
+ * curl's sockets; ready while a finished request waits to be reported;
+ * curl's timer; the requests running or not yet reported. */
+static int poll_state(void *self, msal_poll_state *st)
 {
-    multi *m = check_multi(L);
+    multi *m = self;
     st->fd = m->poller.fd;
     st->ready = m->ready_head != NULL;
     st->deadline_ms = m->deadline;
+    st->pending = m->running + m->unreported;
+    return m->cm != NULL;
 }
 
-/* pending() -> number of requests running or finished but not yet reported
- * by step: while it is above 0, step has something to do. */
-static int l_pending(lua_State *L)
+static void describe(lua_State *L, void *self)
 {
-    multi *m = luaL_checkudata(L, 1, MULTI_MT);
-    lua_pushinteger(L, m->cm ? m->running + m->unreported : 0);
-    return 1;
+    multi *m = self;
+    if (m->cm)
+        lua_pushfstring(L, "%d running", m->running);
 }
 
+/***
+ * Cancels every request and frees the handle; calling it again does nothing.
+ * @function close
+ */
 static int l_close(lua_State *L)
 {
-    multi *m = luaL_checkudata(L, 1, MULTI_MT);
-    multi_free(m);
+    multi_free(luaL_checkudata(L, 1, MULTI_MT));
     return 0;
 }
 
-static int l_tostring(lua_State *L)
-{
-    multi *m = luaL_checkudata(L, 1, MULTI_MT);
-    if (m->cm)
-        lua_pushfstring(L, "msal.http.multi (%d running)", m->running);
-    else
-        lua_pushliteral(L, "msal.http.multi (closed)");
-    return 1;
-}
-
-/* version() -> libcurl's version string, e.g. "libcurl/7.88.1 OpenSSL/3.0". */
+/***
+ * @function version
+ * @treturn string libcurl's version, e.g. "libcurl/7.88.1 OpenSSL/3.0.11"
+ */
 static int l_version(lua_State *L)
 {
     lua_pushstring(L, curl_version());
@@ -862,10 +888,9 @@ void msal_open_http(lua_State *L)
 {
     static int curl_ready = 0;
     static const luaL_Reg methods[] = {
-        {"request", l_request}, {"step", l_step},   {"result", l_result}, {"cancel", l_cancel},
-        {"pending", l_pending}, {"close", l_close}, {NULL, NULL},
+        {"request", l_request}, {"step", l_step}, {"result", l_result}, {"cancel", l_cancel}, {"close", l_close}, {NULL, NULL},
     };
-    static const msal_pollable pollable = {poll_state};
+    static const msal_class multi_class = {MULTI_MT, methods, l_close, describe, poll_state, "http multi handle"};
     static const luaL_Reg funcs[] = {{"new", l_new}, {"version", l_version}, {NULL, NULL}};
     /* curl_global_init is not thread-safe and must run before any other
      * curl call: the opener runs once per state, on the thread that
@@ -875,7 +900,6 @@ void msal_open_http(lua_State *L)
             luaL_error(L, "curl_global_init failed");
         curl_ready = 1;
     }
-    msal_newclass(L, MULTI_MT, methods, l_close, l_tostring);
-    msal_add_pollable(L, MULTI_MT, &pollable);
+    msal_newclass(L, &multi_class);
     luaL_newlib(L, funcs);
 }

@@ -1,7 +1,6 @@
-/* msal.core.loop: how the core waits. The C side (poller.h) is an epoll set
- * that http.c fills with curl's sockets; its fd is readable whenever one of
- * them is ready, which is what makes a multi handle pollable from any host
- * loop. The Lua face: wait(fds, timeout_ms), so a Lua loop with several
+/* msal.core.loop: how the core waits, from Lua. The C side is poller.c's
+ * epoll sets, which http.c and loopback.c fill with their sockets. The Lua
+ * face: wait(fds, timeout_ms), so a Lua loop with several
  * pollable sources can block on all of their pollfds at once, and
  * poll_set(), one epoll set over those pollfds: msal.loop's own pollfd(),
  * the one descriptor a host loop (libuv, cqueues, nginx) watches for all of
@@ -10,68 +9,19 @@
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "compat.h"
 #include "core.h"
 #include "poller.h"
 
-int poller_open(msal_poller *p)
-{
-    p->fd = epoll_create1(EPOLL_CLOEXEC);
-    return p->fd < 0 ? -1 : 0;
-}
-
-void poller_close(msal_poller *p)
-{
-    if (p->fd >= 0)
-        close(p->fd);
-    p->fd = -1;
-}
-
-int poller_watch(msal_poller *p, int fd, unsigned events)
-{
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = (events & POLLER_IN ? EPOLLIN : 0u) | (events & POLLER_OUT ? EPOLLOUT : 0u);
-    ev.data.fd = fd;
-    if (epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) == 0)
-        return 0;
-    /* Already watched: the owner changes its interest, or a closed fd's
-     * number came back before its old registration was dropped. */
-    if (errno == EEXIST)
-        return epoll_ctl(p->fd, EPOLL_CTL_MOD, fd, &ev);
-    return -1;
-}
-
-void poller_unwatch(msal_poller *p, int fd)
-{
-    /* ENOENT/EBADF: never watched, or closed (which drops it by itself). */
-    (void)epoll_ctl(p->fd, EPOLL_CTL_DEL, fd, NULL);
-}
-
-int poller_wait(msal_poller *p, poller_event *out, int max, int timeout_ms)
-{
-    struct epoll_event ev[64];
-    int n, i;
-    if (max > (int)(sizeof ev / sizeof ev[0]))
-        max = (int)(sizeof ev / sizeof ev[0]);
-    n = epoll_wait(p->fd, ev, max, timeout_ms);
-    if (n < 0)
-        return errno == EINTR ? 0 : -1;
-    for (i = 0; i < n; i++) {
-        out[i].fd = ev[i].data.fd;
-        out[i].events = (ev[i].events & EPOLLIN ? POLLER_IN : 0u) | (ev[i].events & EPOLLOUT ? POLLER_OUT : 0u) |
-                        (ev[i].events & (EPOLLERR | EPOLLHUP) ? POLLER_ERR : 0u);
-    }
-    return n;
-}
-
-/* wait(fds, timeout_ms) -> array of the fds that are readable (or in error):
- * blocks until one is, or until the timeout. Interrupted by a signal, it
- * returns an empty array early, like a timeout. */
+/***
+ * Blocks until one of the descriptors is readable (or in error), or until
+ * the timeout. Interrupted by a signal, it returns early, like a timeout.
+ * @function wait
+ * @tparam table fds an array of descriptors, at most 4096
+ * @tparam[opt=0] number timeout_ms `math.huge`: no limit
+ * @treturn table the descriptors that are ready
+ */
 static int l_wait(lua_State *L)
 {
     struct pollfd *pfd;
@@ -185,7 +135,10 @@ static int l_set_wait(lua_State *L)
     return 1;
 }
 
-/* __gc, __close and close(): idempotent. */
+/***
+ * Closes the set; calling it again does nothing (also __gc, __close).
+ * @function close
+ */
 static int l_set_close(lua_State *L)
 {
     poller_close(luaL_checkudata(L, 1, POLL_SET_MT));
@@ -199,6 +152,7 @@ void msal_open_loop(lua_State *L)
         {"add", l_set_add},   {"remove", l_set_remove}, {"pollfd", l_set_pollfd},
         {"wait", l_set_wait}, {"close", l_set_close},   {NULL, NULL},
     };
-    msal_newclass(L, POLL_SET_MT, methods, l_set_close, NULL);
+    static const msal_class set_class = {POLL_SET_MT, methods, l_set_close, NULL, NULL, NULL};
+    msal_newclass(L, &set_class);
     luaL_newlib(L, funcs);
 }

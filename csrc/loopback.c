@@ -110,22 +110,13 @@ static void conn_close(listener *ls, conn *c)
     ls->nconns--;
 }
 
-static conn *conn_by_fd(listener *ls, int fd)
+/* The connection on that fd, or with that id (-1: any): ids start at 1. */
+static conn *find_conn(listener *ls, int fd, lua_Integer id)
 {
-    conn *c;
-    for (c = ls->conns; c; c = c->next)
-        if (c->fd == fd)
-            return c;
-    return NULL;
-}
-
-static conn *conn_by_id(listener *ls, lua_Integer id)
-{
-    conn *c;
-    for (c = ls->conns; c; c = c->next)
-        if (c->id == id)
-            return c;
-    return NULL;
+    conn *c = ls->conns;
+    while (c && c->fd != fd && c->id != id)
+        c = c->next;
+    return c;
 }
 
 static void close_listening(listener *ls)
@@ -506,13 +497,18 @@ static int open_localhost(listener *ls, int port)
     return e;
 }
 
-/* listen{host, port, path, max_request_bytes, request_timeout_ms}
- * -> listener | nil, message, code. host: "127.0.0.1" (default), "::1" or
- * "localhost"; anything else is refused with code EINVAL. With a path,
- * requests for any other path are answered 404 here and never reach Lua.
- * Codes (core.h): EINVAL, else the errno of the socket calls: EADDRINUSE
- * (the port is taken), EACCES, EADDRNOTAVAIL or EAFNOSUPPORT (no such
- * loopback address)… Bad option types raise. */
+/***
+ * Opens the listener. With a path, requests for any other path are
+ * answered 404 here and never reach Lua. Bad option types raise.
+ * @function listen
+ * @tparam table opts `{host = "127.0.0.1" | "::1" | "localhost", port = 0,
+ *   path, max_request_bytes = 16384, request_timeout_ms = 5000}`
+ * @treturn userdata the listener: `port`, `pollfd`, `events`, `timeout`,
+ *   `step`, `take`, `respond`, `stop`, `pending`, `close`
+ * @return or nil, message, code (core.h): EINVAL for any other host, else
+ *   the errno of the socket calls: EADDRINUSE (the port is taken), EACCES,
+ *   EADDRNOTAVAIL or EAFNOSUPPORT (no such loopback address)…
+ */
 static int l_listen(lua_State *L)
 {
     const char *host = "127.0.0.1", *path = NULL;
@@ -588,10 +584,14 @@ static int64_t next_deadline(listener *ls)
     return d;
 }
 
-/* step([timeout_ms]) -> number of requests waiting for take(). Waits up to
- * timeout_ms for socket activity (not past the next connection deadline,
- * not at all while a request waits), then accepts, reads, writes and
- * enforces the deadlines. */
+/***
+ * Waits up to timeout_ms for socket activity (not past the next
+ * connection deadline, not at all while a request waits), then accepts,
+ * reads, writes and enforces the deadlines.
+ * @function listener:step
+ * @tparam[opt=0] number timeout_ms `math.huge`: no limit
+ * @treturn integer the number of requests waiting for take()
+ */
 static int l_step(lua_State *L)
 {
     listener *ls = check_listener(L);
@@ -608,7 +608,7 @@ static int l_step(lua_State *L)
             }
         /* An fd closed earlier in this batch may be a new connection by
          * now; the worst a stale event does is a read that finds nothing. */
-        if (listening || (c = conn_by_fd(ls, ev[i].fd)) == NULL)
+        if (listening || (c = find_conn(ls, ev[i].fd, -1)) == NULL)
             continue;
         if (c->state == C_READ && (ev[i].events & (POLLER_IN | POLLER_ERR)))
             on_readable(ls, c);
@@ -679,8 +679,12 @@ static void push_request(lua_State *L, listener *ls, conn *c)
     lua_setfield(L, -2, "body");
 }
 
-/* take() -> the oldest complete request not yet taken, or nil:
- * {method, target, path, query, version, headers, body, conn}. */
+/***
+ * The oldest complete request not yet taken.
+ * @function listener:take
+ * @treturn table `{method, target, path, query, version, headers (lower-case
+ *   names, repeated ones joined with ", "), body, conn}`, or nil
+ */
 static int l_take(lua_State *L)
 {
     listener *ls = check_listener(L);
@@ -698,9 +702,16 @@ static int l_take(lua_State *L)
     return 1;
 }
 
-/* respond(conn, status, [headers], [body]) -> true, or false when that
- * connection is gone or already answered. Framing (Content-Length,
- * Connection: close) is the listener's; the connection closes after. */
+/***
+ * Answers a taken request. Framing (Content-Length, Connection: close) is
+ * the listener's; the connection closes after.
+ * @function listener:respond
+ * @tparam integer conn the request's `conn`
+ * @tparam integer status 200 to 599
+ * @tparam[opt] table headers names and values, strings
+ * @tparam[opt] string body
+ * @treturn boolean false when that connection is gone or already answered
+ */
 static int l_respond(lua_State *L)
 {
     listener *ls = check_listener(L);
@@ -729,7 +740,7 @@ static int l_respond(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    c = conn_by_id(ls, id);
+    c = find_conn(ls, -1, id);
     if (c == NULL || c->state != C_QUEUED) {
         lua_pushboolean(L, 0);
         return 1;
@@ -756,9 +767,12 @@ static int l_respond(lua_State *L)
     return 1;
 }
 
-/* stop(): no new connections (the port is released at once), and drops
- * every connection that is not being answered; the answers already given
- * are still delivered by step() until pending() is 0. */
+/***
+ * No new connections (the port is released at once), and drops every
+ * connection that is not being answered; the answers already given are
+ * still delivered by step() until pending() is 0.
+ * @function listener:stop
+ */
 static int l_stop(lua_State *L)
 {
     listener *ls = check_listener(L);
@@ -772,6 +786,10 @@ static int l_stop(lua_State *L)
     return 0;
 }
 
+/***
+ * @function listener:port
+ * @treturn integer the port it listens on (the one the kernel chose for 0)
+ */
 static int l_port(lua_State *L)
 {
     listener *ls = check_listener(L);
@@ -779,52 +797,47 @@ static int l_port(lua_State *L)
     return 1;
 }
 
-/* pollfd(), events() and timeout() (core.c): the epoll set over the
- * listening and connection sockets; ready while a request waits for
- * take(); the connections' next deadline. */
-static void poll_state(lua_State *L, msal_poll_state *st)
+/* pollfd(), events(), timeout() and pending() (core.c): the epoll set over
+ * the listening and connection sockets; ready while a request waits for
+ * take(); the connections' next deadline; the open connections (each
+ * being read, waiting for an answer, or being answered). */
+static int poll_state(void *self, msal_poll_state *st)
 {
-    listener *ls = check_listener(L);
+    listener *ls = self;
+    if (!ls->open)
+        return 0;
     st->fd = ls->poller.fd;
     st->ready = ls->nqueued > 0;
     st->deadline_ms = next_deadline(ls);
-}
-
-/* pending() -> open connections (each either being read, waiting for an
- * answer, or being answered); 0 once closed. */
-static int l_pending(lua_State *L)
-{
-    listener *ls = luaL_checkudata(L, 1, LISTENER_MT);
-    lua_pushinteger(L, ls->open ? ls->nconns : 0);
+    st->pending = ls->nconns;
     return 1;
 }
 
+static void describe(lua_State *L, void *self)
+{
+    listener *ls = self;
+    if (ls->open)
+        lua_pushfstring(L, "port %d, %d connections", ls->port, ls->nconns);
+}
+
+/***
+ * Closes the port and every connection; calling it again does nothing.
+ * @function close
+ */
 static int l_close(lua_State *L)
 {
-    listener *ls = luaL_checkudata(L, 1, LISTENER_MT);
-    listener_free(ls);
+    listener_free(luaL_checkudata(L, 1, LISTENER_MT));
     return 0;
-}
-
-static int l_tostring(lua_State *L)
-{
-    listener *ls = luaL_checkudata(L, 1, LISTENER_MT);
-    if (ls->open)
-        lua_pushfstring(L, "msal.loopback.listener (port %d, %d connections)", ls->port, ls->nconns);
-    else
-        lua_pushliteral(L, "msal.loopback.listener (closed)");
-    return 1;
 }
 
 void msal_open_loopback(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"port", l_port}, {"step", l_step},       {"take", l_take},   {"respond", l_respond},
-        {"stop", l_stop}, {"pending", l_pending}, {"close", l_close}, {NULL, NULL},
+        {"port", l_port}, {"step", l_step}, {"take", l_take}, {"respond", l_respond}, {"stop", l_stop}, {"close", l_close},
+        {NULL, NULL},
     };
-    static const msal_pollable pollable = {poll_state};
+    static const msal_class listener_class = {LISTENER_MT, methods, l_close, describe, poll_state, "loopback listener"};
     static const luaL_Reg funcs[] = {{"listen", l_listen}, {NULL, NULL}};
-    msal_newclass(L, LISTENER_MT, methods, l_close, l_tostring);
-    msal_add_pollable(L, LISTENER_MT, &pollable);
+    msal_newclass(L, &listener_class);
     luaL_newlib(L, funcs);
 }

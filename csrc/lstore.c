@@ -60,6 +60,14 @@ static int push_error(lua_State *L, const store_error *e)
     return 2;
 }
 
+/***
+ * An empty token store.
+ * @function new
+ * @treturn userdata the store: `load`, `serialize`, `write_file`, `get`,
+ *   `put`, `remove`, `find`, `find_first`, `find_access_token`, `accounts`,
+ *   `account`, `count`, `generation`, `home_generation`, `set_aliases`,
+ *   `close`
+ */
 static int l_new(lua_State *L)
 {
     lstore *ls = lua_newuserdata(L, sizeof *ls);
@@ -92,6 +100,10 @@ static void free_store(lua_State *L, store *s)
     store_free(s); /* frees the entries, then the documents */
 }
 
+/***
+ * Frees the entries; calling it again does nothing (also __gc, __close).
+ * @function store:close
+ */
 static int l_close(lua_State *L)
 {
     lstore *ls = luaL_checkudata(L, 1, STORE_MT);
@@ -100,8 +112,14 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-/* Replaces the whole content with a parsed document, or leaves it as it
- * was and returns nil, err. */
+/***
+ * Replaces the whole content with a parsed cache document, or leaves it
+ * as it was.
+ * @function store:load
+ * @tparam string json MSAL's unified cache format
+ * @treturn true
+ * @return or nil, `{message, section, key, field, offset}`
+ */
 static int l_load(lua_State *L)
 {
     lstore *ls = luaL_checkudata(L, 1, STORE_MT);
@@ -134,7 +152,7 @@ static int l_load(lua_State *L)
     return 1;
 }
 
-static int buf_gc(lua_State *L)
+static int l_buf_gc(lua_State *L)
 {
     buf_free(luaL_checkudata(L, 1, BUF_MT));
     return 0;
@@ -150,6 +168,10 @@ static msal_buf *new_buffer(lua_State *L)
     return b;
 }
 
+/***
+ * @function store:serialize
+ * @treturn string the cache document, MSAL's unified JSON
+ */
 static int l_serialize(lua_State *L)
 {
     store *s = check_store(L);
@@ -264,26 +286,47 @@ static void push_entry(lua_State *L, const store_entry *e)
     buf_free(&tmp);
 }
 
+/* The entry the arguments name: (section, key), or (key) of section sec
+ * when sec >= 0. NULL when there is none. */
+static store_entry *arg_entry(lua_State *L, store **s, int sec)
+{
+    int k = 2;
+    size_t kn;
+    const char *key;
+    *s = check_store(L);
+    if (sec < 0)
+        sec = check_section(L, k++);
+    key = luaL_checklstring(L, k, &kn);
+    return store_get(*s, sec, key, kn);
+}
+
+/***
+ * @function store:get
+ * @tparam string section "AccessToken", "RefreshToken", "IdToken", "Account"
+ *   or "AppMetadata"
+ * @tparam string key
+ * @treturn table the entry's fields, or nothing when there is none
+ */
 static int l_get(lua_State *L)
 {
-    store *s = check_store(L);
-    int sec = check_section(L, 2);
-    size_t kn;
-    const char *key = luaL_checklstring(L, 3, &kn);
-    store_entry *e = store_get(s, sec, key, kn);
+    store *s;
+    store_entry *e = arg_entry(L, &s, -1);
     if (e == NULL)
         return 0;
     push_entry(L, e);
     return 1;
 }
 
+/***
+ * @function store:remove
+ * @tparam string section
+ * @tparam string key
+ * @treturn boolean whether there was such an entry
+ */
 static int l_remove(lua_State *L)
 {
-    store *s = check_store(L);
-    int sec = check_section(L, 2);
-    size_t kn;
-    const char *key = luaL_checklstring(L, 3, &kn);
-    store_entry *e = store_get(s, sec, key, kn);
+    store *s;
+    store_entry *e = arg_entry(L, &s, -1);
     if (e) {
         store_remove(s, e);
         release_docs(L, s);
@@ -328,9 +371,17 @@ static void put_value(lua_State *L, int idx, msal_buf *out, const char *name)
     }
 }
 
-/* put(section, fields [, key]) -> key | nil, err. Merges into the entry of
- * the same key: fields not named keep their old value (so other libraries'
- * fields survive an update), a field set to false is removed. */
+/***
+ * Merges into the entry of the same key: fields not named keep their old
+ * value (so other libraries' fields survive an update), a field set to
+ * false is removed.
+ * @function store:put
+ * @tparam string section
+ * @tparam table fields MSAL's field names, string or array-of-strings values
+ * @tparam[opt] string key made from the fields when absent
+ * @treturn string the key
+ * @return or nil, `{message, section, key, field}`
+ */
 static int l_put(lua_State *L)
 {
     store *s = check_store(L);
@@ -452,10 +503,26 @@ static int l_put(lua_State *L)
     return 1;
 }
 
-/* find_access_token(hid, env, client_id, realm, scopes_lc, now, offset)
- * -> status, info, expires_on, ext_expires_on, refresh_on, cached_at;
- * info = {secret, target, token_type}. No key: a first hit at 10,000
- * accounts would intern one more string per account (see find_first). */
+/***
+ * The silent flow's access-token look-up. No key is made: a first hit at
+ * 10,000 accounts would intern one more string per account (see
+ * find_first).
+ * @function store:find_access_token
+ * @tparam string hid
+ * @tparam string env
+ * @tparam string client_id
+ * @tparam string realm
+ * @tparam string scopes_lc the requested scopes, lower case
+ * @tparam number now Unix time, s
+ * @tparam[opt=300] number offset the renewal offset, s
+ * @treturn string status: "none", "hit", "refresh_due", "expired" or "multiple"
+ * @treturn table `{secret, target, token_type}`; this and the rest only
+ *   when an entry was found
+ * @treturn integer expires_on
+ * @treturn integer ext_expires_on or nil
+ * @treturn integer refresh_on or nil
+ * @treturn integer cached_at
+ */
 static int l_find_access_token(lua_State *L)
 {
     static const char *const names[] = {"none", "hit", "refresh_due", "expired", "multiple"};
@@ -551,7 +618,14 @@ static store_entry *find_after(const store *s, const find_filter *f, const store
     return find_from(s, f, f->by_hid ? e->hnext : e->next);
 }
 
-/* find(section, filter) -> array of the matching entries' keys. */
+/***
+ * @function store:find
+ * @tparam string section
+ * @tparam table filter `{home_account_id, environment (alias-aware),
+ *   client_id, realm, family_id, target}`, each optional: equal without
+ *   case, and target's scopes all in the entry's
+ * @treturn table the keys of the matching entries
+ */
 static int l_find(lua_State *L)
 {
     store *s = check_store(L);
@@ -567,9 +641,16 @@ static int l_find(lua_State *L)
     return 1;
 }
 
-/* find_first(section, filter, field) -> that field of the first matching
- * entry, or nil. The silent flow's id-token look-up: no key strings made
- * (with LuaJIT every new string is interned, and keys differ little). */
+/***
+ * One field of the first entry find() would give: the silent flow's
+ * id-token look-up, with no key strings made (with LuaJIT every new string
+ * is interned, and keys differ little).
+ * @function store:find_first
+ * @tparam string section
+ * @tparam table filter as for find
+ * @tparam string field "secret", "home_account_id", "environment" or "realm"
+ * @treturn string the field, or nothing
+ */
 static int l_find_first(lua_State *L)
 {
     static const char *const fields[] = {"secret", "home_account_id", "environment", "realm", NULL};
@@ -606,9 +687,13 @@ static void push_account(lua_State *L, const store_entry *e)
     }
 }
 
-/* accounts([mt]) -> array of AccountInfo-shaped tables, in cache order,
- * each with metatable mt when given. Built here rather than in Lua:
- * get_all_accounts must stay cheap at 10,000. */
+/***
+ * The accounts in cache order. Built here rather than in Lua:
+ * get_all_accounts must stay cheap at 10,000.
+ * @function store:accounts
+ * @tparam[opt] table mt a metatable for each
+ * @treturn table an array of AccountInfo-shaped tables
+ */
 static int l_accounts(lua_State *L)
 {
     store *s = check_store(L);
@@ -626,19 +711,26 @@ static int l_accounts(lua_State *L)
     return 1;
 }
 
-/* account(key) -> the AccountInfo-shaped table of one Account entry. */
+/***
+ * @function store:account
+ * @tparam string key an Account entry's
+ * @treturn table its AccountInfo-shaped table, or nothing
+ */
 static int l_account(lua_State *L)
 {
-    store *s = check_store(L);
-    size_t kn;
-    const char *key = luaL_checklstring(L, 2, &kn);
-    store_entry *e = store_get(s, SEC_ACCOUNT, key, kn);
+    store *s;
+    store_entry *e = arg_entry(L, &s, SEC_ACCOUNT);
     if (e == NULL)
         return 0;
     push_account(L, e);
     return 1;
 }
 
+/***
+ * @function store:count
+ * @tparam[opt] string section
+ * @treturn integer the entries (of that section)
+ */
 static int l_count(lua_State *L)
 {
     store *s = check_store(L);
@@ -649,8 +741,13 @@ static int l_count(lua_State *L)
     return 1;
 }
 
-/* generation(["Account" | "load"]) -> a number that changes with every
- * change to the store (to its Account entries; with every load) */
+/***
+ * A number that changes with every change to the store; with "Account",
+ * with every change to its Account entries; with "load", with every load.
+ * @function store:generation
+ * @tparam[opt] string which "Account" or "load"
+ * @treturn number
+ */
 static int l_generation(lua_State *L)
 {
     store *s = check_store(L);
@@ -665,9 +762,13 @@ static int l_generation(lua_State *L)
     return 1;
 }
 
-/* home_generation(home_account_id) -> a number that changes whenever an
- * entry of that account is put or removed, or the store is loaded again
- * (store_home_generation). */
+/***
+ * A number that changes whenever an entry of that account is put or
+ * removed, or the store is loaded again (store_home_generation).
+ * @function store:home_generation
+ * @tparam string home_account_id
+ * @treturn number
+ */
 static int l_home_generation(lua_State *L)
 {
     store *s = check_store(L);
@@ -677,8 +778,12 @@ static int l_home_generation(lua_State *L)
     return 1;
 }
 
-/* set_aliases{{"login.microsoftonline.com", "login.windows.net"}, …}:
- * hosts in one list are one environment. */
+/***
+ * Hosts in one list are one environment to find() and
+ * find_access_token().
+ * @function store:set_aliases
+ * @tparam table groups e.g. `{{"login.microsoftonline.com", "login.windows.net"}}`
+ */
 static int l_set_aliases(lua_State *L)
 {
     store *s = check_store(L);
@@ -725,7 +830,12 @@ static int l_set_aliases(lua_State *L)
     return 0;
 }
 
-/* key(section, fields) -> the msal-node 7 cache key for such an entry. */
+/***
+ * @function key
+ * @tparam string section
+ * @tparam table fields
+ * @treturn string the msal-node 7 cache key for such an entry
+ */
 static int l_key(lua_State *L)
 {
     int sec = check_section(L, 1);
@@ -756,14 +866,11 @@ static int l_key(lua_State *L)
     return 1;
 }
 
-static int l_tostring(lua_State *L)
+static void describe(lua_State *L, void *self)
 {
-    lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+    lstore *ls = self;
     if (ls->s)
-        lua_pushfstring(L, "msal.store (%d entries)", (int)ls->s->total);
-    else
-        lua_pushliteral(L, "msal.store (closed)");
-    return 1;
+        lua_pushfstring(L, "%d entries", (int)ls->s->total);
 }
 
 void msal_open_store(lua_State *L)
@@ -776,7 +883,9 @@ void msal_open_store(lua_State *L)
         {"set_aliases", l_set_aliases}, {"close", l_close}, {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {{"new", l_new}, {"key", l_key}, {NULL, NULL}};
-    msal_newclass(L, STORE_MT, methods, l_close, l_tostring);
-    msal_newclass(L, BUF_MT, NULL, buf_gc, NULL);
+    static const msal_class store_class = {STORE_MT, methods, l_close, describe, NULL, NULL};
+    static const msal_class buf_class = {BUF_MT, NULL, l_buf_gc, NULL, NULL, NULL};
+    msal_newclass(L, &store_class);
+    msal_newclass(L, &buf_class);
     luaL_newlib(L, funcs);
 }

@@ -1,12 +1,10 @@
-/* The waiting half of the core (loop.c): a set of watched file descriptors
+/* The waiting half of the core (poller.c): a set of watched file descriptors
  * behind one fd that is itself pollable, so a host loop (libuv, cqueues, a
  * plain poll) can wait on everything the core waits on with one watcher.
  * Linux epoll; level-triggered, so an event not handled now is reported
  * again by the next wait and nothing can be lost between steps. */
 #ifndef MSAL_POLLER_H
 #define MSAL_POLLER_H
-
-#include <stdint.h>
 
 #define POLLER_IN 1u
 #define POLLER_OUT 2u

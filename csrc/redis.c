@@ -8,11 +8,11 @@
  *
  * Failures return nil, message, code (core.h): SERVER is an error reply on
  * a connection that is still good; any other code (ECONNREFUSED,
- * ETIMEDOUT, EPIPE, EOF, ENOTCONN…) means the connection is gone:
- * hiredis contexts are unusable after an I/O error, so it is closed here
- * and the caller reconnects. Only misuse raises. No Lua error can be raised while
- * a hiredis context or reply is owned by C alone: both live in userdata
- * whose __gc frees them. */
+ * ETIMEDOUT, EPIPE, EOF, ENOTCONN…) means the connection is gone: hiredis
+ * contexts are unusable after an I/O error, so it is closed here and the
+ * caller reconnects. Only misuse raises. No Lua error can be raised while a
+ * hiredis context or reply is owned by C alone: both live in userdata whose
+ * __gc frees them. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -97,15 +97,14 @@ static int timed_out(const redisContext *c)
     return c->err == REDIS_ERR_IO && strstr(c->errstr, "temporarily unavailable") != NULL;
 }
 
-/* The code (core.h) of the error a context holds. hiredis keeps only the
- * text of an errno, so the errno is found again by its text. */
+/* The code (core.h) of the error a context holds, a timeout aside.
+ * hiredis keeps only the text of an errno, so the errno is found again by
+ * its text. */
 static const char *context_code(const redisContext *c)
 {
-    static const int known[] = {ECONNREFUSED, ECONNRESET,  ECONNABORTED, EPIPE,  ETIMEDOUT, EHOSTUNREACH,
-                                ENETUNREACH,  EADDRNOTAVAIL, ENOTCONN,   EACCES, ENOENT,    EINVAL};
+    static const int known[] = {ECONNREFUSED, ECONNRESET,    ECONNABORTED, EPIPE,  ETIMEDOUT, EHOSTUNREACH,
+                                ENETUNREACH,  EADDRNOTAVAIL, ENOTCONN,     EACCES, ENOENT,    EINVAL};
     size_t i;
-    if (timed_out(c))
-        return "ETIMEDOUT";
     switch (c->err) {
     case REDIS_ERR_EOF:
         return "EOF";
@@ -267,7 +266,7 @@ static int opt_int_field(lua_State *L, const char *name, int def, int lo, int hi
  * @return or nil, message, code: SERVER (AUTH or SELECT refused), or the
  *   connection's (ECONNREFUSED, ETIMEDOUT…)
  */
-static int r_connect(lua_State *L)
+static int l_connect(lua_State *L)
 {
     const char *host, *password, *username;
     int port, db, timeout_ms;
@@ -375,7 +374,7 @@ static int gather_args(lua_State *L, int first, int top, const char ***argv, siz
  * @return or nil, message, code: SERVER (an error reply; the connection is
  *   fine), or any other (the connection is gone and now closed)
  */
-static int c_command(lua_State *L)
+static int l_command(lua_State *L)
 {
     rconn *rc = check_conn(L);
     const char **argv;
@@ -393,7 +392,7 @@ static int c_command(lua_State *L)
  *   that a nil reply is false and an error reply is `{err = msg}`
  * @return or nil, message, code (the connection is gone and now closed)
  */
-static int c_pipeline(lua_State *L)
+static int l_pipeline(lua_State *L)
 {
     rconn *rc = check_conn(L);
     int n, i, rt, longest = 0;
@@ -467,7 +466,7 @@ static int c_pipeline(lua_State *L)
  * @function conn:read
  * @return the reply as `command` returns it, or nil, message, code
  */
-static int c_read(lua_State *L)
+static int l_read(lua_State *L)
 {
     return one_reply(L, check_conn(L), 0, NULL, NULL, "Redis read failed");
 }
@@ -476,7 +475,7 @@ static int c_read(lua_State *L)
  * Closes the connection; calling it again does nothing.
  * @function conn:close
  */
-static int c_close(lua_State *L)
+static int l_close(lua_State *L)
 {
     conn_drop(check_conn(L));
     return 0;
@@ -487,23 +486,20 @@ static int c_close(lua_State *L)
  * @function conn:is_open
  * @treturn boolean
  */
-static int c_is_open(lua_State *L)
+static int l_is_open(lua_State *L)
 {
     lua_pushboolean(L, check_conn(L)->c != NULL);
     return 1;
 }
 
-static int c_tostring(lua_State *L)
+static void describe(lua_State *L, void *self)
 {
-    rconn *rc = check_conn(L);
+    rconn *rc = self;
     if (rc->c && rc->c->connection_type == REDIS_CONN_TCP)
-        lua_pushfstring(L, "msal.redis.conn (%s:%d)", rc->c->tcp.host, rc->c->tcp.port);
-    else
-        lua_pushliteral(L, "msal.redis.conn (closed)");
-    return 1;
+        lua_pushfstring(L, "%s:%d", rc->c->tcp.host, rc->c->tcp.port);
 }
 
-static int box_gc(lua_State *L)
+static int l_box_gc(lua_State *L)
 {
     rbox *b = luaL_checkudata(L, 1, REPLY_MT);
     if (b->r) {
@@ -516,11 +512,13 @@ static int box_gc(lua_State *L)
 void msal_open_redis(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"command", c_command}, {"pipeline", c_pipeline}, {"read", c_read},
-        {"close", c_close},     {"is_open", c_is_open},   {NULL, NULL},
+        {"command", l_command}, {"pipeline", l_pipeline}, {"read", l_read},
+        {"close", l_close},     {"is_open", l_is_open},   {NULL, NULL},
     };
-    static const luaL_Reg funcs[] = {{"connect", r_connect}, {NULL, NULL}};
-    msal_newclass(L, CONN_MT, methods, c_close, c_tostring);
-    msal_newclass(L, REPLY_MT, NULL, box_gc, NULL);
+    static const luaL_Reg funcs[] = {{"connect", l_connect}, {NULL, NULL}};
+    static const msal_class conn_class = {CONN_MT, methods, l_close, describe, NULL, NULL};
+    static const msal_class reply_class = {REPLY_MT, NULL, l_box_gc, NULL, NULL, NULL};
+    msal_newclass(L, &conn_class);
+    msal_newclass(L, &reply_class);
     luaL_newlib(L, funcs);
 }

@@ -751,6 +751,20 @@ static int in_doc(const store_doc *d, const char *p)
     return d && p >= d->text && p < d->text + d->len;
 }
 
+/* Text an entry keeps: where it already is when that is the document,
+ * which outlives the entry, else a NUL-terminated copy at *p (moved past
+ * it) in the entry's own block. */
+static const char *keep(const store_doc *d, const char *s, size_t n, char **p)
+{
+    char *copy = *p;
+    if (in_doc(d, s))
+        return s;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    *p += n + 1;
+    return copy;
+}
+
 store_entry *store_insert(store *s, int section, const char *key, size_t key_len, const char *raw, size_t raw_len,
                           const store_fpos *f, store_doc *doc, store_error *err)
 {
@@ -828,21 +842,8 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
         e->dec = d;
         p = dp + dec.n;
     }
-    if (in_doc(doc, key)) {
-        e->key = key;
-    } else {
-        memcpy(p, key, key_len);
-        p[key_len] = '\0';
-        e->key = p;
-        p += key_len + 1;
-    }
-    if (in_doc(doc, raw)) {
-        e->raw = raw;
-    } else {
-        memcpy(p, raw, raw_len);
-        p[raw_len] = '\0';
-        e->raw = p;
-    }
+    e->key = keep(doc, key, key_len, &p);
+    e->raw = keep(doc, raw, raw_len, &p);
     e->doc = in_doc(doc, raw) ? doc : NULL;
     e->key_len = key_len;
     e->raw_len = raw_len;
