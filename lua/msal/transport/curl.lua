@@ -12,6 +12,7 @@
 -- `step`, inside `epoll_wait`, instead of spinning.
 -- @module msal.transport.curl
 local loop = require("msal.loop")
+local common = require("msal.transport.common")
 
 local M = {}
 
@@ -97,14 +98,10 @@ function M.new(opts)
   return self
 end
 
-local shared
-
 --- The process-wide transport with default options, made on first use.
+-- @function default
 -- @treturn table transport
-function M.default()
-  if not shared then shared = M.new() end
-  return shared
-end
+M.default = common.default_of(M)
 
 --- Start a request.
 -- @tparam table req `method` (default "GET"), `url` (http or https only),
@@ -137,9 +134,9 @@ function Handle:close()
 end
 
 --- Start a request and get a promise for its response (see
--- msal.transport.send).
+-- msal.transport.common).
 -- @function Transport:send
-Transport.send = require("msal.transport.send")
+Transport.send = common.send
 
 --- Requests in flight (or finished and not yet delivered).
 -- @treturn integer

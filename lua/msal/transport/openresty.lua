@@ -30,6 +30,7 @@
 -- here (RFC 6761) so that local development authorities work out of the box.
 -- @module msal.transport.openresty
 local loop = require("msal.loop")
+local common = require("msal.transport.common")
 local http1 = require("msal.transport.http1")
 
 local now_ms, fail, left, timeout_error = http1.now_ms, http1.fail, http1.left, http1.timeout_error
@@ -337,14 +338,10 @@ function M.new(opts)
   }, Transport)
 end
 
-local shared
-
 --- The worker's transport with default options, made on first use.
+-- @function default
 -- @treturn table transport
-function M.default()
-  if not shared then shared = M.new() end
-  return shared
-end
+M.default = common.default_of(M)
 
 --- Start a request: `msal.transport.curl`'s contract (the same req
 -- fields, `done(err, res)` once from the loop, the same err kinds), plus
@@ -406,9 +403,9 @@ function Handle:close()
 end
 
 --- Start a request and get a promise for its response (see
--- msal.transport.send).
+-- msal.transport.common).
 -- @function Transport:send
-Transport.send = require("msal.transport.send")
+Transport.send = common.send
 
 --- Requests in flight (or finished and not yet delivered).
 -- @treturn integer
