@@ -235,6 +235,8 @@ describe("shared dictionary cache", function()
       assert.is_false(ok)
       assert.equal("ClientConfigurationError", err.name)
     end
+    local _, perr = pcall(shared_dict.new, fake_dict(), { local_max_partitions = 0 })
+    assert.equal("local_max_partitions must be a positive number", perr.error_message)
     local ok, err = pcall(shared_dict.new, "no_such_dict")
     assert.is_false(ok)
     assert.truthy(err.error_message:find("no_such_dict", 1, true))

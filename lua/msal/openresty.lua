@@ -140,8 +140,7 @@ local function drain_timer(premature)
 end
 
 local function wake()
-  local phase = ngx.get_phase()
-  if YIELDABLE[phase] and phase ~= "timer" then
+  if YIELDABLE[ngx.get_phase()] then
     local ctx = ngx.ctx
     if ctx.msal_drain then return end
     ctx.msal_drain = true

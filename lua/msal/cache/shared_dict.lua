@@ -91,9 +91,10 @@ function shared_dict.new(dict, opts)
   if partition ~= "account" and partition ~= "app" then
     config_error("partition must be \"account\" or \"app\"")
   end
-  for _, name in ipairs({ "lock_timeout", "lock_ttl", "local_max_partitions" }) do
+  for name, what in pairs({ lock_timeout = "number of seconds", lock_ttl = "number of seconds",
+      local_max_partitions = "number" }) do
     local v = opts[name]
-    if v ~= nil and not (v > 0) then config_error(name .. " must be a positive number of seconds") end
+    if v ~= nil and not (v > 0) then config_error(name .. " must be a positive " .. what) end
   end
   local d = dict_of(dict, "the shared dictionary cache")
   return setmetatable({
