@@ -54,6 +54,7 @@ build = {
     ["msal.transport.curl"] = "lua/msal/transport/curl.lua",
     ["msal.network"] = "lua/msal/network.lua",
     ["msal.token_response"] = "lua/msal/token_response.lua",
+    ["msal.url"] = "lua/msal/url.lua",
     ["msal.flows.refresh"] = "lua/msal/flows/refresh.lua",
     ["msal.flows.device_code"] = "lua/msal/flows/device_code.lua",
     ["msal.flows.authorize"] = "lua/msal/flows/authorize.lua",

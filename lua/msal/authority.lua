@@ -6,6 +6,7 @@ local cjson = require("cjson.safe")
 local Promise = require("msal.promise")
 local errors = require("msal.errors")
 local network = require("msal.network")
+local url = require("msal.url")
 
 local authority = {}
 
@@ -27,36 +28,28 @@ end
 --- Tenants that are not one tenant: the account's home tenant is used.
 authority.MULTI_TENANT = { common = true, organizations = true, consumers = true }
 
-local function is_loopback(host)
-  return host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
-end
-authority.is_loopback = is_loopback
+authority.is_loopback = url.is_loopback
 
 local function fail(msg)
   return nil, errors.ClientConfigurationError("url_parse_error", msg)
 end
 
 --- Parses an authority URL.
--- @tparam string url e.g. `https://login.microsoftonline.com/common`
+-- @tparam string s e.g. `https://login.microsoftonline.com/common`
 -- @tparam[opt="aad"] string protocol_mode `"aad"` or `"oidc"`
 -- @treturn[1] table `{url, scheme, host (with port, lower-case), hostname,
 --   port, tenant, path, kind ("aad"|"b2c"|"adfs"|"oidc"), is_multi_tenant}`
 -- @treturn[2] nil
 -- @treturn[2] table ClientConfigurationError
-function authority.parse(url, protocol_mode)
-  if type(url) ~= "string" then return fail("authority must be a URL string") end
-  local scheme, hostport, path = url:match("^(%a[%w+.-]*)://([^/?#]+)([^?#]*)$")
-  if not scheme then return fail("authority is not an absolute URL without query or fragment: " .. url) end
-  scheme = scheme:lower()
-  if hostport:find("@", 1, true) then return fail("authority must not carry user information") end
-  local host = hostport:lower()
-  local hostname, port = host:match("^(%[[%x:]+%]):?(%d*)$")
-  if not hostname then hostname, port = host:match("^([^:]+):?(%d*)$") end
-  if not hostname or hostname == "" then return fail("authority has no host: " .. url) end
-  if scheme ~= "https" and not (scheme == "http" and is_loopback(hostname)) then
-    return fail("authority must use https (http only for loopback hosts): " .. url)
+function authority.parse(s, protocol_mode)
+  if type(s) ~= "string" then return fail("authority must be a URL string") end
+  local u, why = url.endpoint(s)
+  if not u then return fail("authority " .. why .. ": " .. s) end
+  if u.query ~= "" or u.fragment ~= "" or s:find("[?#]") then
+    return fail("authority is not an absolute URL without query or fragment: " .. s)
   end
-  path = path:gsub("/+$", "")
+  local scheme, host, hostname, port = u.scheme, u.host, u.hostname, u.port
+  local path = u.path:gsub("/+$", "")
   local tenant = path:match("^/([^/]+)")
   local kind = protocol_mode == "oidc" and "oidc" or "aad"
   if kind == "aad" then
@@ -69,7 +62,7 @@ function authority.parse(url, protocol_mode)
   end
   local a = {
     url = scheme .. "://" .. host .. path,
-    scheme = scheme, host = host, hostname = hostname, port = port ~= "" and tonumber(port) or nil,
+    scheme = scheme, host = host, hostname = hostname, port = port,
     path = path, tenant = tenant and tenant:lower() or nil, kind = kind,
     is_multi_tenant = kind == "aad" and tenant ~= nil and authority.MULTI_TENANT[tenant:lower()] == true,
   }
@@ -149,10 +142,8 @@ local function discovery_url(a)
   return a.url .. "/.well-known/openid-configuration"
 end
 
-local function endpoint_ok(url)
-  if type(url) ~= "string" then return false end
-  local scheme, host = url:match("^(%a+)://([^/:?#]+)")
-  return scheme == "https" or (scheme == "http" and host ~= nil and is_loopback(host))
+local function endpoint_ok(s)
+  return url.endpoint(s) ~= nil
 end
 
 -- Checks an OpenID configuration document; endpoints must be https (or
