@@ -142,3 +142,30 @@ describe("redirect flow", function()
     assert.equal("ClientConfigurationError", err.name)
   end)
 end)
+
+describe("redirect responses that could be a mix-up", function()
+  before_each(function() entra.reset() end)
+
+  -- Each malformed response is refused before the state is taken: the
+  -- genuine response that follows still redeems.
+  for name, tamper in pairs({
+    ["a repeated code"] = function(loc) return loc .. "&code=attacker-code" end,
+    ["a response split between the query and the fragment"] = function(loc)
+      local state = loc:match("[?&]state=([^&#]*)")
+      return (loc:gsub("[?&]state=[^&#]*", "")) .. "#state=" .. state
+    end,
+  }) do
+    it("refuses " .. name .. " and redeems nothing", function()
+      local app = new_app()
+      local r = assert(app:acquire_token_redirect({ scopes = { "User.Read" } }):await())
+      local loc = browse(app, r.url)
+      local res, err = app:handle_redirect_promise(tamper(loc)):await()
+      assert.is_nil(res)
+      assert.equal("ClientAuthError", err.name)
+      assert.equal("invalid_redirect_response", err.error_code)
+      assert.equal(0, codes_redeemed())
+      assert.is_table(assert(app:handle_redirect_promise(loc):await()))
+      assert.equal(1, codes_redeemed())
+    end)
+  end
+end)

@@ -176,7 +176,8 @@ end
 -- @param input the redirect URL, its query string, or a table of parameters
 --   (a form_post body)
 function App:handle_redirect_promise(input)
-  local params = authorize.params_of(input)
+  local params, err = authorize.params_of(input)
+  if not params then return Promise.reject(err) end
   if params.state == nil or (params.code == nil and params.error == nil) then
     return Promise.resolve(nil)
   end

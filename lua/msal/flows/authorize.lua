@@ -6,6 +6,7 @@ local Promise = require("msal.promise")
 local authority = require("msal.authority")
 local core = require("msal.core")
 local errors = require("msal.errors")
+local loopback = require("msal.loopback")
 local network = require("msal.network")
 local request = require("msal.request")
 local refresh = require("msal.flows.refresh")
@@ -105,16 +106,46 @@ function authorize.redeem(app, ctx, code)
   end)
 end
 
---- The parameters of a redirect: a full URL (query and/or fragment), a
--- query string, or a table (form_post bodies already parsed).
+local RESPONSE_KEYS = { "code", "state", "error" }
+
+local function carries_response(params)
+  for _, k in ipairs(RESPONSE_KEYS) do
+    if params[k] ~= nil then return true end
+  end
+  return false
+end
+
+local function refused(why)
+  return nil, errors.ClientAuthError("invalid_redirect_response",
+    "the redirect response is malformed (" .. why .. "); nothing was redeemed")
+end
+
+--- The parameters of a redirect: a full URL (query or fragment), a query
+-- string, or a table (form_post bodies already parsed). As the loopback
+-- listener, a repeated parameter or a response split between the query and
+-- the fragment is refused: which copy to believe is what a mix-up attack
+-- would choose.
+-- @treturn[1] table name -> value
+-- @treturn[2] nil
+-- @treturn[2] table ClientAuthError `invalid_redirect_response`
 function authorize.params_of(input)
   if type(input) == "table" then return input end
   if type(input) ~= "string" then return {} end
-  local q = input:match("%?([^#]*)") or (not input:find("://", 1, true) and input:gsub("^[?#]", "")) or ""
-  local params = network.form_decode(q)
-  local frag = input:match("#(.*)$")
-  if frag then
-    for k, v in pairs(network.form_decode(frag)) do params[k] = params[k] or v end
+  local query, frag = input:match("^[^?#]*%?([^#]*)#?(.*)$")
+  if not query then
+    frag = input:match("#(.*)$")
+    query = (frag or input:find("[:/]")) and "" or input
+  end
+  local params, why = loopback.parse_query(query)
+  if not params then return refused(why) end
+  if frag and frag ~= "" then
+    local fparams
+    fparams, why = loopback.parse_query(frag)
+    if not fparams then return refused(why) end
+    if carries_response(fparams) then
+      if carries_response(params) then return refused("parameters in both the query and the fragment") end
+      params = fparams
+    end
   end
   return params
 end
