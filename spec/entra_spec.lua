@@ -209,3 +209,39 @@ describe("silent refresh against the Entra-like authority", function()
     assert.equal("family-app-2", q[#q].form.client_id)
   end)
 end)
+
+describe("authorities that do not name a tenant by its id", function()
+  before_each(function()
+    entra.reset()
+    require("msal.authority").clear_cache()
+  end)
+
+  -- Tokens are stored under the id token's tid (a GUID); a look-up under
+  -- the authority's path segment never found them (#14 item 1).
+  for _, tenant in ipairs({ "example.com", "organizations", "common" }) do
+    it("serves " .. tenant .. " from the cache under the account's tenant", function()
+      local app = new_app({ authority = entra.base() .. "/" .. tenant })
+      local seeded = entra.sign_in(app)
+      assert.equal(entra.TENANT, seeded.tenant_id)
+      local r = assert(silent(app))
+      assert.is_true(r.from_cache)
+      assert.equal(seeded.access_token, r.access_token)
+      assert.equal(entra.TENANT, r.tenant_id)
+      assert.equal(0, token_requests())
+    end)
+  end
+
+  it("looks a tenant id authority up under that tenant only", function()
+    local app = new_app({ authority = entra.base() .. "/example.com" })
+    entra.sign_in(app)
+    local r = assert(silent(app, nil, { authority = entra.base() .. "/" .. entra.TENANT }))
+    assert.is_true(r.from_cache)
+    local other = "00000000-0000-0000-cccc-000000000003"
+    -- not the home tenant's token: a refresh for the other tenant (whose
+    -- answer this server signs for the home tenant, so it is refused)
+    local r2, err = silent(app, nil, { authority = entra.base() .. "/" .. other })
+    assert.is_nil(r2)
+    assert.equal("invalid_id_token", err.error_code)
+    assert.equal(1, token_requests())
+  end)
+end)

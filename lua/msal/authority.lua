@@ -34,6 +34,12 @@ local function fail(msg)
   return nil, errors.ClientConfigurationError("url_parse_error", msg)
 end
 
+--- Whether a tenant path segment is a tenant id (a GUID) rather than a
+-- domain name or common/organizations/consumers.
+function authority.is_tenant_id(tenant)
+  return tenant ~= nil and tenant:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
+end
+
 --- Parses an authority URL.
 -- @tparam string s e.g. `https://login.microsoftonline.com/common`
 -- @tparam[opt="aad"] string protocol_mode `"aad"` or `"oidc"`
@@ -66,9 +72,11 @@ function authority.parse(s, protocol_mode)
     path = path, tenant = tenant and tenant:lower() or nil, kind = kind,
     is_multi_tenant = kind == "aad" and tenant ~= nil and authority.MULTI_TENANT[tenant:lower()] == true,
   }
-  -- the realm tokens of a single-tenant Entra authority are cached under;
-  -- nil means "the account's"
-  a.realm = (kind == "aad" and not a.is_multi_tenant) and a.tenant or nil
+  -- the realm tokens of a single-tenant Entra authority are cached under:
+  -- tokens are stored under the id token's tid, so only a tenant id can be
+  -- looked up as it stands; a domain name (contoso.onmicrosoft.com) is the
+  -- account's tenant, as for common. nil means "the account's"
+  a.realm = (kind == "aad" and not a.is_multi_tenant and authority.is_tenant_id(a.tenant)) and a.tenant or nil
   -- the host cache look-ups start from (aliases do the rest)
   a.cache_env = authority.environment(a)
   return a
