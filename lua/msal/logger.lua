@@ -32,6 +32,12 @@ function Logger:log(level, message, pii_message)
   end
 end
 
+--- Whether a message at level would reach the sink: callers on hot paths
+-- (a cache hit) ask first rather than build a message nobody reads.
+function Logger:enabled(level)
+  return self.sink ~= nil and LEVELS[level] <= self.level
+end
+
 for name in pairs(LEVELS) do
   Logger[name] = function(self, message, pii_message) return self:log(name, message, pii_message) end
 end

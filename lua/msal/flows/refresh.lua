@@ -6,6 +6,7 @@ local Promise = require("msal.promise")
 local authority = require("msal.authority")
 local core = require("msal.core")
 local errors = require("msal.errors")
+local loop = require("msal.loop")
 local network = require("msal.network")
 local request = require("msal.request")
 local save = require("msal.cache.save")
@@ -68,9 +69,17 @@ end
 -- an error of MSAL's classes.
 -- @treturn promise of `r` (msal.token_response.check)
 function refresh.post(app, endpoint, body, headers)
+  local log, started = app.log, loop.now_ms()
+  -- which grant, where, and what came back: the token endpoint's URL names
+  -- no user, and neither the body's secrets nor the answer are logged
+  local grant = log:enabled("info") and (body:match("grant_type=([^&]*)") or "?"):gsub("%%3A", ":")
+  local function took() return math.floor(loop.now_ms() - started) end
   return network.send(network.transport(app), { method = "POST", url = endpoint, headers = headers, body = body,
     timeout_ms = app.config.system.http_timeout_ms })
     :next(function(res)
+      if grant then
+        log:info(("token request: grant %s to %s: HTTP %d in %d ms"):format(grant, endpoint, res.status, took()))
+      end
       local doc, err = network.json(res)
       if res.status ~= 200 then
         if doc and type(doc.error) == "string" then return Promise.reject(errors.from_server(doc, res.status)) end
@@ -82,6 +91,12 @@ function refresh.post(app, endpoint, body, headers)
       r, err = token_response.check(doc)
       if not r then return Promise.reject(err) end
       return r
+    end, function(err)
+      if grant then
+        log:info(("token request: grant %s to %s: %s after %d ms"):format(grant, endpoint,
+          tostring(err.error_code), took()))
+      end
+      return Promise.reject(err)
     end)
 end
 

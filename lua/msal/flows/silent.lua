@@ -7,10 +7,35 @@ local authority = require("msal.authority")
 local errors = require("msal.errors")
 local events = require("msal.events")
 local id_token = require("msal.id_token")
+local loop = require("msal.loop")
 local refresh = require("msal.flows.refresh")
 local request = require("msal.request")
 
 local silent = {}
+
+-- Why a look-up did not answer, in words for the logs.
+local MISS = {
+  none = "no access token for these scopes",
+  expired = "the access token expired (or is within the renewal offset)",
+  refresh_due = "past the access token's refresh_on: refreshing it early",
+  multiple = "more than one access token matches these scopes",
+}
+
+local function miss_reason(req, why)
+  if why == "skipped" then
+    return req.force_refresh and "force_refresh was asked" or "the request carries claims"
+  end
+  return MISS[why] or tostring(why)
+end
+
+-- One line per decision, the account named only when PII logging is on.
+local function log_decision(app, level, req, message)
+  local log = app.log
+  if not log:enabled(level) then return end
+  local acct = type(req) == "table" and type(req.account) == "table" and req.account or nil
+  log:log(level, "acquire_token_silent: " .. message, acct and ("acquire_token_silent: " .. message
+    .. " (account " .. tostring(acct.username or acct.home_account_id) .. ")") or nil)
+end
 
 -- Checked, normalised forms of the scope lists an app asks for, by the list
 -- joined with spaces: a repeated request costs one look-up, not a re-parse.
@@ -214,10 +239,14 @@ local function no_op() end
 function silent.refresh(app, req, ctx)
   local plugin = app.token_cache.plugin
   if not (plugin and plugin.lock_refresh) then return refresh.acquire(app, req, ctx) end
+  local asked = loop.now_ms()
   return plugin:lock_refresh(ctx.thumbprint):next(function(unlock)
+    log_decision(app, "verbose", nil, ("%s the refresh lock after %d ms"):format(
+      unlock and "took" or "did not get", math.floor(loop.now_ms() - asked)))
     unlock = unlock or no_op
     local ok, result, why, again = pcall(silent.from_cache, app, req)
     if ok and result and why == "hit" then
+      log_decision(app, "info", req, "another process refreshed meanwhile: served from the cache")
       unlock()
       return result
     end
@@ -235,7 +264,10 @@ end
 local function single_flight(app, thumbprint, make, ...)
   local inflight = app.inflight
   local p = inflight[thumbprint]
-  if p then return p end
+  if p then
+    log_decision(app, "verbose", nil, "joining the same refresh already in flight")
+    return p
+  end
   local settle_with
   p = Promise.new(function(resolve) settle_with = resolve end)
   inflight[thumbprint] = p
@@ -254,6 +286,7 @@ end
 
 local E = events.types
 
+
 --- acquire_token_silent: the cache, else one shared refresh, with the
 -- events of a silent acquisition. A hit makes no promise chain at all.
 -- @treturn promise of the result
@@ -268,6 +301,7 @@ function silent.acquire(app, req)
     result, why = nil, errors.is_error(result) and result or errors.ClientAuthError("unexpected_error", tostring(result))
   end
   if result and why == "hit" then
+    log_decision(app, "verbose", req, "served from the cache")
     if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_SUCCESS, "silent", result, nil, cid) end
     return Promise.fulfilled(result)
   end
@@ -275,6 +309,7 @@ function silent.acquire(app, req)
   if not ctx then
     p = Promise.reject(why)
   else
+    log_decision(app, "info", req, "cache miss: " .. miss_reason(req, why))
     if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_NETWORK_START, "silent", nil, nil, cid) end
     p = single_flight(app, ctx.thumbprint, silent.refresh, app, req, ctx)
     if result then
