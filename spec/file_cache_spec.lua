@@ -726,3 +726,85 @@ describe("file token cache", function()
     end)
   end
 end)
+
+-- #14 item 15: the directory is checked before the file exists, and an
+-- encrypted file emptied by someone is an error, not an empty cache.
+describe("file token cache safety", function()
+  local dir, remove_dir
+
+  before_each(function() dir, remove_dir = proc.tempdir() end)
+
+  after_each(function()
+    if remove_dir then remove_dir() end
+    dir, remove_dir = nil, nil
+  end)
+
+  local function put_user(app)
+    local tc = app:get_token_cache()
+    tc:access(true, function() S.user(tc.store, S.uid(1), "secret-access-token", os.time()) end)
+  end
+
+  -- The error the first write into sub raises; the directory stays empty.
+  local function first_write_refused(sub)
+    local p = sub .. "/msal_cache.json"
+    local ok, err = pcall(put_user, public_app(p))
+    assert.is_false(ok, "the first write into " .. sub .. " was accepted")
+    assert.equal("ClientAuthError", err.name)
+    assert.equal("cache_file_insecure", err.error_code)
+    assert.matches("directory " .. sub, err.error_message, 1, true)
+    assert.same({}, proc.ls(sub))
+    -- a read refuses it as well, as it would an existing file there
+    assert.equal("cache_file_insecure", access_error(public_app(p)).error_code)
+    return err
+  end
+
+  it("checks the directory on the first write, before the file exists", function()
+    -- writable by others and not sticky: anyone could swap the file
+    local open = dir .. "/open"
+    assert(os.execute("mkdir " .. q(open) .. " && chmod 0777 " .. q(open)))
+    assert.matches("writable by others and not sticky", first_write_refused(open).error_message, 1, true)
+    -- owned by another user (only root can make one)
+    if proc.sh("id -u", { plain = true }):match("^0%s") then
+      local theirs = dir .. "/theirs"
+      assert(os.execute("mkdir " .. q(theirs) .. " && chmod 0755 " .. q(theirs) .. " && chown 65534 " .. q(theirs)))
+      assert.matches("owned by uid 65534", first_write_refused(theirs).error_message, 1, true)
+    end
+    -- sticky like /tmp, and the user's own: the first write goes through
+    for _, m in ipairs({ "1777", "0700" }) do
+      local sub = dir .. "/ok" .. m
+      assert(os.execute("mkdir " .. q(sub) .. " && chmod " .. m .. " " .. q(sub)))
+      local p = sub .. "/msal_cache.json"
+      put_user(public_app(p))
+      assert.equal(1, #public_app(p):get_all_accounts())
+      assert.equal(octal("600"), fileio.stat(p).mode)
+    end
+  end)
+
+  it("refuses an encrypted cache file truncated to 0 bytes, and leaves it as it is", function()
+    local path = dir .. "/msal_cache.json"
+    put_user(public_app(path, { encrypt = { key = KEY } }))
+    assert.equal(1, #public_app(path, { encrypt = { key = KEY } }):get_all_accounts())
+    local f = assert(io.open(path, "w")) -- truncated in place
+    f:close()
+    local before = assert(fileio.stat(path))
+    assert.equal(0, before.size)
+    local app = public_app(path, { encrypt = { key = KEY } })
+    local err = access_error(app)
+    assert.equal("ClientAuthError", err.name)
+    assert.equal("cache_decryption_failed", err.error_code)
+    assert.matches(path, err.error_message, 1, true)
+    -- the silent flow rejects with it rather than miss the cache
+    local r, serr = app:acquire_token_silent({ scopes = { "User.Read" },
+      account = { home_account_id = S.uid(1) .. "." .. F.TENANT, environment = F.ENV, tenant_id = F.TENANT } }):await()
+    assert.is_nil(r)
+    assert.equal("cache_decryption_failed", serr.error_code)
+    -- a write is refused too: the empty file is not replaced by a cache
+    local ok, werr = pcall(put_user, app)
+    assert.is_false(ok, "a write replaced the truncated file")
+    assert.equal("cache_decryption_failed", werr.error_code)
+    local after = assert(fileio.stat(path))
+    assert.same({ before.ino, before.size, before.mtime_sec, before.mtime_nsec },
+      { after.ino, after.size, after.mtime_sec, after.mtime_nsec })
+    assert.same({ "msal_cache.json" }, proc.ls(dir))
+  end)
+end)

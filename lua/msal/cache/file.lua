@@ -92,7 +92,13 @@ end
 
 function Plugin:decode(content)
   if not self.key then return content end
-  if content == "" then return "" end
+  -- lua-msal replaces an encrypted file whole, never empty: an empty one
+  -- was truncated by something else, and reading it as an empty cache
+  -- would let the next write replace what may yet be recovered
+  if content == "" then
+    fail("cache_decryption_failed", "the encrypted cache file " .. self.path
+      .. " is empty: it was truncated; restore it or remove it")
+  end
   if content:sub(1, #MAGIC) ~= MAGIC then
     fail("cache_decryption_failed", "the cache file " .. self.path .. " is not encrypted with lua-msal's envelope")
   end
@@ -122,6 +128,13 @@ function Plugin:sync(tc)
   local st, err, code = fileio.stat(self.path)
   if not st then
     if code ~= "ENOENT" then fail("cache_io_error", "cannot read the cache file: " .. tostring(err)) end
+    -- the first write creates the file here: its directory must be as safe
+    -- as for an existing file (checked again at each write while it is
+    -- absent; a missing directory is the write's own error)
+    if self.synced ~= "absent" or self.held then
+      local ok, cerr, ccode = fileio.check_private(self.path)
+      if not ok and ccode ~= "ENOENT" then fail("cache_file_insecure", cerr) end
+    end
     if self.synced ~= "absent" then
       if self.synced ~= nil then tc.store:load("") end -- it was deleted: so are its tokens
       self.synced = "absent"

@@ -18,8 +18,14 @@ local account_mt -- below, with the accounts
 --- Makes a token cache.
 -- @tparam string client_id the application's: accounts' id_token_claims
 --   come from its id tokens
--- @tparam[opt] table plugin an object with `before_cache_access(ctx)` and
---   `after_cache_access(ctx)`; ctx is `{token_cache, cache_has_changed}`
+-- @tparam[opt] table plugin an object with `before_cache_access` and
+--   `after_cache_access` hooks, written either as methods, as MSAL's
+--   ICachePlugin (`function plugin:before_cache_access(ctx)`: called with
+--   the plugin, then ctx), or as plain functions of ctx alone
+--   (`before_cache_access = function(ctx) … end`): a hook declaring exactly
+--   one parameter and no `...` is called `hook(ctx)`, any other
+--   `hook(plugin, ctx)`. ctx is `{token_cache, cache_has_changed,
+--   will_write, partition_key}`
 function cache.new(client_id, plugin)
   local store = core.store.new()
   store:set_aliases(authority.CLOUDS)
@@ -72,6 +78,30 @@ function TokenCache:for_partition(info)
   return self
 end
 
+-- Whether a hook is a plain function of ctx rather than a method: it
+-- declares one parameter and no `...`. A method (`plugin:hook(ctx)`)
+-- declares two; C functions, callable tables and varargs get the plugin too,
+-- which is what they got before plain functions were accepted.
+local function takes_ctx_only(hook)
+  if type(hook) ~= "function" then return false end
+  local info = debug.getinfo(hook, "u")
+  return info.nparams == 1 and not info.isvararg
+end
+
+-- The plugin's hooks and how to call each, worked out again only when the
+-- plugin or one of its hooks is replaced: every silent call goes through
+-- access, debug.getinfo need not.
+local function hooks_of(self, plugin)
+  local h = self.hooks
+  local before, after = plugin.before_cache_access, plugin.after_cache_access
+  if not h or h.plugin ~= plugin or h.before ~= before or h.after ~= after then
+    h = { plugin = plugin, before = before, after = after,
+      before_plain = takes_ctx_only(before), after_plain = takes_ctx_only(after) }
+    self.hooks = h
+  end
+  return h
+end
+
 -- Runs fn between the plugin's two hooks. The plugin may load the cache in
 -- before_cache_access (deserialize) and persist it in after_cache_access.
 -- ctx.partition_key is set when the access concerns one partition.
@@ -82,11 +112,12 @@ function TokenCache:access(will_write, fn, ...)
   if not plugin then return fn(...) end
   local ctx = { token_cache = self, cache_has_changed = false, will_write = will_write }
   if info and plugin.partition_key_for then ctx.partition_key = plugin:partition_key_for(info) end
-  plugin.before_cache_access(plugin, ctx)
+  local h = hooks_of(self, plugin)
+  if h.before_plain then h.before(ctx) else h.before(plugin, ctx) end
   local gen = self.store:generation()
   local ok, a, b = pcall(fn, ...)
   ctx.cache_has_changed = self.store:generation() ~= gen
-  plugin.after_cache_access(plugin, ctx)
+  if h.after_plain then h.after(ctx) else h.after(plugin, ctx) end
   if not ok then error(a, 0) end
   return a, b
 end
