@@ -43,7 +43,7 @@
 
 #define DEF_MAX_REQUEST 16384
 #define DEF_TIMEOUT_MS 5000
-#define MAX_CONNS 16       /* a browser needs a handful; more is someone else */
+#define MAX_CONNS 16       /* a browser needs a handful; past that the oldest unfinished goes */
 #define BACKLOG 8
 #define ACCEPTS_PER_STEP 32 /* so a flood of connects cannot starve the rest */
 #define EVENTS_PER_STEP 32
@@ -345,6 +345,23 @@ static int is_loopback_peer(const struct sockaddr_storage *sa)
     return 0;
 }
 
+/* Makes room for a new connection by closing the oldest one whose request
+ * is still incomplete (idle or half sent). Any local process can connect:
+ * one that holds every slot with unfinished requests must not lock the
+ * browser's redirect out, and the browser's own request, once complete, is
+ * never the one closed. 0 when every connection has a complete request. */
+static int evict_oldest_unfinished(listener *ls)
+{
+    conn *c;
+    for (c = ls->conns; c; c = c->next) {
+        if (c->state == C_READ) {
+            conn_close(ls, c);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void accept_some(listener *ls, int lfd)
 {
     int i;
@@ -360,7 +377,8 @@ static void accept_some(listener *ls, int lfd)
         }
         /* The bind already keeps remote peers out; this holds even if the
          * host routes oddly (route_localnet). */
-        if (ls->nconns >= MAX_CONNS || !is_loopback_peer(&sa) || (c = calloc(1, sizeof *c)) == NULL) {
+        if (!is_loopback_peer(&sa) || (ls->nconns >= MAX_CONNS && !evict_oldest_unfinished(ls)) ||
+            (c = calloc(1, sizeof *c)) == NULL) {
             (void)close(fd);
             continue;
         }

@@ -120,7 +120,19 @@ end
 
 -- Decides about one request: everything but the expected redirect is
 -- refused and the wait goes on.
+-- Whether a Host header names this listener: a loopback name and our own
+-- port. A page on another site that makes the browser send a request here
+-- (DNS rebinding: evil.example resolving to 127.0.0.1) says its own name.
+local function our_host(host, port)
+  if type(host) ~= "string" then return false end
+  local name, p = host:lower():match("^(.-):(%d+)$")
+  return tonumber(p) == port and (name == "localhost" or name == "127.0.0.1" or name == "[::1]")
+end
+
 function Waiter:handle(req)
+  if not our_host(req.headers and req.headers.host, self.port) then
+    return self:refuse(req, 400, "400 Bad Request: wrong Host\n")
+  end
   if req.path ~= self.path then
     return self:refuse(req, 404, "404 Not Found\n")
   end
@@ -266,7 +278,8 @@ function M.wait_for_redirect(opts)
     return p, handle
   end
   w.l = l
-  w.redirect_uri = redirect_uri(opts.host or "localhost", l:port(), w.path)
+  w.port = l:port()
+  w.redirect_uri = redirect_uri(opts.host or "localhost", w.port, w.path)
   handle.redirect_uri, handle.port = w.redirect_uri, l:port()
   loop.add_source(w)
   if timeout_ms ~= math.huge then
