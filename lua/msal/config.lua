@@ -101,7 +101,7 @@ end
 -- The keys each built-in cache location takes.
 local CACHE_KEYS = {
   memory = { location = true },
-  file = { location = true, path = true, encrypt = true, lock = true },
+  file = { location = true, path = true, encrypt = true, lock = true, refresh_lock_wait_ms = true },
   redis = { location = true, url = true, partition = true, ttl_slack_s = true, local_ttl_ms = true, key_prefix = true,
     timeout_ms = true, refresh_token_ttl_s = true, local_max_partitions = true },
 }

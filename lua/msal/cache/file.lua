@@ -7,9 +7,18 @@
 -- (`<path>.lockfile`, with stale-lock recovery), re-read what others wrote,
 -- and replace the file atomically (mode 0600). Optionally encrypted at rest
 -- with AES-256-GCM; a key file must be readable by its owner only.
+--
+-- Processes that share the file also share refreshes: before a token
+-- request, `lock_refresh` takes a lock file for that request beside the
+-- cache (same PID and staleness rules as the cache's lock), so of eight
+-- processes needing the same refresh one sends it and the others find its
+-- token in the file. With rotating refresh tokens the losers of a race would
+-- otherwise hold a redeemed refresh token and fail with invalid_grant.
 -- @module msal.cache.file
+local Promise = require("msal.promise")
 local core = require("msal.core")
 local errors = require("msal.errors")
+local loop = require("msal.loop")
 
 local fileio, crypto = core.fileio, core.crypto
 
@@ -55,7 +64,10 @@ end
 
 --- Makes a file cache plugin.
 -- @tparam table opts `{path, encrypt = {key = … | key_file = …},
---   lock = {retries, retry_delay_ms, stale_after_ms}}`
+--   lock = {retries, retry_delay_ms, stale_after_ms}, refresh_lock_wait_ms}`;
+--   `refresh_lock_wait_ms` (default 10000) bounds how long a process waits
+--   for another one's refresh of the same token before it refreshes itself;
+--   0 turns single flight across processes off
 function file.new(opts)
   if type(opts) ~= "table" or type(opts.path) ~= "string" or opts.path == "" then
     error(errors.ClientConfigurationError("invalid_cache_location", "cache.path must name the cache file"), 2)
@@ -75,12 +87,19 @@ function file.new(opts)
   -- except on file systems without hard links). Shorter than the retries'
   -- span, so writers recover such a lock instead of failing.
   local lock = opts.lock or {}
+  local wait = opts.refresh_lock_wait_ms
+  if wait == nil then wait = 10000 end
+  if type(wait) ~= "number" or not (wait >= 0 and wait <= 86400000) then
+    error(errors.ClientConfigurationError("invalid_configuration",
+      "cache.refresh_lock_wait_ms must be a number of milliseconds from 0 to 86400000"), 2)
+  end
   -- up to 30 s of waiting (msal-node-extensions waits 50): the lock is a
   -- polled one, so under contention a writer may lose several rounds
   return setmetatable({
     path = opts.path, lockpath = opts.path .. ".lockfile", key = key,
     lock_opts = { retries = lock.retries or 600, retry_delay_ms = lock.retry_delay_ms or 50,
       stale_after_ms = lock.stale_after_ms or 3000 },
+    refresh_lock_wait_ms = wait,
     synced = nil, held = nil,
   }, Plugin)
 end
@@ -206,6 +225,39 @@ function Plugin:after_cache_access(ctx)
   end
   if lock then lock:unlock() end
   if not ok then fail("cache_io_error", "cannot write the cache file: " .. tostring(err)) end
+end
+
+local TRY_FIRST_MS, TRY_MOST_MS = 5, 100
+
+--- Takes the lock of one refresh (silent.refresh calls it before a token
+-- request): a lock file `<path>.refresh-<hash>.lockfile` named by a hash of
+-- the request's identity (which holds the account's id: never in a file
+-- name). Tries without blocking and again on the loop's timers, so the
+-- process (or the host's event loop) keeps running while it waits.
+-- @tparam string thumbprint the refresh's identity
+-- @treturn promise of the unlock function, or of nil when the lock was not
+--   had within `refresh_lock_wait_ms` (or cannot be made): then the caller
+--   refreshes by itself
+function Plugin:lock_refresh(thumbprint)
+  local wait = self.refresh_lock_wait_ms
+  if wait == 0 then return Promise.resolve(nil) end
+  local path = self.path .. ".refresh-" .. crypto.sha256_hex(thumbprint):sub(1, 32) .. ".lockfile"
+  local opts = { retries = 0, retry_delay_ms = 0, stale_after_ms = self.lock_opts.stale_after_ms }
+  local deadline = loop.now_ms() + wait
+  return Promise.new(function(resolve)
+    local delay = TRY_FIRST_MS
+    local function try()
+      local lock, _, code = fileio.lock(path, opts)
+      if lock then return resolve(function() lock:unlock() end) end
+      local left = deadline - loop.now_ms()
+      -- only a live holder is worth waiting for; a lock file that cannot
+      -- be made (read-only directory…) is no reason not to refresh
+      if code ~= "ETIMEDOUT" or left <= 0 then return resolve(nil) end
+      loop.set_timeout(math.min(delay, left), try)
+      delay = math.min(delay * 2, TRY_MOST_MS)
+    end
+    try()
+  end)
 end
 
 return file
