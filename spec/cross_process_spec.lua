@@ -27,11 +27,11 @@ end
 local CHILD = [[
 local msal = require("msal")
 local core = require("msal.core")
-local dir, authority, wait, pidfile = arg[1], arg[2], tonumber(arg[3]), arg[4]
+local dir, authority, cache, pidfile = arg[1], arg[2], require("cjson").decode(arg[3]), arg[4]
 if pidfile ~= "" then local f = io.open(pidfile, "w"); f:write(core.fileio.pid()); f:close() end
 local app = msal.PublicClientApplication.new({ auth = { client_id = "lua-msal-app", authority = authority },
-  cache = { location = "file", path = dir .. "/cache.json", refresh_lock_wait_ms = wait } })
-local account = app:get_all_accounts()[1]
+  cache = cache })
+local account = app:get_account({ home_account_id = "00000000-0000-0000-aaaa-000000000001.00000000-0000-0000-bbbb-000000000002" })
 io.open(dir .. "/ready." .. core.fileio.pid(), "w"):close()
 local go = dir .. "/go"
 while not core.fileio.stat(go) do core.sleep_ms(1) end
@@ -45,19 +45,58 @@ end
 
 local function authority() return entra.base() .. "/" .. entra.TENANT end
 
--- Signs the user in with a file cache at dir/cache.json.
-local function seed(dir)
-  local app = msal.PublicClientApplication.new({ auth = { client_id = CLIENT, authority = authority() },
-    cache = { location = "file", path = dir .. "/cache.json" } })
-  entra.sign_in(app)
+-- Where the processes share their cache: a file, or a Redis server.
+local redis_server = require("redis_server")
+local server
+local BACKENDS = {
+  file = {
+    cache = function(dir, wait) return { location = "file", path = dir .. "/cache.json", refresh_lock_wait_ms = wait } end,
+    lock_left = function(dir)
+      for _, name in ipairs(proc.ls(dir)) do
+        if name:match("^cache%.json%.refresh%-%x+%.lockfile$") then return name end
+      end
+    end,
+  },
+  redis = {
+    cache = function(dir, wait)
+      server = server or redis_server.start()
+      return { location = "redis", url = server:url(), key_prefix = "xp" .. dir:match("(%d+)$"),
+        refresh_lock_wait_ms = wait }
+    end,
+    lock_left = function(dir)
+      local conn = assert(core.redis.connect({ host = "127.0.0.1", port = server.port, timeout_ms = 1000 }))
+      local keys = conn:command("KEYS", "xp" .. dir:match("(%d+)$") .. ":refresh-lock:*")
+      conn:close()
+      return keys and keys[1]
+    end,
+  },
+}
+teardown(function() if server then server:stop() end end)
+
+local function new_app(cache)
+  return msal.PublicClientApplication.new({ auth = { client_id = CLIENT, authority = authority() }, cache = cache })
 end
 
--- Every access token gone from the file: the next silent call refreshes.
-local function expire(dir)
-  local path = dir .. "/cache.json"
-  local doc = cjson.decode((assert(files.read(path))))
-  doc.AccessToken = {}
-  files.write(path, cjson.encode(doc))
+-- Signs the user in through the shared cache.
+local function seed(cache)
+  entra.sign_in(new_app(cache))
+end
+
+-- Every access token gone from the shared cache: the next silent call
+-- refreshes.
+local function expire(cache)
+  local app = new_app(cache)
+  local tc = app:get_token_cache()
+  local acct = assert(app:get_account({ home_account_id = entra.UID .. "." .. entra.TENANT }))
+  tc:for_partition({ home_account_id = acct.home_account_id, tenant_id = acct.tenant_id }):access(true, function()
+    for _, k in ipairs(tc.store:find("AccessToken", {})) do tc.store:remove("AccessToken", k) end
+  end)
+end
+
+-- The shared cache still reads, with the account in it. (A Redis cache
+-- partitioned by account lists no accounts yet: #18 item 5.)
+local function valid(cache)
+  return new_app(cache):get_account({ home_account_id = entra.UID .. "." .. entra.TENANT }) ~= nil
 end
 
 local function count_ready(dir)
@@ -70,15 +109,15 @@ end
 
 -- One round: N children started, released together; their outputs.
 local rounds = 0
-local function round(dir, script, wait)
+local function round(dir, script, cache)
   rounds = rounds + 1
   for _, name in ipairs(proc.ls(dir)) do
     if name:match("^ready%.") or name == "go" then os.remove(dir .. "/" .. name) end
   end
   local jobs = {}
   for i = 1, N do
-    jobs[i] = proc.background(("%s %s %s %s %d ''"):format(proc.LUA, proc.quote(script), proc.quote(dir),
-      proc.quote(authority()), wait), ("%s/job%d.%d"):format(dir, rounds, i))
+    jobs[i] = proc.background(("%s %s %s %s %s ''"):format(proc.LUA, proc.quote(script), proc.quote(dir),
+      proc.quote(authority()), proc.quote(cjson.encode(cache))), ("%s/job%d.%d"):format(dir, rounds, i))
   end
   local deadline = core.now_ms() + 15000
   while count_ready(dir) < N and core.now_ms() < deadline do core.sleep_ms(5) end
@@ -98,7 +137,8 @@ local function tally(outs)
   return t
 end
 
-describe("single flight across processes sharing a file cache", function()
+for name, backend in pairs(BACKENDS) do
+describe("single flight across processes sharing a " .. name .. " cache", function()
   before_each(function()
     entra.reset()
     require("msal.authority").clear_cache()
@@ -109,25 +149,27 @@ describe("single flight across processes sharing a file cache", function()
       count = 1000 })
   end)
 
-  it("makes one token request per round for 8 processes, 20 rounds, and keeps the file valid", function()
+  it("makes one token request per round for 8 processes, 20 rounds, and keeps the cache readable", function()
     local dir = fresh_dir()
-    seed(dir)
+    local cache = backend.cache(dir, 10000)
+    seed(cache)
     local script = child_script(dir)
     for r = 1, 20 do
-      expire(dir)
+      expire(cache)
       local before = entra.refresh_requests()
-      local t = tally(round(dir, script, 10000))
+      local t = tally(round(dir, script, cache))
       assert.equal(1, entra.refresh_requests() - before, "round " .. r .. ": " .. cjson.encode(t))
       assert.same({ ["ok false"] = 1, ["ok true"] = N - 1 }, t, "round " .. r)
-      assert.is_table(cjson.decode((assert(files.read(dir .. "/cache.json")))))
+      assert.is_true(valid(cache), "round " .. r)
     end
   end)
 
   it("without it (refresh_lock_wait_ms = 0) the processes race and lose their refresh tokens", function()
     local dir = fresh_dir()
-    seed(dir)
-    expire(dir)
-    local t = tally(round(dir, child_script(dir), 0))
+    local cache = backend.cache(dir, 0)
+    seed(cache)
+    expire(cache)
+    local t = tally(round(dir, child_script(dir), cache))
     assert.is_true(entra.refresh_requests() > 1)
     assert.is_true((t["err bad_token"] or 0) + (t["err invalid_grant"] or 0) > 0, cjson.encode(t))
   end)
@@ -137,29 +179,30 @@ describe("single flight across processes sharing a file cache", function()
     -- the first refresh hangs for 20 s: its process is killed meanwhile
     entra.next({ endpoint = "token", when = { grant_type = "refresh_token" }, override = {}, delay_ms = 20000 })
     local dir = fresh_dir()
-    seed(dir)
-    expire(dir)
+    -- Redis frees a dead holder's lock when it expires (30 s): waiters
+    -- stop waiting after refresh_lock_wait_ms instead
+    local cache = backend.cache(dir, name == "redis" and 1000 or 10000)
+    seed(cache)
+    expire(cache)
     local script = child_script(dir)
     io.open(dir .. "/go", "w"):close()
-    local holder = proc.background(("%s %s %s %s 10000 %s"):format(proc.LUA, proc.quote(script), proc.quote(dir),
-      proc.quote(authority()), proc.quote(dir .. "/holder.pid")), dir .. "/holder")
+    local holder = proc.background(("%s %s %s %s %s %s"):format(proc.LUA, proc.quote(script), proc.quote(dir),
+      proc.quote(authority()), proc.quote(cjson.encode(cache)), proc.quote(dir .. "/holder.pid")), dir .. "/holder")
     local deadline = core.now_ms() + 10000
-    local function lock_file()
-      for _, name in ipairs(proc.ls(dir)) do
-        if name:match("^cache%.json%.refresh%-%x+%.lockfile$") then return name end
-      end
+    while not (backend.lock_left(dir) and entra.refresh_requests() == 1) and core.now_ms() < deadline do
+      core.sleep_ms(10)
     end
-    while not (lock_file() and entra.refresh_requests() == 1) and core.now_ms() < deadline do core.sleep_ms(10) end
-    assert.truthy(lock_file(), "the holder took no refresh lock")
+    assert.truthy(backend.lock_left(dir), "the holder took no refresh lock")
     local pid = assert(files.read(dir .. "/holder.pid"))
     assert(os.execute("kill -9 " .. pid))
     holder:wait(5000)
     local t0 = core.now_ms()
-    local other = proc.background(("%s %s %s %s 10000 ''"):format(proc.LUA, proc.quote(script), proc.quote(dir),
-      proc.quote(authority())), dir .. "/other")
+    local other = proc.background(("%s %s %s %s %s ''"):format(proc.LUA, proc.quote(script), proc.quote(dir),
+      proc.quote(authority()), proc.quote(cjson.encode(cache))), dir .. "/other")
     assert.equal(0, other:wait(15000))
     assert.equal("ok false", (other:output():gsub("\n", "")))
     assert.is_true(core.now_ms() - t0 < 5000, "waited for a dead holder")
     assert.equal(2, entra.refresh_requests())
   end)
 end)
+end

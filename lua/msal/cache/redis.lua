@@ -44,12 +44,14 @@
 -- `"default"`. Tokens are never logged; error messages carry only the server
 -- address and Redis's reason.
 -- @module msal.cache.redis
+local Promise = require("msal.promise")
 local core = require("msal.core")
 local errors = require("msal.errors")
+local loop = require("msal.loop")
 local merge = require("msal.cache.merge")
 local partition = require("msal.cache.partition")
 
-local rcore = core.redis
+local rcore, crypto = core.redis, core.crypto
 local now_ms, wall, sleep_ms = core.now_ms, core.time, core.sleep_ms
 
 local redis = {}
@@ -62,7 +64,7 @@ local WRITE_ATTEMPTS = 25
 local OPTIONS = {
   location = "string", url = "string", partition = "string", ttl_slack_s = "number",
   local_ttl_ms = "number", key_prefix = "string", timeout_ms = "number", refresh_token_ttl_s = "number",
-  local_max_partitions = "number",
+  local_max_partitions = "number", refresh_lock_wait_ms = "number",
 }
 
 local function config_error(msg)
@@ -105,8 +107,11 @@ end
 -- @tparam table opts `{url = "redis://127.0.0.1:6379/0", partition =
 --   "account" | "app", local_ttl_ms = 1000, ttl_slack_s = 300, key_prefix =
 --   "msal", timeout_ms = 1000, refresh_token_ttl_s = 7776000,
---   local_max_partitions = 1000}`: the in-process copies kept at most (a web
---   app sees many users; older copies are dropped first)
+--   local_max_partitions = 1000, refresh_lock_wait_ms = 10000}`:
+--   local_max_partitions is the in-process copies kept at most (a web app
+--   sees many users; older copies are dropped first); refresh_lock_wait_ms
+--   bounds the wait for another process's refresh of the same token (0:
+--   no single flight across processes)
 -- @treturn table the plugin (`before_cache_access`, `after_cache_access`,
 --   `partition_key_for`, `key_for`, `close`)
 function redis.new(opts)
@@ -149,6 +154,7 @@ function redis.new(opts)
     -- (json is also the base a write's changes are measured against)
     installed = setmetatable({}, { __mode = "k" }),
     conflicts = 0,  -- commits that lost a race and were retried (for tests and tuning)
+    refresh_lock_wait_ms = nonneg("refresh_lock_wait_ms", 10000),
   }, Plugin)
 end
 
@@ -329,6 +335,46 @@ function Plugin:after_cache_access(ctx)
   error(errors.ClientAuthError("cache_write_conflict",
     ("the Redis token cache at %s: partition %s kept changing; gave up after %d attempts")
       :format(self.where, key, WRITE_ATTEMPTS)), 0)
+end
+
+-- Deletes the lock only while it is still ours: a holder that outlived
+-- the lock's TTL must not delete the next holder's.
+local RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+local REFRESH_LOCK_TTL_MS = 30000
+local TRY_FIRST_MS, TRY_MOST_MS = 5, 100
+
+--- Takes the lock of one refresh, for every process that shares this Redis
+-- (silent.refresh calls it before a token request): `SET <key_prefix>:
+-- refresh-lock:<hash> <random> NX PX 30000`, tried again on the loop's
+-- timers while another holds it, released by its owner only. The lock
+-- expires by itself if its holder dies.
+-- @tparam string thumbprint the refresh's identity
+-- @treturn promise of the unlock function, or of nil when the lock was not
+--   had within refresh_lock_wait_ms (or Redis did not answer): then the
+--   caller refreshes by itself
+function Plugin:lock_refresh(thumbprint)
+  local wait = self.refresh_lock_wait_ms
+  if wait == 0 then return Promise.resolve(nil) end
+  local key = self.prefix .. ":refresh-lock:" .. crypto.sha256_hex(thumbprint)
+  local token = crypto.random_string(32)
+  local deadline = loop.now_ms() + wait
+  return Promise.new(function(resolve)
+    local delay = TRY_FIRST_MS
+    local function try()
+      local ok, r = pcall(self.run, self, false, "command", "SET", key, token, "NX", "PX", tostring(REFRESH_LOCK_TTL_MS))
+      if ok and r ~= nil then
+        -- the next read must see what the previous holder wrote, not an
+        -- in-process copy from before its refresh
+        self.copies, self.ncopies = {}, 0
+        return resolve(function() pcall(self.run, self, false, "command", "EVAL", RELEASE, "1", key, token) end)
+      end
+      local left = deadline - loop.now_ms()
+      if not ok or left <= 0 then return resolve(nil) end
+      loop.set_timeout(math.min(delay, left), try)
+      delay = math.min(delay * 2, TRY_MOST_MS)
+    end
+    try()
+  end)
 end
 
 return redis
