@@ -235,6 +235,30 @@ describe("Redis token cache", function()
     assert.same({ "at-2" }, secrets(tc))
   end)
 
+  it("lists the accounts of every partition, and removes them all", function()
+    local app = require("msal").PublicClientApplication.new({ auth = { client_id = CID },
+      cache = { location = "redis", url = server:url(), key_prefix = "msal[*]" } })
+    local tc = app:get_token_cache()
+    local hids = {}
+    for i = 1, 3 do
+      local hid, doc = user(i)
+      hids[i] = hid
+      tc:for_partition({ home_account_id = hid }):access(true, function() assert(tc.store:load(cjson.encode(doc))) end)
+    end
+    -- a key that only looks like one of ours: the glob must not match it
+    side:command("SET", "msalX*]:" .. CID .. ":stranger", "{}")
+    local got = {}
+    for _, a in ipairs(app:get_all_accounts()) do
+      got[#got + 1] = a.home_account_id
+      assert.equal(F.TENANT, a.id_token_claims.tid)
+    end
+    table.sort(got)
+    assert.same(hids, got)
+    assert.equal(hids[2], app:get_account({ home_account_id = hids[2] }).home_account_id)
+    assert.is_true(tc:remove_all_accounts() >= 12)
+    assert.same({}, app:get_all_accounts())
+  end)
+
   it("shares tokens between two processes, both ways", function()
     local tc, w = new_cache()
     w.pk = "user-a"

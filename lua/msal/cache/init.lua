@@ -111,7 +111,11 @@ function TokenCache:access(will_write, fn, ...)
   self.partition = nil
   if not plugin then return fn(...) end
   local ctx = { token_cache = self, cache_has_changed = false, will_write = will_write }
-  if info and plugin.partition_key_for then ctx.partition_key = plugin:partition_key_for(info) end
+  if info and info.partition_key then
+    ctx.partition_key = info.partition_key
+  elseif info and plugin.partition_key_for then
+    ctx.partition_key = plugin:partition_key_for(info)
+  end
   local h = hooks_of(self, plugin)
   if h.before_plain then h.before(ctx) else h.before(plugin, ctx) end
   local gen = self.store:generation()
@@ -186,12 +190,34 @@ local function all_accounts(self)
   return out
 end
 
---- Every account in the cache, in cache order.
+-- One partition's accounts with their claims read while its tokens are
+-- loaded: the next partition's load replaces them.
+local function partition_accounts(self)
+  local list = all_accounts(self)
+  for _, a in ipairs(list) do local _ = a.id_token_claims end
+  return list
+end
+
+--- Every account in the cache, in cache order. A plugin partitioned by
+-- account that can list its partitions (`plugin:partition_keys(client_id)`,
+-- Redis) is read partition by partition.
 -- @treturn {table,...} AccountInfo tables: home_account_id, environment,
 --   tenant_id, username, local_account_id, name, authority_type, and
 --   id_token_claims on first read
 function TokenCache:get_all_accounts()
-  return self:access(false, all_accounts, self)
+  local plugin = self.plugin
+  if not (plugin and plugin.partition_keys) then return self:access(false, all_accounts, self) end
+  local out, seen = {}, {}
+  for _, pk in ipairs(plugin:partition_keys(self.client_id)) do
+    for _, a in ipairs(self:for_partition({ partition_key = pk }):access(false, partition_accounts, self)) do
+      local id = a.home_account_id .. "\0" .. a.environment .. "\0" .. tostring(a.tenant_id)
+      if not seen[id] then
+        seen[id] = true
+        out[#out + 1] = a
+      end
+    end
+  end
+  return out
 end
 
 local function find_account(self, field, value)

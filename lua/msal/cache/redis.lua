@@ -337,6 +337,27 @@ function Plugin:after_cache_access(ctx)
       :format(self.where, key, WRITE_ATTEMPTS)), 0)
 end
 
+-- A glob that matches s literally (SCAN's MATCH is a glob).
+local function glob_literal(s)
+  return (s:gsub("[%*%?%[%]\\]", "\\%0"))
+end
+
+--- The partition keys a client has in Redis (SCAN over
+-- `<key_prefix>:<client_id>:*`): get_all_accounts reads each.
+-- @tparam string client_id
+-- @treturn {string,...}
+function Plugin:partition_keys(client_id)
+  local head = self.prefix .. ":" .. tostring(client_id) .. ":"
+  local pattern, cursor, out = glob_literal(head) .. "*", "0", {}
+  repeat
+    local r = self:run(false, "command", "SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
+    cursor = r[1]
+    for _, key in ipairs(r[2]) do out[#out + 1] = key:sub(#head + 1) end
+  until cursor == "0"
+  table.sort(out)
+  return out
+end
+
 -- Deletes the lock only while it is still ours: a holder that outlived
 -- the lock's TTL must not delete the next holder's.
 local RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
