@@ -115,4 +115,64 @@ describe("acquire_token_by_device_code", function()
       assert.is_true(gap >= 5.5, "second poll after " .. gap .. " s")
     end)
   end
+
+  it("ends the caller's timeout with user_timeout_reached, promptly", function()
+    local app = new_app()
+    local t0 = require("msal.loop").now_ms()
+    local _, err = app:acquire_token_by_device_code({ scopes = { "User.Read" }, timeout = 0.3,
+      device_code_callback = function() end }):await()
+    assert.equal("ClientAuthError", err.name)
+    assert.equal("user_timeout_reached", err.error_code)
+    assert.is_true(require("msal.loop").now_ms() - t0 < 2000)
+  end)
+
+  -- The server's interval once drove a poll per loop turn (40 polls in
+  -- under a millisecond); expires_in bounds the flow the same way.
+  for _, bad in ipairs({ "NaN", -1, 0, "abc", "", 1e-9 }) do
+    it("polls at a sane pace when the server's interval is " .. cjson.encode(bad), function()
+      entra.next({ endpoint = "devicecode", override = { interval = bad, expires_in = bad } })
+      local app, shown = new_app(), {}
+      local _, err = app:acquire_token_by_device_code({ scopes = { "User.Read" }, timeout = 1.5,
+        device_code_callback = function(info) for k, v in pairs(info) do shown[k] = v end end }):await()
+      -- a tiny expires_in counts as 1 s: the code expires before the timeout
+      assert.is_truthy(({ user_timeout_reached = true, device_code_expired = true })[err.error_code], err.error_code)
+      local n = 0
+      for _, q in ipairs(entra.requests("token")) do
+        if q.form.grant_type == "urn:ietf:params:oauth:grant-type:device_code" then n = n + 1 end
+      end
+      assert.is_true(n <= 2, n .. " polls in 1.5 s")
+      assert.is_true(shown.interval >= 1 and shown.interval <= 60, tostring(shown.interval))
+      assert.is_true(shown.expires_in >= 1 and shown.expires_in <= 86400, tostring(shown.expires_in))
+    end)
+  end
+
+  it("bounds a huge interval, and a timeout still ends the wait", function()
+    entra.next({ endpoint = "devicecode", override = { interval = 1e9, expires_in = 1e12 } })
+    local app, shown = new_app(), {}
+    local t0 = require("msal.loop").now_ms()
+    local _, err = app:acquire_token_by_device_code({ scopes = { "User.Read" }, timeout = 0.5,
+      device_code_callback = function(info) shown.interval, shown.expires_in = info.interval, info.expires_in end })
+      :await()
+    assert.equal("user_timeout_reached", err.error_code)
+    assert.same({ 60, 86400 }, { shown.interval, shown.expires_in })
+    assert.is_true(require("msal.loop").now_ms() - t0 < 2000)
+  end)
+
+  it("uses a per-request authority", function()
+    local app, shown = new_app(), {}
+    local p = app:acquire_token_by_device_code({ scopes = { "User.Read" }, authority = entra.base() .. "/organizations",
+      device_code_callback = function(info) shown.user_code = info.user_code end })
+    user_does("approve", shown)
+    assert(p:await())
+    local dc = entra.requests("devicecode")
+    assert.equal("organizations", dc[#dc].tenant)
+    local polls = entra.requests("token")
+    assert.equal("organizations", polls[#polls].tenant)
+  end)
+
+  it("refuses a timeout that is not a positive number of seconds", function()
+    local _, err = new_app():acquire_token_by_device_code({ scopes = { "User.Read" }, timeout = "soon",
+      device_code_callback = function() end }):await()
+    assert.equal("ClientConfigurationError", err.name)
+  end)
 end)
