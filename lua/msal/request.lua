@@ -50,12 +50,18 @@ function request.resource_of(scope)
   return lower
 end
 
---- Refuses scopes of two resources in one request: a token is issued for
--- one resource only (MSAL silently gets it for the first; we say so).
+--- Refuses scopes of two resources in one request: Entra issues a token
+-- for one resource only (MSAL silently gets it for the first; we say so).
+-- A generic OpenID provider has no such rule (`read:messages` and
+-- `https://api.example.com/write` may well be one API), so for
+-- `protocol_mode = "oidc"` apps nothing is refused.
+-- @tparam table scopes
+-- @tparam[opt] string kind the authority's kind (`authority.parse`)
 -- @treturn[1] string|nil the one resource
 -- @treturn[2] nil
 -- @treturn[2] table ClientConfigurationError naming both resources
-function request.single_resource(scopes)
+function request.single_resource(scopes, kind)
+  if kind == "oidc" then return nil end
   local first
   for i = 1, #scopes do
     local r = request.resource_of(scopes[i])

@@ -24,7 +24,7 @@ function authorize.begin(app, req, interaction, state)
   return Promise.async(function()
     req = req or {}
     local scopes = try(request.check_scopes(req.scopes, true))
-    try(request.single_resource(scopes))
+    try(request.single_resource(scopes, app.authority.kind))
     local extra = try(request.check_scopes(req.extra_scopes_to_consent, true))
     local claims = try(request.merge_claims(req.claims, app.config.auth.client_capabilities))
     local redirect_uri = req.redirect_uri or app.config.auth.redirect_uri

@@ -39,11 +39,13 @@ end
 
 -- Checked, normalised forms of the scope lists an app asks for, by the list
 -- joined with spaces: a repeated request costs one look-up, not a re-parse.
--- Apps ask for a handful of lists; the cap only bounds a misuse.
-local scope_memo, scope_memo_size = {}, 0
+-- Apps ask for a handful of lists; the cap only bounds a misuse. One memo
+-- per protocol mode: only Entra's lists are checked for a single resource.
+local memos = { aad = { lists = {}, size = 0, entra = true }, oidc = { lists = {}, size = 0 } }
 
-local function scopes_of(scopes)
+local function scopes_of(scopes, memo)
   if type(scopes) ~= "table" then return request.check_scopes(scopes) end
+  local scope_memo = memo.lists
   local n = #scopes
   if n == 1 then
     -- most requests name one scope, its own joined form: no type checks
@@ -61,11 +63,13 @@ local function scopes_of(scopes)
   if m and m.count == n then return m end
   local ok, err = request.check_scopes(scopes)
   if not ok then return nil, err end
-  local _, rerr = request.single_resource(scopes)
-  if rerr then return nil, rerr end
-  if scope_memo_size >= 1000 then scope_memo, scope_memo_size = {}, 0 end
+  if memo.entra then
+    local _, rerr = request.single_resource(scopes)
+    if rerr then return nil, rerr end
+  end
+  if memo.size >= 1000 then scope_memo, memo.size = {}, 0; memo.lists = scope_memo end
   m = { count = n, search = request.search_scopes(scopes) }
-  scope_memo[joined], scope_memo_size = m, scope_memo_size + 1
+  scope_memo[joined], memo.size = m, memo.size + 1
   return m
 end
 silent.scopes_of = scopes_of
@@ -195,7 +199,7 @@ function silent.from_cache(app, req)
   if type(req) ~= "table" then
     return nil, errors.ClientConfigurationError("invalid_request", "the request must be a table")
   end
-  local sc, err = scopes_of(req.scopes or EMPTY)
+  local sc, err = scopes_of(req.scopes or EMPTY, app.authority.kind == "oidc" and memos.oidc or memos.aad)
   if not sc then return nil, err end
   local account = req.account
   if type(account) ~= "table" or type(account.home_account_id) ~= "string" then
