@@ -1,143 +1,20 @@
--- Single flight across processes (#18 item 1, file cache): processes that
--- share a cache file and need the same refresh at once make one token
+-- Single flight across processes (#18 item 1): processes that share a
+-- cache (a file, or Redis) and need the same refresh at once make one token
 -- request. The authority rotates refresh tokens (a redeemed one is refused),
 -- so a second request for the same refresh would also fail.
-local msal = require("msal")
 local cjson = require("cjson")
 local core = require("msal.core")
 local entra = require("entra")
-local proc = require("proc")
 local files = require("files")
+local proc = require("proc")
+local xflight = require("xflight")
 
-local N = 8
-local CLIENT = "lua-msal-app"
-local tmp, remove_tmp = proc.tempdir()
-teardown(function() remove_tmp() end)
+local N = xflight.N
+local fresh_dir, child_script, authority = xflight.fresh_dir, xflight.child_script, xflight.authority
+local seed, expire, valid, round, tally = xflight.seed, xflight.expire, xflight.valid, xflight.round, xflight.tally
+teardown(function() xflight.cleanup() end)
 
-local seq = 0
-local function fresh_dir()
-  seq = seq + 1
-  local dir = ("%s/c%d"):format(tmp, seq)
-  assert(os.execute("mkdir -m 700 " .. proc.quote(dir)))
-  return dir
-end
-
--- A child: opens the shared file cache, says it is ready, waits for `go`,
--- then one acquire_token_silent; prints "ok <from_cache>" or "err <code>".
-local CHILD = [[
-local msal = require("msal")
-local core = require("msal.core")
-local dir, authority, cache, pidfile = arg[1], arg[2], require("cjson").decode(arg[3]), arg[4]
-if pidfile ~= "" then local f = io.open(pidfile, "w"); f:write(core.fileio.pid()); f:close() end
-local app = msal.PublicClientApplication.new({ auth = { client_id = "lua-msal-app", authority = authority },
-  cache = cache })
-local account = app:get_account({ home_account_id = "00000000-0000-0000-aaaa-000000000001.00000000-0000-0000-bbbb-000000000002" })
-io.open(dir .. "/ready." .. core.fileio.pid(), "w"):close()
-local go = dir .. "/go"
-while not core.fileio.stat(go) do core.sleep_ms(1) end
-local r, err = app:acquire_token_silent({ scopes = { "User.Read" }, account = account }):await()
-print(r and ("ok " .. tostring(r.from_cache)) or ("err " .. tostring(err.error_code)))
-]]
-
-local function child_script(dir)
-  return proc.lua_script(dir .. "/child.lua", CHILD)
-end
-
-local function authority() return entra.base() .. "/" .. entra.TENANT end
-
--- Where the processes share their cache: a file, or a Redis server.
-local redis_server = require("redis_server")
-local server
-local BACKENDS = {
-  file = {
-    cache = function(dir, wait) return { location = "file", path = dir .. "/cache.json", refresh_lock_wait_ms = wait } end,
-    lock_left = function(dir)
-      for _, name in ipairs(proc.ls(dir)) do
-        if name:match("^cache%.json%.refresh%-%x+%.lockfile$") then return name end
-      end
-    end,
-  },
-  redis = {
-    cache = function(dir, wait)
-      server = server or redis_server.start()
-      return { location = "redis", url = server:url(), key_prefix = "xp" .. dir:match("(%d+)$"),
-        refresh_lock_wait_ms = wait }
-    end,
-    lock_left = function(dir)
-      local conn = assert(core.redis.connect({ host = "127.0.0.1", port = server.port, timeout_ms = 1000 }))
-      local keys = conn:command("KEYS", "xp" .. dir:match("(%d+)$") .. ":refresh-lock:*")
-      conn:close()
-      return keys and keys[1]
-    end,
-  },
-}
-teardown(function() if server then server:stop() end end)
-
-local function new_app(cache)
-  return msal.PublicClientApplication.new({ auth = { client_id = CLIENT, authority = authority() }, cache = cache })
-end
-
--- Signs the user in through the shared cache.
-local function seed(cache)
-  entra.sign_in(new_app(cache))
-end
-
--- Every access token gone from the shared cache: the next silent call
--- refreshes.
-local function expire(cache)
-  local app = new_app(cache)
-  local tc = app:get_token_cache()
-  local acct = assert(app:get_account({ home_account_id = entra.UID .. "." .. entra.TENANT }))
-  tc:for_partition({ home_account_id = acct.home_account_id, tenant_id = acct.tenant_id }):access(true, function()
-    for _, k in ipairs(tc.store:find("AccessToken", {})) do tc.store:remove("AccessToken", k) end
-  end)
-end
-
--- The shared cache still reads, with the account in it. (A Redis cache
--- partitioned by account lists no accounts yet: #18 item 5.)
-local function valid(cache)
-  return new_app(cache):get_account({ home_account_id = entra.UID .. "." .. entra.TENANT }) ~= nil
-end
-
-local function count_ready(dir)
-  local n = 0
-  for _, name in ipairs(proc.ls(dir)) do
-    if name:match("^ready%.") then n = n + 1 end
-  end
-  return n
-end
-
--- One round: N children started, released together; their outputs.
-local rounds = 0
-local function round(dir, script, cache)
-  rounds = rounds + 1
-  for _, name in ipairs(proc.ls(dir)) do
-    if name:match("^ready%.") or name == "go" then os.remove(dir .. "/" .. name) end
-  end
-  local jobs = {}
-  for i = 1, N do
-    jobs[i] = proc.background(("%s %s %s %s %s ''"):format(proc.LUA, proc.quote(script), proc.quote(dir),
-      proc.quote(authority()), proc.quote(cjson.encode(cache))), ("%s/job%d.%d"):format(dir, rounds, i))
-  end
-  local deadline = core.now_ms() + 15000
-  while count_ready(dir) < N and core.now_ms() < deadline do core.sleep_ms(5) end
-  assert.equal(N, count_ready(dir))
-  io.open(dir .. "/go", "w"):close()
-  local outs = {}
-  for i, job in ipairs(jobs) do
-    assert.equal(0, job:wait(30000), job:output())
-    outs[i] = job:output():match("[^\n]*\n?$"):gsub("\n", "")
-  end
-  return outs
-end
-
-local function tally(outs)
-  local t = {}
-  for _, o in ipairs(outs) do t[o] = (t[o] or 0) + 1 end
-  return t
-end
-
-for name, backend in pairs(BACKENDS) do
+for name, backend in pairs(xflight.BACKENDS) do
 describe("single flight across processes sharing a " .. name .. " cache", function()
   before_each(function()
     entra.reset()
