@@ -11,7 +11,7 @@ local options = require("msal.request_options")
 local AUTHORITY = "https://login.microsoftonline.com/common"
 local NOW = 1800000000
 
-local function new_app(answer)
+local function new_app(answer, doc)
   local app = msal.PublicClientApplication.new({
     auth = { client_id = F.CLIENT, authority = AUTHORITY, redirect_uri = "http://localhost:8400/",
       authority_metadata = cjson.encode({ issuer = AUTHORITY .. "/v2.0", token_endpoint = AUTHORITY .. "/oauth2/v2.0/token",
@@ -19,7 +19,7 @@ local function new_app(answer)
     system = { clock = function() return NOW end, open_browser = function() error("no browser expected") end,
       transport = require("fake_transport").new(answer or function() error("no network expected") end) },
   })
-  app:get_token_cache():deserialize(cjson.encode(F.signed_in()))
+  app:get_token_cache():deserialize(cjson.encode(doc or F.signed_in()))
   return app
 end
 
@@ -80,8 +80,8 @@ describe("request options", function()
   end)
 
   it("treats MSAL.js options with no equivalent here as unknown, with no suggestion", function()
-    local msg = rejection(new_app():acquire_token_silent({ scopes = { "User.Read" }, cacheLookupPolicy = 1 }))
-    assert.truthy(msg:find("unknown request option 'cacheLookupPolicy'", 1, true), msg)
+    local msg = rejection(new_app():acquire_token_silent({ scopes = { "User.Read" }, claimsRequest = "{}" }))
+    assert.truthy(msg:find("unknown request option 'claimsRequest'", 1, true), msg)
     assert.is_nil(msg:find("did you mean", 1, true))
   end)
 
@@ -139,7 +139,7 @@ describe("request options", function()
       correlation_id = "00000000-0000-0000-0000-0000000000c1", extra_scopes_to_consent = { "Mail.Read" },
       prompt = "consent", login_hint = "user@example.com", domain_hint = "example.com",
       redirect_uri = "http://localhost:8400/", response_mode = "query", post_logout_redirect_uri = "http://localhost:8400/",
-      logout_hint = "user@example.com", state = "s-1",
+      logout_hint = "user@example.com", state = "s-1", cache_lookup_policy = msal.CacheLookupPolicy.Default,
     }
     local req = {}
     for key in pairs(options.KNOWN[kind]) do
@@ -180,5 +180,64 @@ describe("request options", function()
       login_hint = "user@example.com" }, { interaction = "redirect" }):await()
     assert.is_nil(err)
     assert.truthy(r.url:find("Mail.Send", 1, true), r.url)
+  end)
+end)
+
+-- cache_lookup_policy (#14 item 8), msal-browser's values; the refresh
+-- token is this library's only silent network.
+describe("cache_lookup_policy", function()
+  local P = msal.CacheLookupPolicy
+  local function refused() return { status = 400, json = { error = "invalid_grant", suberror = "consent_required" } } end
+  local function silent(policy, doc)
+    local app = new_app(refused, doc)
+    local r, err = app:acquire_token_silent({ scopes = { "User.Read" }, account = account(app), cache_lookup_policy = policy }):await()
+    return r, err, app.config.system.transport.n
+  end
+  local expired = F.signed_in({ expires_on = F.PAST, extended_expires_on = F.PAST })
+
+  it("has MSAL's names and numbers", function()
+    assert.same({ Default = 0, AccessToken = 1, AccessTokenAndRefreshToken = 2, RefreshToken = 3,
+      RefreshTokenAndNetwork = 4, Skip = 5 }, P)
+  end)
+
+  it("serves a valid cached token under Default, AccessToken and AccessTokenAndRefreshToken", function()
+    for _, policy in ipairs({ P.Default, P.AccessToken, P.AccessTokenAndRefreshToken }) do
+      local r, err, calls = silent(policy)
+      assert.is_nil(err)
+      assert.equals("fake-access-token", r.access_token)
+      assert.equals(0, calls)
+    end
+  end)
+
+  it("AccessToken never refreshes: an expired token is token_refresh_required, with no request", function()
+    local r, err, calls = silent(P.AccessToken, expired)
+    assert.is_nil(r)
+    assert.equals("ClientAuthError", err.name)
+    assert.equals("token_refresh_required", err.error_code)
+    assert.equals(0, calls)
+  end)
+
+  it("RefreshToken and RefreshTokenAndNetwork skip a valid cached token and redeem the refresh token", function()
+    for _, policy in ipairs({ P.RefreshToken, P.RefreshTokenAndNetwork }) do
+      local r, err, calls = silent(policy)
+      assert.is_nil(r)
+      assert.is_true(msal.is_interaction_required(err))
+      assert.equals(1, calls)
+    end
+  end)
+
+  it("Skip uses neither token: interaction required, with no request", function()
+    local r, err, calls = silent(P.Skip)
+    assert.is_nil(r)
+    assert.is_true(msal.is_interaction_required(err))
+    assert.equals(0, calls)
+  end)
+
+  it("refuses a value that is no policy", function()
+    for _, bad in ipairs({ 6, -1, 1.5 }) do
+      local app = new_app()
+      assert.truthy(rejection(app:acquire_token_silent({ scopes = { "User.Read" }, account = account(app),
+        cache_lookup_policy = bad })):find("CacheLookupPolicy", 1, true))
+    end
   end)
 end)

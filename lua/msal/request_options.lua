@@ -8,9 +8,18 @@ local errors = require("msal.errors")
 
 local request_options = {}
 
+--- MSAL's cache look-up policies (msal-browser's numbers), the values of
+-- acquire_token_silent's `cache_lookup_policy`. There is no hidden iframe
+-- here: the network of a silent call is the refresh token, so
+-- AccessTokenAndRefreshToken is Default, RefreshTokenAndNetwork is
+-- RefreshToken, and Skip (no cached token, no refresh token) can only end
+-- in InteractionRequiredAuthError.
+request_options.CacheLookupPolicy = { Default = 0, AccessToken = 1, AccessTokenAndRefreshToken = 2,
+  RefreshToken = 3, RefreshTokenAndNetwork = 4, Skip = 5 }
+
 -- option -> expected Lua type
 local SILENT = { scopes = "table", account = "table", claims = "string", force_refresh = "boolean",
-  authority = "string", correlation_id = "string" }
+  authority = "string", correlation_id = "string", cache_lookup_policy = "number" }
 local REDIRECT = { scopes = "table", extra_scopes_to_consent = "table", prompt = "string", login_hint = "string",
   domain_hint = "string", claims = "string", account = "table", redirect_uri = "string", response_mode = "string",
   authority = "string", correlation_id = "string" }
@@ -61,6 +70,8 @@ function request_options.check(kind, req, method)
       return fail("unknown request option '" .. k .. "' for " .. method)
     elseif type(v) ~= want then
       return fail("request option '" .. k .. "' of " .. method .. " must be a " .. want .. ", not a " .. type(v))
+    elseif k == "cache_lookup_policy" and (v % 1 ~= 0 or v < 0 or v > 5) then
+      return fail("request option 'cache_lookup_policy' of " .. method .. " must be a msal.CacheLookupPolicy value (0-5)")
     end
   end
   return nil
