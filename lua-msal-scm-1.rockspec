@@ -51,6 +51,7 @@ build = {
     ["msal.loop"] = "lua/msal/loop.lua",
     ["msal.promise"] = "lua/msal/promise.lua",
     ["msal.request"] = "lua/msal/request.lua",
+    ["msal.request_options"] = "lua/msal/request_options.lua",
     ["msal.transport.curl"] = "lua/msal/transport/curl.lua",
     ["msal.network"] = "lua/msal/network.lua",
     ["msal.token_response"] = "lua/msal/token_response.lua",

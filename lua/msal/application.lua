@@ -14,6 +14,7 @@ local device_code = require("msal.flows.device_code")
 local authorize = require("msal.flows.authorize")
 local popup = require("msal.flows.popup")
 local logout = require("msal.flows.logout")
+local options = require("msal.request_options")
 local state_store = require("msal.state_store")
 local core = require("msal.core")
 
@@ -100,7 +101,7 @@ end
 --   `from_cache`, `correlation_id`), rejecting
 --   with InteractionRequiredAuthError when the user must interact
 function App:acquire_token_silent(req)
-  return silent.acquire(self, req)
+  return options.rejected("silent", req, "acquire_token_silent") or silent.acquire(self, req)
 end
 
 --- Acquires a token with the device code flow: `req.device_code_callback(info)`
@@ -111,7 +112,8 @@ end
 -- @tparam table req `{scopes, device_code_callback, claims, timeout, cancel, correlation_id}`
 -- @treturn promise of the result
 function App:acquire_token_by_device_code(req)
-  return self.events:around(device_code.acquire(self, req), "device_code", ACQUIRE)
+  return self.events:around(options.rejected("device_code", req, "acquire_token_by_device_code")
+    or device_code.acquire(self, req), "device_code", ACQUIRE)
 end
 
 local function begin_redirect(self, req)
@@ -130,12 +132,12 @@ end
 --   domain_hint, claims, account, redirect_uri, response_mode ("query" |
 --   "form_post" | "fragment"), authority, correlation_id}`
 function App:acquire_token_redirect(req)
-  return begin_redirect(self, req)
+  return options.rejected("redirect", req, "acquire_token_redirect") or begin_redirect(self, req)
 end
 
 --- Sign-in by redirect: acquire_token_redirect with the OpenID scopes.
 function App:login_redirect(req)
-  return begin_redirect(self, req or {})
+  return options.rejected("redirect", req, "login_redirect") or begin_redirect(self, req or {})
 end
 
 --- Acquires a token interactively in the system browser: a one-shot
@@ -146,12 +148,14 @@ end
 -- @tparam table req as acquire_token_redirect's, plus `success_template` and
 --   `error_template` (the HTML the browser shows afterwards)
 function App:acquire_token_popup(req)
-  return self.events:around(popup.acquire(self, req), "popup", ACQUIRE)
+  return self.events:around(options.rejected("popup", req, "acquire_token_popup")
+    or popup.acquire(self, req), "popup", ACQUIRE)
 end
 
 --- Sign-in in the system browser: acquire_token_popup with the OpenID scopes.
 function App:login_popup(req)
-  return self.events:around(popup.acquire(self, req or {}), "popup", LOGIN)
+  return self.events:around(options.rejected("popup", req, "login_popup")
+    or popup.acquire(self, req or {}), "popup", LOGIN)
 end
 
 -- The state checked (known, not yet used) and the code redeemed, with
@@ -199,16 +203,19 @@ function App:acquire_token(req, opts)
     return Promise.reject(errors.ClientConfigurationError("invalid_interaction",
       "acquire_token needs opts.interaction = \"popup\", \"redirect\" or \"device_code\""))
   end
+  local bad = options.check("interaction", opts, "acquire_token's opts")
+    or options.check(options.union("silent", interaction), req, "acquire_token")
+  if bad then return Promise.reject(bad) end
   local silent_p
   if type(req) == "table" and req.account then
-    silent_p = self:acquire_token_silent(req)
+    silent_p = self:acquire_token_silent(options.only("silent", req))
   else
     silent_p = Promise.reject(errors.InteractionRequiredAuthError("no_account", "no account yet: sign-in needed"))
   end
   return silent_p:catch(function(err)
     if not errors.is_interaction_required(err) then return Promise.reject(err) end
-    local ireq = {}
-    for k, v in pairs(req or {}) do ireq[k] = v end
+    -- the interactive flow takes its own options only (not force_refresh…)
+    local ireq = options.only(interaction, req)
     ireq.claims = err.claims or ireq.claims -- a claims challenge goes to the interactive call
     if interaction == "device_code" then return self:acquire_token_by_device_code(ireq) end
     if interaction == "popup" then return self:acquire_token_popup(ireq) end
@@ -233,7 +240,7 @@ end
 --   state, authority, correlation_id}`
 -- @treturn promise of `{url}`
 function App:logout_redirect(req)
-  return with_logout_events(self, "redirect", req, function(r) return r end)
+  return options.rejected("logout", req, "logout_redirect") or with_logout_events(self, "redirect", req, function(r) return r end)
 end
 
 --- Signs out on the desktop: as logout_redirect, then opens the end-session
@@ -242,7 +249,7 @@ end
 -- @tparam[opt] table req as logout_redirect's
 -- @treturn promise of `{url}`
 function App:logout_popup(req)
-  return with_logout_events(self, "popup", req, function(r)
+  return options.rejected("logout", req, "logout_popup") or with_logout_events(self, "popup", req, function(r)
     if r.url then
       local open = self.config.system.open_browser or popup.default_open_browser
       local ok, err = pcall(open, r.url)

@@ -11,6 +11,7 @@ local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
   EventType = events.types,
+  CacheLookupPolicy = require("msal.request_options").CacheLookupPolicy,
   is_interaction_required = errors.is_interaction_required,
   parse_claims_challenge = request.parse_claims_challenge,
   Promise = Promise,

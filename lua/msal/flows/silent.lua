@@ -10,6 +10,7 @@ local id_token = require("msal.id_token")
 local loop = require("msal.loop")
 local refresh = require("msal.flows.refresh")
 local request = require("msal.request")
+local policies = require("msal.request_options").CacheLookupPolicy
 
 local silent = {}
 
@@ -23,7 +24,8 @@ local MISS = {
 
 local function miss_reason(req, why)
   if why == "skipped" then
-    return req.force_refresh and "force_refresh was asked" or "the request carries claims"
+    return req.force_refresh and "force_refresh was asked"
+      or request.has_claims(req.claims) and "the request carries claims" or "cache_lookup_policy skips the access token"
   end
   return MISS[why] or tostring(why)
 end
@@ -155,9 +157,16 @@ local function record_of(app, sc, account, auth, realm, env, now, gen)
   }, status
 end
 
+-- Whether the request skips cached access tokens: force_refresh, claims,
+-- or a cache_lookup_policy without them (RefreshToken, RefreshTokenAndNetwork, Skip).
+local function skips_access_token(req)
+  return req.force_refresh or (req.claims ~= nil and request.has_claims(req.claims))
+    or (req.cache_lookup_policy or 0) >= policies.RefreshToken
+end
+
 -- The cache look-up proper; runs inside the cache plugin's access hooks.
 local function lookup(app, req, sc, account, auth, realm, env)
-  if req.force_refresh or (req.claims ~= nil and request.has_claims(req.claims)) then
+  if skips_access_token(req) then
     return nil, "skipped"
   end
   local now = app.clock()
@@ -227,7 +236,7 @@ function silent.from_cache(app, req)
     account = account, auth = auth, realm = realm, env = auth.cache_env, scopes = sc,
     -- requests that would send the same token request share one
     thumbprint = table.concat({ auth.url, account.home_account_id, realm, sc.search,
-      req.claims or "", req.force_refresh and "force" or "" }, "\0"),
+      req.claims or "", skips_access_token(req) and "force" or "" }, "\0"),
   }
 end
 
@@ -310,8 +319,17 @@ function silent.acquire(app, req)
     return Promise.fulfilled(result)
   end
   local p
+  local policy = type(req) == "table" and req.cache_lookup_policy
   if not ctx then
     p = Promise.reject(why)
+  elseif result and policy == policies.AccessToken then
+    p = Promise.fulfilled(result) -- past refresh_on but valid: the policy forbids the refresh
+  elseif policy == policies.AccessToken then
+    p = Promise.reject(errors.ClientAuthError("token_refresh_required",
+      "no valid cached access token, and cache_lookup_policy AccessToken forbids a refresh"))
+  elseif policy == policies.Skip then
+    p = Promise.reject(errors.InteractionRequiredAuthError("interaction_required",
+      "cache_lookup_policy Skip uses neither cached token; without a hidden iframe only an interactive flow is left"))
   else
     log_decision(app, "info", req, "cache miss: " .. miss_reason(req, why))
     if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_NETWORK_START, "silent", nil, nil, cid) end
