@@ -131,12 +131,13 @@ function M.round(dir, script, cache)
   while count_ready(dir) < N and core.now_ms() < deadline do core.sleep_ms(5) end
   assert(count_ready(dir) == N, "not every child became ready")
   io.open(dir .. "/go", "w"):close()
+  local go_at = core.now_ms()
   local outs = {}
   for i, job in ipairs(jobs) do
     assert(job:wait(30000) == 0, job:output())
     outs[i] = job:output():match("[^\n]*\n?$"):gsub("\n", "")
   end
-  return outs
+  return outs, core.now_ms() - go_at
 end
 
 function M.tally(outs)
