@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -314,6 +315,17 @@ static int l_write_atomic(lua_State *L)
     return msal_write_atomic(L, 1, content, len, 3);
 }
 
+/* Sets fd's mtime to the precise wall-clock time (atime untouched). */
+static int stamp_now(int fd)
+{
+    struct timespec ts[2];
+    ts[0].tv_sec = 0;
+    ts[0].tv_nsec = UTIME_OMIT;
+    if (clock_gettime(CLOCK_REALTIME, &ts[1]) != 0)
+        return -1;
+    return futimens(fd, ts);
+}
+
 int msal_write_atomic(lua_State *L, int path_arg, const char *content, size_t len, int mode_arg)
 {
     size_t plen, tlen;
@@ -345,6 +357,19 @@ int msal_write_atomic(lua_State *L, int path_arg, const char *content, size_t le
             what = "cannot sync";
             goto fail;
         }
+    }
+    /* msal-extensions (msal-python's persistence, the Azure CLI's) reloads
+     * the file only when its mtime is later than the time.time() it took
+     * after its last read. The kernel stamps a write's mtime from its
+     * coarse clock, up to a tick (4 ms) behind the precise one: a reader
+     * whose read ended just before we took the lock would find our file
+     * "older" than its read, never reload, and later save its stale copy
+     * over our entries. The precise time now is later than any such read
+     * (we hold the lock), so every reader that could have missed this
+     * change sees it. */
+    if (stamp_now(fd) != 0) {
+        what = "cannot set the modification time of the temporary file for";
+        goto fail;
     }
     /* Renamed while still open: its flock keeps sweepers off the file
      * until it has its final name. */
