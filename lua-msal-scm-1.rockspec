@@ -56,6 +56,7 @@ build = {
     ["msal.network"] = "lua/msal/network.lua",
     ["msal.token_response"] = "lua/msal/token_response.lua",
     ["msal.url"] = "lua/msal/url.lua",
+    ["msal.cache.refresh_lock"] = "lua/msal/cache/refresh_lock.lua",
     ["msal.flows.refresh"] = "lua/msal/flows/refresh.lua",
     ["msal.flows.device_code"] = "lua/msal/flows/device_code.lua",
     ["msal.flows.authorize"] = "lua/msal/flows/authorize.lua",

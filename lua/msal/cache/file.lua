@@ -15,10 +15,9 @@
 -- token in the file. With rotating refresh tokens the losers of a race would
 -- otherwise hold a redeemed refresh token and fail with invalid_grant.
 -- @module msal.cache.file
-local Promise = require("msal.promise")
 local core = require("msal.core")
 local errors = require("msal.errors")
-local loop = require("msal.loop")
+local refresh_lock = require("msal.cache.refresh_lock")
 
 local fileio, crypto = core.fileio, core.crypto
 
@@ -227,37 +226,25 @@ function Plugin:after_cache_access(ctx)
   if not ok then fail("cache_io_error", "cannot write the cache file: " .. tostring(err)) end
 end
 
-local TRY_FIRST_MS, TRY_MOST_MS = 5, 100
-
 --- Takes the lock of one refresh (silent.refresh calls it before a token
 -- request): a lock file `<path>.refresh-<hash>.lockfile` named by a hash of
 -- the request's identity (which holds the account's id: never in a file
--- name). Tries without blocking and again on the loop's timers, so the
--- process (or the host's event loop) keeps running while it waits.
+-- name), polled by msal.cache.refresh_lock.
 -- @tparam string thumbprint the refresh's identity
 -- @treturn promise of the unlock function, or of nil when the lock was not
 --   had within `refresh_lock_wait_ms` (or cannot be made): then the caller
 --   refreshes by itself
 function Plugin:lock_refresh(thumbprint)
-  local wait = self.refresh_lock_wait_ms
-  if wait == 0 then return Promise.resolve(nil) end
   local path = self.path .. ".refresh-" .. crypto.sha256_hex(thumbprint):sub(1, 32) .. ".lockfile"
   local opts = { retries = 0, retry_delay_ms = 0, stale_after_ms = self.lock_opts.stale_after_ms }
-  local deadline = loop.now_ms() + wait
-  return Promise.new(function(resolve)
-    local delay = TRY_FIRST_MS
-    local function try()
-      local lock, _, code = fileio.lock(path, opts)
-      if lock then return resolve(function() lock:unlock() end) end
-      local left = deadline - loop.now_ms()
-      -- only a live holder is worth waiting for; a lock file that cannot
-      -- be made (read-only directory…) is no reason not to refresh
-      if code ~= "ETIMEDOUT" or left <= 0 then return resolve(nil) end
-      loop.set_timeout(math.min(delay, left), try)
-      delay = math.min(delay * 2, TRY_MOST_MS)
-    end
-    try()
-  end)
+  return refresh_lock.poll(function()
+    local lock, _, code = fileio.lock(path, opts)
+    if lock then return function() lock:unlock() end end
+    -- only a live holder is worth waiting for; a lock file that cannot be
+    -- made (read-only directory…) is no reason not to refresh
+    if code == "ETIMEDOUT" then return false end
+    return nil
+  end, self.refresh_lock_wait_ms)
 end
 
 return file

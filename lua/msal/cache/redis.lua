@@ -44,12 +44,11 @@
 -- `"default"`. Tokens are never logged; error messages carry only the server
 -- address and Redis's reason.
 -- @module msal.cache.redis
-local Promise = require("msal.promise")
 local core = require("msal.core")
 local errors = require("msal.errors")
-local loop = require("msal.loop")
 local merge = require("msal.cache.merge")
 local partition = require("msal.cache.partition")
+local refresh_lock = require("msal.cache.refresh_lock")
 
 local rcore, crypto = core.redis, core.crypto
 local now_ms, wall, sleep_ms = core.now_ms, core.time, core.sleep_ms
@@ -362,40 +361,28 @@ end
 -- the lock's TTL must not delete the next holder's.
 local RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 local REFRESH_LOCK_TTL_MS = 30000
-local TRY_FIRST_MS, TRY_MOST_MS = 5, 100
 
 --- Takes the lock of one refresh, for every process that shares this Redis
 -- (silent.refresh calls it before a token request): `SET <key_prefix>:
--- refresh-lock:<hash> <random> NX PX 30000`, tried again on the loop's
--- timers while another holds it, released by its owner only. The lock
--- expires by itself if its holder dies.
+-- refresh-lock:<hash> <random> NX PX 30000`, polled by
+-- msal.cache.refresh_lock while another holds it, released by its owner
+-- only. The lock expires by itself if its holder dies.
 -- @tparam string thumbprint the refresh's identity
 -- @treturn promise of the unlock function, or of nil when the lock was not
 --   had within refresh_lock_wait_ms (or Redis did not answer): then the
 --   caller refreshes by itself
 function Plugin:lock_refresh(thumbprint)
-  local wait = self.refresh_lock_wait_ms
-  if wait == 0 then return Promise.resolve(nil) end
   local key = self.prefix .. ":refresh-lock:" .. crypto.sha256_hex(thumbprint)
   local token = crypto.random_string(32)
-  local deadline = loop.now_ms() + wait
-  return Promise.new(function(resolve)
-    local delay = TRY_FIRST_MS
-    local function try()
-      local ok, r = pcall(self.run, self, false, "command", "SET", key, token, "NX", "PX", tostring(REFRESH_LOCK_TTL_MS))
-      if ok and r ~= nil then
-        -- the next read must see what the previous holder wrote, not an
-        -- in-process copy from before its refresh
-        self.copies, self.ncopies = {}, 0
-        return resolve(function() pcall(self.run, self, false, "command", "EVAL", RELEASE, "1", key, token) end)
-      end
-      local left = deadline - loop.now_ms()
-      if not ok or left <= 0 then return resolve(nil) end
-      loop.set_timeout(math.min(delay, left), try)
-      delay = math.min(delay * 2, TRY_MOST_MS)
-    end
-    try()
-  end)
+  return refresh_lock.poll(function()
+    local ok, r = pcall(self.run, self, false, "command", "SET", key, token, "NX", "PX", tostring(REFRESH_LOCK_TTL_MS))
+    if not ok then return nil end
+    if r == nil then return false end
+    -- the next read must see what the previous holder wrote, not an
+    -- in-process copy from before its refresh
+    self.copies, self.ncopies = {}, 0
+    return function() pcall(self.run, self, false, "command", "EVAL", RELEASE, "1", key, token) end
+  end, self.refresh_lock_wait_ms)
 end
 
 return redis
