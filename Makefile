@@ -9,7 +9,7 @@ DEFS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 LUA54_INC ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-LIBS = -lcurl -lcrypto -lhiredis
+LIBS = -lcurl -lssl -lcrypto
 
 SRC = $(wildcard csrc/*.c)
 HDR = $(wildcard csrc/*.h)

@@ -21,8 +21,7 @@ external_dependencies = {
   -- libraries only: Debian keeps curl.h in a multiarch directory that
   -- LuaRocks 3.8's header check does not search
   LIBCURL = { library = "curl" },
-  OPENSSL = { library = "crypto" },
-  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
+  OPENSSL = { library = "ssl" },
 }
 build = {
   type = "builtin",
@@ -31,12 +30,12 @@ build = {
       sources = {
         "csrc/b64.c", "csrc/bigalloc.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
         "csrc/http.c", "csrc/http1.c", "csrc/hugemem.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/lockfile.c", "csrc/loop.c", "csrc/loopback.c", "csrc/lstore.c", "csrc/poller.c",
-        "csrc/redis.c", "csrc/store.c",
+        "csrc/redis.c", "csrc/resp.c", "csrc/store.c", "csrc/stream.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "curl", "crypto", "hiredis" },
-      incdirs = { "csrc", "$(LIBCURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
-      libdirs = { "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
+      libraries = { "curl", "ssl", "crypto" },
+      incdirs = { "csrc", "$(LIBCURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["msal"] = "lua/msal/init.lua",
     ["msal.application"] = "lua/msal/application.lua",

@@ -28,7 +28,11 @@
  *                 JWT, a JWK that does not fit its alg, an unsupported alg,
  *                 an AES-GCM blob whose tag fails (wrong key or damaged)
  *       CRYPTO    OpenSSL refused or failed: a key or signature it cannot
- *                 read, the random generator
+ *                 read, the random generator, a CA file it cannot load
+ *       TLS       a TLS handshake or record failed (not a certificate check)
+ *       CERT      the server's certificate failed a check (untrusted, expired,
+ *                 not for the host name); the message names the check
+ *       AUTH      the server refused the credentials (Redis AUTH)
  *
  * Two results carry a table instead of message and code, because their
  * callers need the detail: http's result() is nil, {kind, message} with the
@@ -58,7 +62,7 @@ void msal_open_crypto(lua_State *L); /* crypto.c: OpenSSL */
 void msal_open_http(lua_State *L);   /* http.c: libcurl multi */
 void msal_open_loop(lua_State *L);   /* loop.c: the poll loop */
 void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
-void msal_open_redis(lua_State *L);  /* redis.c: hiredis client for the Redis cache */
+void msal_open_redis(lua_State *L);  /* redis.c: the Redis client (RESP, TCP/TLS) for the Redis cache */
 void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
 
 /* ---- errors (see the top of this file) ---- */

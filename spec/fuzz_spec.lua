@@ -16,6 +16,7 @@ local targets = {
   jwt = "csrc/b64.c csrc/jwt.c",
   store = "csrc/store.c csrc/json.c csrc/buf.c csrc/hugemem.c",
   http1 = "csrc/http1.c",
+  resp = "csrc/resp.c",
 }
 
 describe("fuzz targets", function()
