@@ -44,7 +44,11 @@ static int fail_errno(stream_err *e, int err)
 static const char *ossl_reason_now(void)
 {
     unsigned long code = ERR_get_error(), more;
-    const char *r = code ? ERR_reason_error_string(code) : NULL;
+    const char *r = NULL;
+    if (code && ERR_SYSTEM_ERROR(code))
+        r = strerror(ERR_GET_REASON(code)); /* a file it could not open */
+    else if (code)
+        r = ERR_reason_error_string(code);
     while ((more = ERR_get_error()) != 0)
         ;
     return r ? r : "no reason given";

@@ -103,7 +103,7 @@ local CACHE_KEYS = {
   memory = { location = true },
   file = { location = true, path = true, encrypt = true, lock = true, refresh_lock_wait_ms = true },
   redis = { location = true, url = true, partition = true, ttl_slack_s = true, local_ttl_ms = true, key_prefix = true,
-    timeout_ms = true, refresh_token_ttl_s = true, local_max_partitions = true, refresh_lock_wait_ms = true },
+    timeout_ms = true, refresh_token_ttl_s = true, local_max_partitions = true, refresh_lock_wait_ms = true, tls = true },
 }
 
 --- What `cache` names: "plugin" (a table with the two hooks), or a

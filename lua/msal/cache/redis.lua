@@ -63,8 +63,9 @@ local WRITE_ATTEMPTS = 25
 local OPTIONS = {
   location = "string", url = "string", partition = "string", ttl_slack_s = "number",
   local_ttl_ms = "number", key_prefix = "string", timeout_ms = "number", refresh_token_ttl_s = "number",
-  local_max_partitions = "number", refresh_lock_wait_ms = "number",
+  local_max_partitions = "number", refresh_lock_wait_ms = "number", tls = "table",
 }
+local TLS_OPTIONS = { ca_file = true, ca_path = true, server_name = true, cert_file = true, key_file = true }
 
 local function config_error(msg)
   error(errors.ClientConfigurationError("invalid_configuration", msg), 3)
@@ -74,14 +75,17 @@ local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
---- Parses `redis://[[username]:password@]host[:port][/db]` (host may be
--- `[ipv6]`; user and password are percent-decoded).
+--- Parses `redis://[[username]:password@]host[:port][/db]`, or `rediss://…`
+-- for TLS (host may be `[ipv6]`; user and password are percent-decoded; the
+-- port is 6379 unless given, for both: Redis has no separate TLS port, and
+-- managed services name theirs, e.g. Azure's 6380).
 -- @tparam string url
--- @treturn table `{host, port, db, username, password}`
+-- @treturn table `{host, port, db, username, password, tls}` (tls: true
+--   for rediss://)
 -- @return or nil, message
 function redis.parse_url(url)
-  local rest = type(url) == "string" and url:match("^redis://(.*)$")
-  if not rest then return nil, "cache.url must look like redis://host:port/db" end
+  local scheme, rest = (type(url) == "string" and url or ""):match("^(rediss?)://(.*)$")
+  if not rest then return nil, "cache.url must look like redis://host:port/db or rediss://host:port/db" end
   local userinfo, hostpart = rest:match("^(.*)@([^@]*)$")
   if not userinfo then hostpart = rest end
   local authority, path = hostpart:match("^([^/]*)(.*)$")
@@ -90,7 +94,7 @@ function redis.parse_url(url)
   if not host or host == "" then return nil, "cache.url names no host: " .. url end
   local db = path:match("^/(%d*)$")
   if path ~= "" and not db then return nil, "cache.url's path must be a database number: " .. url end
-  local c = { host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0 }
+  local c = { host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0, tls = scheme == "rediss" or nil }
   if c.port < 1 or c.port > 65535 then return nil, "cache.url's port is out of range: " .. url end
   if userinfo then
     local user, pass = userinfo:match("^([^:]*):(.*)$")
@@ -122,6 +126,15 @@ function redis.new(opts)
   end
   local conn_opts, err = redis.parse_url(opts.url or "redis://127.0.0.1:6379/0")
   if not conn_opts then config_error(err) end
+  if opts.tls then
+    if not conn_opts.tls then config_error("cache.tls needs a rediss:// url (TLS)") end
+    for k, v in pairs(opts.tls) do
+      if not TLS_OPTIONS[k] then config_error("unknown configuration key 'cache.tls." .. tostring(k) .. "'") end
+      if type(v) ~= "string" then config_error("cache.tls." .. k .. " must be a string") end
+    end
+    if opts.tls.key_file and not opts.tls.cert_file then config_error("cache.tls.key_file needs cache.tls.cert_file") end
+    conn_opts.tls = opts.tls
+  end
   local partition = opts.partition or "account"
   if partition ~= "account" and partition ~= "app" then
     config_error("cache.partition must be \"account\" or \"app\"")
