@@ -28,13 +28,14 @@
 -- (so a token another process stored meanwhile is kept) and commits with
 -- `MULTI`/`SET PX`/`EXEC`; a commit that lost the race is retried.
 --
--- **Why hiredis (C, Debian's libhiredis-dev) and not Debian's lua-redis.**
--- hiredis is Redis's own client, maintained with the server; Debian's
--- lua-redis is a 2014 snapshot of a project that has had no release since,
--- and it would add luasocket as a dependency. With hiredis the client lives in
--- `msal.core` beside the other I/O, builds once for Lua 5.4 and LuaJIT, has
--- real connect and command timeouts, and replies are parsed in C. (Inside
--- OpenResty, where C must not block, a cosocket client would be the choice.)
+-- **Why our own RESP client (csrc/resp.c, redis.c, stream.c).** Debian's
+-- hiredis (0.14) has no TLS, so managed Redis (TLS-only) was out of reach,
+-- and it trusted a server's reply sizes (a 14-byte reply made it allocate
+-- ~12 GB); Debian's lua-redis is a 2014 snapshot that would add luasocket.
+-- Ours lives in `msal.core` beside the other I/O, speaks TCP or TLS
+-- (OpenSSL, verified, SNI), has connect and command deadlines, and caps
+-- every reply before allocating for it. (Inside OpenResty, where C must not
+-- block, a cosocket client is still to come.)
 --
 -- **What the caller passes.** `TokenCache:access` gives the plugin
 -- `ctx = {token_cache, will_write, cache_has_changed}` and, optionally,
