@@ -216,6 +216,27 @@ function authority.expected_issuer(metadata, tid)
   return iss
 end
 
+--- The tenant id a tenant authority stands for, when its metadata is at
+-- hand (configured, or discovered earlier in this process): Entra names a
+-- domain-named tenant's id in its issuer. Nothing is fetched.
+-- @tparam table app
+-- @tparam table a a parsed authority
+-- @treturn string|false|nil the tenant id (lower case); false when the
+--   issuer names none; nil when the metadata is not known yet
+function authority.known_tenant_id(app, a)
+  local doc
+  local configured = app.config.auth.authority_metadata
+  if configured and a.url == app.authority.url then
+    doc = cjson.decode(configured)
+  else
+    doc = metadata_cache[discovery_url(a)]
+  end
+  if type(doc) ~= "table" then return nil end
+  local id = type(doc.issuer) == "string"
+    and doc.issuer:match("/(%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x)/")
+  return id and id:lower() or false
+end
+
 --- An authority given on a request, parsed with the app's protocol mode and
 -- cloud groups (once per URL per app: requests often repeat it).
 -- @tparam table app
