@@ -254,25 +254,45 @@ function App:logout_popup(req)
   end)
 end
 
---- Every account in the cache.
-function App:get_all_accounts()
-  return self.token_cache:get_all_accounts()
+--- Every account in the cache (one per user: a guest tenant is a tenant
+-- profile of its user's account), or those that pass a filter.
+-- @tparam[opt] table filter as get_account's; each account is the view of
+--   its first tenant that passes (the account itself unless tenant-level
+--   keys pick a guest tenant)
+-- @treturn table the accounts
+function App:get_all_accounts(filter)
+  if filter == nil then return self.token_cache:get_all_accounts() end
+  local ok, r = pcall(self.token_cache.find_accounts, self.token_cache, filter)
+  if not ok then error(r, 2) end
+  return r
 end
 
---- One account by `home_account_id`, `local_account_id` or `username`
--- (compared without case), or nil.
+--- One account by a filter (msal-browser's AccountFilter in snake_case):
+-- `home_account_id`, `environment`, `authority_type` (the user's), and
+-- `tenant_id`, `local_account_id`, `username` and `login_hint` (compared
+-- without case), `name`, `sid` (the id token's), `is_home_tenant` (a
+-- tenant's; the account is then that tenant's view: its tenant_id,
+-- local_account_id, name and id_token_claims), or nil. An empty filter or
+-- an unknown key raises ClientConfigurationError.
 -- @tparam table filter
 function App:get_account(filter)
-  if type(filter) ~= "table" then
+  if type(filter) ~= "table" or next(filter) == nil then
     error(errors.ClientConfigurationError("invalid_account_filter",
-      "get_account takes {home_account_id=…} or {local_account_id=…} or {username=…}"), 2)
+      "get_account takes a filter such as {home_account_id=…}, {tenant_id=…} or {username=…}"), 2)
   end
   local tc = self.token_cache
-  if filter.home_account_id then return tc:get_account_by_home_id(filter.home_account_id) end
-  if filter.local_account_id then return tc:get_account_by_local_id(filter.local_account_id) end
-  if filter.username then return tc:get_account_by_username(filter.username) end
-  error(errors.ClientConfigurationError("invalid_account_filter",
-    "get_account takes {home_account_id=…} or {local_account_id=…} or {username=…}"), 2)
+  local ok, r
+  if filter.home_account_id and next(filter, next(filter)) == nil then
+    ok, r = pcall(tc.get_account_by_home_id, tc, filter.home_account_id)
+    if ok and type(filter.home_account_id) ~= "string" then
+      ok, r = false, errors.ClientConfigurationError("invalid_account_filter", "account filter 'home_account_id' must be a string")
+    end
+  else
+    ok, r = pcall(tc.find_accounts, tc, filter, true)
+    if ok then r = r[1] end
+  end
+  if not ok then error(r, 2) end
+  return r
 end
 
 --- Removes an account and its tokens from the cache.

@@ -107,7 +107,8 @@ function refresh.finish(app, r, ctx)
     requested_scopes = ctx.scopes_list, now = ctx.started, authority_type = app.authority_type,
     account = ctx.account, grant = ctx.grant,
   }, r, claims, ci)
-  local account = saved.account_key and tc:own(tc.store:account(saved.account_key)) or ctx.account
+  -- the account as the answer's tenant sees it (a guest tenant's view)
+  local account = saved.account_key and tc:account_at(saved.account_key, saved.realm) or ctx.account
   return {
     access_token = r.access_token,
     id_token = r.id_token,
