@@ -64,6 +64,7 @@ build = {
     ["msal.cache.save"] = "lua/msal/cache/save.lua",
     ["msal.cache.accounts"] = "lua/msal/cache/accounts.lua",
     ["msal.cache.account_filter"] = "lua/msal/cache/account_filter.lua",
+    ["msal.cache.active_account"] = "lua/msal/cache/active_account.lua",
     ["msal.cache.file"] = "lua/msal/cache/file.lua",
     ["msal.cache.redis"] = "lua/msal/cache/redis.lua",
     ["msal.jwks"] = "lua/msal/jwks.lua",

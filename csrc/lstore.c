@@ -66,7 +66,7 @@ static int push_error(lua_State *L, const store_error *e)
  * @treturn userdata the store: `load`, `serialize`, `write_file`, `get`,
  *   `put`, `remove`, `find`, `find_first`, `find_access_token`, `accounts`,
  *   `account`, `account_tenants`, `count`, `generation`, `home_generation`,
- *   `set_aliases`, `close`
+ *   `section`, `set_section`, `set_aliases`, `close`
  */
 static int l_new(lua_State *L)
 {
@@ -836,6 +836,73 @@ static int l_account_tenants(lua_State *L)
     return 1;
 }
 
+/* A section name set_section accepts: printable ASCII without quote or
+ * backslash, so that it is written as given. */
+static const char *check_section_name(lua_State *L, size_t *n)
+{
+    const char *name = luaL_checklstring(L, 2, n);
+    size_t i;
+    for (i = 0; i < *n; i++)
+        if (name[i] < 0x20 || name[i] > 0x7e || name[i] == '"' || name[i] == '\\')
+            luaL_argerror(L, 2, "a section name is printable ASCII without quotes or backslashes");
+    if (*n == 0)
+        luaL_argerror(L, 2, "a section name is not empty");
+    return name;
+}
+
+/***
+ * A top-level section of the document that holds no entries of the five
+ * kinds (another library's, or the active account's), as its JSON text.
+ * @function store:section
+ * @tparam string name
+ * @treturn string|nil
+ */
+static int l_section(lua_State *L)
+{
+    store *s = check_store(L);
+    size_t n;
+    const char *name = luaL_checklstring(L, 2, &n);
+    const store_unknown *u = store_section(s, name, n);
+    if (u == NULL)
+        return 0;
+    lua_pushlstring(L, u->raw, u->raw_len);
+    return 1;
+}
+
+/***
+ * Sets (or, with nil, removes) such a section; serialize writes it after
+ * the entry sections. A change of the store (its generation).
+ * @function store:set_section
+ * @tparam string name not one of the five entry sections
+ * @tparam string|nil json one JSON value
+ */
+static int l_set_section(lua_State *L)
+{
+    store *s = check_store(L);
+    size_t nn, rn = 0;
+    const char *name = check_section_name(L, &nn);
+    const char *raw = luaL_optlstring(L, 3, NULL, &rn);
+    msal_buf *out = NULL;
+    int i;
+    if (raw) {
+        json_scan js;
+        out = new_buffer(L);
+        json_init(&js, raw, rn);
+        if (json_copy_value(&js, out, 1) == JT_NONE || json_next(&js) != -1)
+            return luaL_argerror(L, 3, "not one JSON value");
+        if (out->oom)
+            return luaL_error(L, "out of memory");
+    }
+    for (i = 0; i < NSEC; i++)
+        if (strlen(store_section_names[i]) == nn && memcmp(store_section_names[i], name, nn) == 0)
+            return luaL_argerror(L, 2, "the entry sections are set entry by entry");
+    if (!store_set_section(s, name, nn, out ? out->p : NULL, out ? out->n : 0))
+        return luaL_error(L, "out of memory");
+    if (out)
+        buf_free(out);
+    return 0;
+}
+
 /***
  * @function store:count
  * @tparam[opt] string section
@@ -989,7 +1056,7 @@ void msal_open_store(lua_State *L)
         {"load", l_load}, {"serialize", l_serialize}, {"write_file", l_write_file}, {"get", l_get}, {"put", l_put},
         {"remove", l_remove}, {"find", l_find}, {"find_first", l_find_first}, {"find_access_token", l_find_access_token},
         {"accounts", l_accounts}, {"account", l_account}, {"account_tenants", l_account_tenants},
-        {"count", l_count}, {"generation", l_generation},
+        {"count", l_count}, {"generation", l_generation}, {"section", l_section}, {"set_section", l_set_section},
         {"home_generation", l_home_generation},
         {"set_aliases", l_set_aliases}, {"close", l_close}, {NULL, NULL},
     };

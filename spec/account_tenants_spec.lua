@@ -88,3 +88,42 @@ describe("accounts from msal-python's per-tenant entries", function()
     assert.equal(2, #app:get_all_accounts())
   end)
 end)
+
+describe("store:section / store:set_section", function()
+  it("keep a top-level section of the document's own, set, replaced and removed", function()
+    local s = core.store.new()
+    assert(s:load('{"Account":{},"Other":{"kept":[1,2]},"ActiveAccount":{"a":1}}'))
+    assert.equal('{"a":1}', s:section("ActiveAccount"))
+    assert.equal('{"kept":[1,2]}', s:section("Other"))
+    assert.is_nil(s:section("Missing"))
+    local gen = s:generation()
+    s:set_section("ActiveAccount", ' { "b" : [ true , null ] } ')
+    assert.are_not.equal(gen, s:generation())
+    assert.equal('{"b":[true,null]}', s:section("ActiveAccount"))
+    s:set_section("Other", nil)
+    s:set_section("Missing", nil)
+    s:set_section("New", '"text"')
+    local doc = cjson.decode(s:serialize())
+    assert.same({ b = { true, cjson.null } }, doc.ActiveAccount)
+    assert.is_nil(doc.Other)
+    assert.equal("text", doc.New)
+    -- the document reads back the same
+    local again = core.store.new()
+    assert(again:load(s:serialize()))
+    assert.equal(s:serialize(), again:serialize())
+  end)
+
+  it("refuse the entry sections, odd names and what is not one JSON value", function()
+    local s = core.store.new()
+    for _, name in ipairs({ "Account", "AccessToken", "AppMetadata" }) do
+      assert.has_error(function() s:set_section(name, "{}") end)
+    end
+    for _, name in ipairs({ "", 'a"b', "a\\b", "a\nb", "caf\195\169" }) do
+      assert.has_error(function() s:set_section(name, "{}") end)
+    end
+    for _, json in ipairs({ "", "{", "{} {}", "[1,]", "nope" }) do
+      assert.has_error(function() s:set_section("X", json) end)
+    end
+    assert.is_nil(s:section("X"))
+  end)
+end)

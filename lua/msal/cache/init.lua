@@ -8,6 +8,7 @@ local authority = require("msal.authority")
 local errors = require("msal.errors")
 local accounts = require("msal.cache.accounts")
 local account_filter = require("msal.cache.account_filter")
+local active_account = require("msal.cache.active_account")
 
 local cache = {}
 
@@ -28,6 +29,12 @@ function cache.new(client_id, plugin)
   tc.hit_states[store] = tc.hit_state
   tc.account_mt = accounts.metatable(tc)
   tc.cloud_of = cache.cloud_index(authority.CLOUDS)
+  -- whether two environments are one cloud (aliases)
+  tc.same_cloud = function(a, b)
+    a, b = a:lower(), b:lower()
+    local cloud_of = tc.cloud_of
+    return a == b or (cloud_of[a] ~= nil and cloud_of[a] == cloud_of[b])
+  end
   return tc
 end
 
@@ -234,13 +241,9 @@ end
 -- @tparam[opt] boolean first_only
 -- @treturn table the accounts
 function TokenCache:find_accounts(filter, first_only)
-  if filter == nil or next(filter) == nil then return self:get_all_accounts() end
-  local f, tenant_level = account_filter.check(filter)
-  local cloud_of = self.cloud_of
-  local function same_cloud(a, b)
-    a, b = a:lower(), b:lower()
-    return a == b or (cloud_of[a] ~= nil and cloud_of[a] == cloud_of[b])
-  end
+  local f, tenant_level = account_filter.check(filter == nil and {} or filter)
+  if next(f) == nil then return self:get_all_accounts() end
+  local same_cloud = self.same_cloud
   if f.home_account_id then self:for_partition({ home_account_id = f.home_account_id }) end
   return self:access(false, function()
     return account_filter.apply(snapshots(self), f, tenant_level, same_cloud, first_only)
@@ -265,11 +268,15 @@ local function remove_account(self, acct)
       if store:remove(section, key) then n = n + 1 end
     end
   end
-  return n
+  -- an active account that is gone is no active account
+  local was_active = active_account.forget(store, acct.home_account_id, self.client_id)
+  return n, was_active
 end
 
---- Removes an account and every token of it (in any alias environment).
+--- Removes an account and every token of it (in any alias environment),
+-- and forgets it as any application's active account.
 -- @treturn number how many entries were removed
+-- @treturn boolean whether it was this application's active account
 function TokenCache:remove_account(acct)
   if type(acct) ~= "table" or type(acct.home_account_id) ~= "string" or type(acct.environment) ~= "string" then
     error(errors.ClientConfigurationError("invalid_account", "remove_account needs an account from the cache"), 2)
@@ -293,6 +300,24 @@ function TokenCache:remove_all_accounts()
     for _, acct in ipairs(all_accounts(self)) do n = n + remove_account(self, acct) end
     return n
   end)
+end
+
+--- The application's active account (msal.cache.active_account), as the
+-- tenant it was set in sees it; nil when none is set or it is not in the
+-- cache any more.
+function TokenCache:get_active_account()
+  return self:access(false, function()
+    local f = active_account.filter(self.store, self.client_id)
+    if not f then return nil end
+    return account_filter.apply(snapshots(self), f, true, self.same_cloud, true)[1]
+  end)
+end
+
+--- Sets (or, with nil, clears) the application's active account.
+-- @treturn boolean whether that changed it
+function TokenCache:set_active_account(acct)
+  -- the store is read inside: a plugin may swap it in before_cache_access
+  return self:access(true, function() return active_account.set(self.store, self.client_id, acct) end)
 end
 
 --- The silent flow's records of hits for one (normalised) scope list, by

@@ -205,9 +205,11 @@ function silent.from_cache(app, req)
   local sc, err = scopes_of(req.scopes or EMPTY)
   if not sc then return nil, err end
   local account = req.account
+  -- none given: the active account, as msal-browser
+  if account == nil then account = app.token_cache:get_active_account() end
   if type(account) ~= "table" or type(account.home_account_id) ~= "string" then
     return nil, errors.ClientAuthError("no_account_in_silent_request",
-      "acquire_token_silent needs request.account (from get_all_accounts or get_account)")
+      "acquire_token_silent needs request.account (from get_all_accounts or get_account) or an active account")
   end
   local auth = app.authority
   if req.authority ~= nil then
