@@ -201,10 +201,10 @@ local function all_accounts(self)
   return out
 end
 
---- Every account in the cache, in cache order.
+--- Every account in the cache, one per user and cloud, in cache order.
 -- @treturn {table,...} AccountInfo tables: home_account_id, environment,
 --   tenant_id, username, local_account_id, name, authority_type, and
---   id_token_claims on first read
+--   id_token_claims and tenant_profiles on first read
 function TokenCache:get_all_accounts()
   return self:access(false, all_accounts, self)
 end
