@@ -266,4 +266,85 @@ describe("tenants", function()
       assert.equal(home.access_token, assert(silent(py, { account = all[1] })).access_token)
     end)
   end)
+
+  describe("read by msal-python (Debian's python3-msal)", function()
+    local F = require("fixtures")
+    local PUBLIC = "https://login.microsoftonline.com"
+
+    -- A user signed in at home, then a token from GUEST, through the
+    -- library's own save path, with Entra's answers played by a fake transport.
+    local function guest_cache()
+      local ci = F.b64url(cjson.encode({ uid = F.UID, utid = F.TENANT }))
+      local function answer(tid, oid)
+        return { status = 200, json = { token_type = "Bearer", scope = "User.Read", expires_in = 3600,
+          access_token = "at-" .. tid, refresh_token = "rt-" .. tid, client_info = ci,
+          id_token = F.jwt({ aud = F.CLIENT, iss = PUBLIC .. "/" .. tid .. "/v2.0", tid = tid, oid = oid, sub = "s",
+            name = "N", preferred_username = "test.user@example.com", exp = os.time() + 3600, iat = os.time() }) } }
+      end
+      local transport = require("fake_transport").new(function(req)
+        local base = req.url:match("^(.-)/v2%.0/%.well%-known")
+        if base then
+          return { status = 200, json = { issuer = base .. "/v2.0", token_endpoint = base .. "/oauth2/v2.0/token",
+            authorization_endpoint = base .. "/oauth2/v2.0/authorize" } }
+        end
+        local tenant = req.url:match("^" .. PUBLIC:gsub("%p", "%%%0") .. "/([^/]+)/")
+        return tenant == GUEST and answer(GUEST, GUEST_OID) or answer(F.TENANT, F.UID)
+      end)
+      local app = msal.PublicClientApplication.new({ auth = { client_id = F.CLIENT, authority = PUBLIC .. "/" .. F.TENANT },
+        system = { transport = transport } })
+      app:get_token_cache():deserialize(cjson.encode(F.doc({ RefreshToken = { F.refresh_token() },
+        Account = { F.account() } })))
+      local a = app:get_all_accounts()[1]
+      assert(app:acquire_token_silent({ scopes = { "User.Read" }, account = a, force_refresh = true }):await())
+      assert(app:acquire_token_silent({ scopes = { "User.Read" }, account = a, authority = PUBLIC .. "/" .. GUEST }):await())
+      assert.equal(1, #app:get_all_accounts())
+      return app:get_token_cache():serialize()
+    end
+
+    -- msal-python with an http_client that answers instance discovery and
+    -- the OpenID configuration here, and refuses token requests.
+    local PY = [[
+import json, sys, msal
+cache = msal.SerializableTokenCache()
+cache.deserialize(open(sys.argv[1]).read())
+class R:
+    def __init__(self, body): self.status_code, self.text, self.headers = 200, json.dumps(body), {}
+    def raise_for_status(self): pass
+class Local:
+    def post(self, *a, **k): raise RuntimeError("msal-python tried a token request")
+    def get(self, url, *a, **k):
+        if "discovery/instance" in url:
+            return R({"tenant_discovery_endpoint": "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration",
+                "api-version": "1.1", "metadata": [{"preferred_network": "login.microsoftonline.com",
+                "preferred_cache": "login.windows.net", "aliases": ["login.microsoftonline.com", "login.windows.net",
+                "login.microsoft.com", "sts.windows.net"]}]})
+        b = "https://login.microsoftonline.com/" + url.split("/")[3]
+        return R({"authorization_endpoint": b + "/oauth2/v2.0/authorize", "token_endpoint": b + "/oauth2/v2.0/token",
+            "issuer": b + "/v2.0", "device_authorization_endpoint": b + "/oauth2/v2.0/devicecode"})
+    def close(self): pass
+out = []
+for tenant in sys.argv[3:]:
+    app = msal.PublicClientApplication(sys.argv[2], authority="https://login.microsoftonline.com/" + tenant,
+        token_cache=cache, http_client=Local())
+    accounts = app.get_accounts()
+    r = app.acquire_token_silent(["User.Read"], accounts[0])
+    out.append({"accounts": len(accounts), "realm": accounts[0]["realm"], "access_token": r and r.get("access_token")})
+print(json.dumps(out))
+]]
+
+    it("lists one account and serves each tenant's token by its authority", function()
+      local dir, remove_dir = proc.tempdir()
+      files.write(dir .. "/cache.json", guest_cache())
+      files.write(dir .. "/peer.py", PY)
+      -- Debian's interpreter, where python3-msal is installed
+      local out, code, err = proc.run("/usr/bin/python3 " .. proc.quote(dir .. "/peer.py") .. " "
+        .. proc.quote(dir .. "/cache.json") .. " " .. F.CLIENT .. " " .. F.TENANT .. " " .. GUEST)
+      remove_dir()
+      assert(code == 0, "msal-python failed: " .. tostring(err))
+      assert.same({
+        { accounts = 1, realm = F.TENANT, access_token = "at-" .. F.TENANT },
+        { accounts = 1, realm = F.TENANT, access_token = "at-" .. GUEST },
+      }, cjson.decode(out))
+    end)
+  end)
 end)
