@@ -297,19 +297,9 @@ function App:get_account(filter)
     error(errors.ClientConfigurationError("invalid_account_filter",
       "get_account takes a filter such as {home_account_id=…}, {tenant_id=…} or {username=…}"), 2)
   end
-  local tc = self.token_cache
-  local ok, r
-  if filter.home_account_id and next(filter, next(filter)) == nil then
-    ok, r = pcall(tc.get_account_by_home_id, tc, filter.home_account_id)
-    if ok and type(filter.home_account_id) ~= "string" then
-      ok, r = false, errors.ClientConfigurationError("invalid_account_filter", "account filter 'home_account_id' must be a string")
-    end
-  else
-    ok, r = pcall(tc.find_accounts, tc, filter, true)
-    if ok then r = r[1] end
-  end
+  local ok, r = pcall(self.token_cache.find_accounts, self.token_cache, filter, true)
   if not ok then error(r, 2) end
-  return r
+  return r[1]
 end
 
 --- Removes an account and its tokens from the cache (and as the active

@@ -192,7 +192,6 @@ local function snapshots(self)
   end
   return self.accounts_list
 end
-cache.snapshots = snapshots
 
 -- Each call gets its own array of the same read-only snapshots.
 local function all_accounts(self)
@@ -243,6 +242,10 @@ end
 function TokenCache:find_accounts(filter, first_only)
   local f, tenant_level = account_filter.check(filter == nil and {} or filter)
   if next(f) == nil then return self:get_all_accounts() end
+  -- by home_account_id alone: the store's index, not a pass over accounts
+  if first_only and f.home_account_id and next(f, next(f)) == nil then
+    return { self:get_account_by_home_id(f.home_account_id) }
+  end
   local same_cloud = self.same_cloud
   if f.home_account_id then self:for_partition({ home_account_id = f.home_account_id }) end
   return self:access(false, function()

@@ -257,7 +257,10 @@ function silent.refresh(app, req, ctx)
       if result and why == "hit" then return result end
       if not again then return Promise.reject(why) end
       again.unresolved = false
-      return silent.refresh(app, req, again)
+      local p = silent.refresh(app, req, again)
+      -- past refresh_on: a failed refresh still leaves a valid token to serve
+      if result then p = p:catch(function() return result end) end
+      return p
     end)
   end
   local plugin = app.token_cache.plugin
