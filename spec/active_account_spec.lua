@@ -210,7 +210,8 @@ describe("the active account", function()
     -- msal-node reads the file (its accounts unchanged) and writes the section back
     local PEER = (os.getenv("MSAL_TEST_ROOT") or ".") .. "/spec/support/node/peer.js"
     local out, code, err = proc.run("node " .. proc.quote(PEER) .. " roundtrip " .. proc.quote(path) .. " "
-      .. proc.quote(dir .. "/back.json") .. " " .. F.CLIENT .. " https://login.microsoftonline.com/common")
+      .. proc.quote(dir .. "/back.json") .. " " .. F.CLIENT .. " https://login.microsoftonline.com/common",
+      { plain = true })
     assert(code == 0, "msal-node peer failed: " .. tostring(err) .. tostring(out))
     local back = cjson.decode((assert(files.read(dir .. "/back.json"))))
     assert.same(cjson.decode((assert(files.read(path)))).ActiveAccount, back.ActiveAccount)

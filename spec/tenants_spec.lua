@@ -213,7 +213,7 @@ describe("tenants", function()
       local function peer(...)
         local args = {}
         for i, v in ipairs({ ... }) do args[i] = proc.quote(v) end
-        local out, code, err = proc.run("node " .. proc.quote(PEER) .. " " .. table.concat(args, " "))
+        local out, code, err = proc.run("node " .. proc.quote(PEER) .. " " .. table.concat(args, " "), { plain = true })
         assert(code == 0, "msal-node peer failed: " .. tostring(err))
         return cjson.decode(out)
       end
@@ -338,7 +338,7 @@ print(json.dumps(out))
       files.write(dir .. "/peer.py", PY)
       -- Debian's interpreter, where python3-msal is installed
       local out, code, err = proc.run("/usr/bin/python3 " .. proc.quote(dir .. "/peer.py") .. " "
-        .. proc.quote(dir .. "/cache.json") .. " " .. F.CLIENT .. " " .. F.TENANT .. " " .. GUEST)
+        .. proc.quote(dir .. "/cache.json") .. " " .. F.CLIENT .. " " .. F.TENANT .. " " .. GUEST, { plain = true })
       remove_dir()
       assert(code == 0, "msal-python failed: " .. tostring(err))
       assert.same({
