@@ -1062,6 +1062,44 @@ static int add_unknown(store *s, const char *name, size_t nn, const char *raw, s
     return 1;
 }
 
+const store_unknown *store_section(const store *s, const char *name, size_t n)
+{
+    size_t i;
+    for (i = 0; i < s->nunknown; i++)
+        if (s->unknown[i].name_len == n && memcmp(s->unknown[i].name, name, n) == 0)
+            return &s->unknown[i];
+    return NULL;
+}
+
+int store_set_section(store *s, const char *name, size_t nn, const char *raw, size_t rn)
+{
+    store_unknown *u = (store_unknown *)store_section(s, name, nn);
+    if (section_id(name, nn) >= 0)
+        return 0;
+    if (u == NULL && raw == NULL)
+        return 1;
+    if (u == NULL) {
+        if (!add_unknown(s, name, nn, raw, rn))
+            return 0;
+    } else if (raw == NULL) {
+        size_t i = (size_t)(u - s->unknown);
+        free(u->name);
+        free(u->raw);
+        memmove(u, u + 1, (s->nunknown - i - 1) * sizeof *u);
+        s->nunknown--;
+    } else {
+        char *copy = malloc(rn + 1);
+        if (copy == NULL)
+            return 0;
+        memcpy(copy, raw, rn);
+        free(u->raw);
+        u->raw = copy;
+        u->raw_len = rn;
+    }
+    s->generation++;
+    return 1;
+}
+
 /* Iterates the members of an object: at '{' or after a member, moves to the
  * next member's name and returns 1; returns 0 at the closing '}' (consumed)
  * and -1 on a syntax error. */

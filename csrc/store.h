@@ -137,6 +137,13 @@ store_entry *store_insert(store *s, int section, const char *key, size_t key_len
                           store_error *err);
 /* Locates the known fields of a compact JSON object. 0 if it is not one. */
 int store_locate_fields(const char *raw, size_t raw_len, store_fpos *f);
+/* A top-level section of the document this library keeps but does not
+ * read as entries (name as written, escapes kept), or NULL. */
+const store_unknown *store_section(const store *s, const char *name, size_t n);
+/* Sets such a section's JSON value (raw, compact) or, raw NULL, removes
+ * it; a change of the store (its generation). 0 on OOM or when name is one
+ * of the five entry sections. */
+int store_set_section(store *s, const char *name, size_t nn, const char *raw, size_t rn);
 /* MSAL's (msal-node 7) cache key for an entry with the given fields. */
 int store_make_key(int section, const char *raw, const store_fpos *f, msal_buf *out);
 /* A kept field's value with escapes undone; NULL when absent. */

@@ -67,14 +67,16 @@ describe("logout", function()
     for _, section in ipairs({ "Account", "IdToken", "AccessToken", "RefreshToken" }) do
       for _, e in pairs(doc[section]) do assert.equal(OTHER_HID, e.home_account_id) end
     end
-    -- events: start, success, end; no token in any of them
+    -- events: start, the account removed, success, end; no token in any of them
     local types = {}
     for _, m in ipairs(seen) do
       types[#types + 1] = m.event_type
       assert.equal("redirect", m.interaction_type)
       assert.is_nil(cjson.encode(m.payload or {}):find(F.id_token().secret, 1, true))
     end
-    assert.same({ msal.EventType.LOGOUT_START, msal.EventType.LOGOUT_SUCCESS, msal.EventType.LOGOUT_END }, types)
+    assert.same({ msal.EventType.LOGOUT_START, msal.EventType.ACCOUNT_REMOVED, msal.EventType.LOGOUT_SUCCESS,
+      msal.EventType.LOGOUT_END }, types)
+    assert.equal(F.HID, seen[2].payload.home_account_id)
   end)
 
   it("forgets every account when none is named, as msal-browser does", function()
@@ -137,9 +139,9 @@ describe("logout", function()
     assert.equal("BrowserAuthError", err.name)
     assert.equal("popup_window_error", err.error_code)
     assert.equal(1, #app:get_all_accounts())
-    assert.same({ msal.EventType.LOGOUT_START, msal.EventType.LOGOUT_FAILURE, msal.EventType.LOGOUT_END },
-      { seen[1].event_type, seen[2].event_type, seen[3].event_type })
-    assert.equal(err, seen[2].error)
+    assert.same({ msal.EventType.LOGOUT_START, msal.EventType.ACCOUNT_REMOVED, msal.EventType.LOGOUT_FAILURE,
+      msal.EventType.LOGOUT_END }, { seen[1].event_type, seen[2].event_type, seen[3].event_type, seen[4].event_type })
+    assert.equal(err, seen[3].error)
   end)
 
   it("refuses bad requests with ClientConfigurationError and keeps the cache", function()

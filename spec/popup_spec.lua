@@ -104,7 +104,8 @@ describe("acquire_token_popup", function()
     local seen = {}
     app:add_event_callback(function(m) seen[#seen + 1] = m.event_type end)
     assert(app:login_popup({ scopes = {} }):await())
-    assert.same({ msal.EventType.LOGIN_START, msal.EventType.LOGIN_SUCCESS }, seen)
+    -- the sign-in put a new account in the cache: ACCOUNT_ADDED follows
+    assert.same({ msal.EventType.LOGIN_START, msal.EventType.LOGIN_SUCCESS, msal.EventType.ACCOUNT_ADDED }, seen)
     assert.equal(1, #app:get_all_accounts())
     assert.is_table(cjson.decode(app:get_token_cache():serialize()).IdToken)
   end)

@@ -28,6 +28,11 @@ local E = events.types
 local ACQUIRE = { start = E.ACQUIRE_TOKEN_START, ok = E.ACQUIRE_TOKEN_SUCCESS, fail = E.ACQUIRE_TOKEN_FAILURE }
 local LOGIN = { start = E.LOGIN_START, ok = E.LOGIN_SUCCESS, fail = E.LOGIN_FAILURE }
 local REDIRECT_END = { done = E.HANDLE_REDIRECT_END }
+-- A login_redirect: started when its URL is made, done when the redirect
+-- comes back (msal-browser's LOGIN_START, then LOGIN_SUCCESS or
+-- LOGIN_FAILURE from handleRedirectPromise).
+local LOGIN_BEGIN = { start = E.LOGIN_START, fail = E.LOGIN_FAILURE }
+local LOGIN_END = { ok = E.LOGIN_SUCCESS, fail = E.LOGIN_FAILURE }
 
 -- The token cache the configuration asks for. A built-in location's own
 -- checks (file, redis) raise ClientConfigurationError: construction time.
@@ -116,8 +121,10 @@ function App:acquire_token_by_device_code(req)
     or device_code.acquire(self, req), "device_code", ACQUIRE)
 end
 
-local function begin_redirect(self, req)
+local function begin_redirect(self, req, login)
   return authorize.begin(self, req, "redirect"):next(function(a)
+    -- the redirect's events say login when a login_redirect began it
+    a.ctx.login = login or nil
     -- the context outlives this process turn: the redirect may come back to
     -- another worker, so the state store holds it (10 minutes)
     self.states:put(a.state, a.ctx, 600)
@@ -136,8 +143,11 @@ function App:acquire_token_redirect(req)
 end
 
 --- Sign-in by redirect: acquire_token_redirect with the OpenID scopes.
+-- Emits LOGIN_START now, and LOGIN_SUCCESS (payload: the result) or
+-- LOGIN_FAILURE when handle_redirect_promise finishes it.
 function App:login_redirect(req)
-  return options.rejected("redirect", req, "login_redirect") or begin_redirect(self, req or {})
+  return options.rejected("redirect", req, "login_redirect")
+    or self.events:around(begin_redirect(self, req or {}, true), "redirect", LOGIN_BEGIN)
 end
 
 --- Acquires a token interactively in the system browser: a one-shot
@@ -171,7 +181,7 @@ local function redeem_redirect(self, params)
   else
     p = authorize.redeem(self, ctx, params.code)
   end
-  return self.events:around(p, "redirect", ACQUIRE)
+  return self.events:around(p, "redirect", ctx and ctx.login and LOGIN_END or ACQUIRE)
 end
 
 --- Finishes a redirect: checks the state (known, not yet used), classifies
@@ -207,7 +217,13 @@ function App:acquire_token(req, opts)
     or options.check(options.union("silent", interaction), req, "acquire_token")
   if bad then return Promise.reject(bad) end
   local silent_p
-  if type(req) == "table" and req.account then
+  local has_account = type(req) == "table" and req.account ~= nil
+  if type(req) == "table" and not has_account then
+    local ok, active = pcall(self.get_active_account, self)
+    if not ok then return Promise.reject(active) end
+    has_account = active ~= nil
+  end
+  if has_account then
     silent_p = self:acquire_token_silent(options.only("silent", req))
   else
     silent_p = Promise.reject(errors.InteractionRequiredAuthError("no_account", "no account yet: sign-in needed"))
@@ -227,8 +243,10 @@ end
 -- request, as msal-browser: the URL holds the id token) or LOGOUT_FAILURE,
 -- then LOGOUT_END.
 local function with_logout_events(self, interaction, req, run)
-  return self.events:around(logout.begin(self, req):next(run), interaction, { start = E.LOGOUT_START,
-    start_payload = req, ok = E.LOGOUT_SUCCESS, ok_payload = function() return req end, fail = E.LOGOUT_FAILURE, done = E.LOGOUT_END })
+  -- LOGOUT_START before the local sign-out's ACCOUNT_REMOVED
+  if self.events.n > 0 then self.events:emit(E.LOGOUT_START, interaction, req) end
+  return self.events:around(logout.begin(self, req, interaction):next(run), interaction, {
+    ok = E.LOGOUT_SUCCESS, ok_payload = function() return req end, fail = E.LOGOUT_FAILURE, done = E.LOGOUT_END })
 end
 
 --- Signs out for a web app: removes `req.account` and its tokens from the
@@ -262,34 +280,73 @@ function App:logout_popup(req)
   end)
 end
 
---- Every account in the cache.
-function App:get_all_accounts()
-  return self.token_cache:get_all_accounts()
+--- Every account in the cache (one per user: a guest tenant is a tenant
+-- profile of its user's account), or those that pass a filter.
+-- @tparam[opt] table filter as get_account's; each account is the view of
+--   its first tenant that passes (the account itself unless tenant-level
+--   keys pick a guest tenant)
+-- @treturn table the accounts
+function App:get_all_accounts(filter)
+  if filter == nil then return self.token_cache:get_all_accounts() end
+  local ok, r = pcall(self.token_cache.find_accounts, self.token_cache, filter)
+  if not ok then error(r, 2) end
+  return r
 end
 
---- One account by `home_account_id`, `local_account_id` or `username`
--- (compared without case), or nil.
+--- One account by a filter (msal-browser's AccountFilter in snake_case):
+-- `home_account_id`, `environment`, `authority_type` (the user's), and
+-- `tenant_id`, `local_account_id`, `username` and `login_hint` (compared
+-- without case), `name`, `sid` (the id token's), `is_home_tenant` (a
+-- tenant's; the account is then that tenant's view: its tenant_id,
+-- local_account_id, name and id_token_claims), or nil. An empty filter or
+-- an unknown key raises ClientConfigurationError.
 -- @tparam table filter
 function App:get_account(filter)
-  if type(filter) ~= "table" then
+  if type(filter) ~= "table" or next(filter) == nil then
     error(errors.ClientConfigurationError("invalid_account_filter",
-      "get_account takes {home_account_id=…} or {local_account_id=…} or {username=…}"), 2)
+      "get_account takes a filter such as {home_account_id=…}, {tenant_id=…} or {username=…}"), 2)
   end
-  local tc = self.token_cache
-  if filter.home_account_id then return tc:get_account_by_home_id(filter.home_account_id) end
-  if filter.local_account_id then return tc:get_account_by_local_id(filter.local_account_id) end
-  if filter.username then return tc:get_account_by_username(filter.username) end
-  error(errors.ClientConfigurationError("invalid_account_filter",
-    "get_account takes {home_account_id=…} or {local_account_id=…} or {username=…}"), 2)
+  local ok, r = pcall(self.token_cache.find_accounts, self.token_cache, filter, true)
+  if not ok then error(r, 2) end
+  return r[1]
 end
 
---- Removes an account and its tokens from the cache.
+--- Removes an account and its tokens from the cache (and as the active
+-- account): ACCOUNT_REMOVED (payload: the account) when it was there,
+-- ACTIVE_ACCOUNT_CHANGED when it was the active account.
 -- @treturn promise resolving when done
 function App:remove_account(account)
-  local ok, err = pcall(self.token_cache.remove_account, self.token_cache, account)
-  if not ok then return Promise.reject(err) end
-  self.events:emit(E.ACCOUNT_REMOVED, nil, account)
+  local ok, n, was_active = pcall(self.token_cache.remove_account, self.token_cache, account)
+  if not ok then return Promise.reject(n) end
+  if n > 0 then self.events:emit(E.ACCOUNT_REMOVED, nil, account) end
+  if was_active then self.events:emit(E.ACTIVE_ACCOUNT_CHANGED) end
   return Promise.resolve(nil)
+end
+
+--- Makes an account the active account (msal-browser's setActiveAccount):
+-- acquire_token_silent uses it when a request names no account. Kept with
+-- the cache (a file cache keeps it across processes; see the README),
+-- per client id. nil clears it; so does removing the account. Emits
+-- ACTIVE_ACCOUNT_CHANGED (no payload, as msal-browser) when it changes.
+-- @tparam table|nil account from get_all_accounts, get_account or a result
+function App:set_active_account(account)
+  if account ~= nil and (type(account) ~= "table" or type(account.home_account_id) ~= "string"
+      or (account.local_account_id ~= nil and type(account.local_account_id) ~= "string")
+      or (account.tenant_id ~= nil and type(account.tenant_id) ~= "string")) then
+    error(errors.ClientConfigurationError("invalid_account",
+      "set_active_account takes an account (from get_all_accounts, get_account or a result) or nil"), 2)
+  end
+  local ok, changed = pcall(self.token_cache.set_active_account, self.token_cache, account)
+  if not ok then error(changed, 2) end
+  if changed then self.events:emit(E.ACTIVE_ACCOUNT_CHANGED) end
+end
+
+--- The active account, as the tenant it was set in sees it; nil when none
+-- is set or it has left the cache.
+function App:get_active_account()
+  local ok, r = pcall(self.token_cache.get_active_account, self.token_cache)
+  if not ok then error(r, 2) end
+  return r
 end
 
 --- The token cache: `serialize()`, `deserialize(json)`, `get_all_accounts()`…

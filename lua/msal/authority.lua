@@ -72,11 +72,9 @@ function authority.parse(s, protocol_mode)
     path = path, tenant = tenant and tenant:lower() or nil, kind = kind,
     is_multi_tenant = kind == "aad" and tenant ~= nil and authority.MULTI_TENANT[tenant:lower()] == true,
   }
-  -- the realm tokens of a single-tenant Entra authority are cached under:
-  -- tokens are stored under the id token's tid, so only a tenant id can be
-  -- looked up as it stands; a domain name (contoso.onmicrosoft.com) is the
-  -- account's tenant, as for common. nil means "the account's"
-  a.realm = (kind == "aad" and not a.is_multi_tenant and authority.is_tenant_id(a.tenant)) and a.tenant or nil
+  -- the tenant a single-tenant Entra authority names (an id, or a domain
+  -- the silent flow maps to its id); nil means "the account's"
+  a.realm = (kind == "aad" and not a.is_multi_tenant) and a.tenant or nil
   -- the host cache look-ups start from (aliases do the rest)
   a.cache_env = authority.environment(a)
   return a
@@ -213,6 +211,27 @@ function authority.expected_issuer(metadata, tid)
     iss = iss:gsub("{tenantid}", (tid:gsub("%%", "%%%%")))
   end
   return iss
+end
+
+--- The tenant id a tenant authority stands for, when its metadata is at
+-- hand (configured, or discovered earlier in this process): Entra names a
+-- domain-named tenant's id in its issuer. Nothing is fetched.
+-- @tparam table app
+-- @tparam table a a parsed authority
+-- @treturn string|false|nil the tenant id (lower case); false when the
+--   issuer names none; nil when the metadata is not known yet
+function authority.known_tenant_id(app, a)
+  local doc
+  local configured = app.config.auth.authority_metadata
+  if configured and a.url == app.authority.url then
+    doc = cjson.decode(configured)
+  else
+    doc = metadata_cache[discovery_url(a)]
+  end
+  if type(doc) ~= "table" then return nil end
+  local id = type(doc.issuer) == "string"
+    and doc.issuer:match("/(%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x)/")
+  return id and id:lower() or false
 end
 
 --- An authority given on a request, parsed with the app's protocol mode and

@@ -19,6 +19,7 @@ events.types = {
   LOGOUT_START = "msal:logoutStart", LOGOUT_SUCCESS = "msal:logoutSuccess",
   LOGOUT_FAILURE = "msal:logoutFailure", LOGOUT_END = "msal:logoutEnd",
   ACCOUNT_ADDED = "msal:accountAdded", ACCOUNT_REMOVED = "msal:accountRemoved",
+  ACTIVE_ACCOUNT_CHANGED = "msal:activeAccountChanged",
 }
 
 -- The fields of a result that hold a token itself.
@@ -27,6 +28,13 @@ local TOKEN_FIELDS = { "access_token", "id_token", "refresh_token" }
 -- A copy of payload without its tokens; callbacks get the rest (account,
 -- scopes, expiry, claims).
 local function without_tokens(payload)
+  local any = false
+  for _, k in ipairs(TOKEN_FIELDS) do
+    if rawget(payload, k) ~= nil then any = true end
+  end
+  -- nothing to take out (an account): the payload itself, with its lazily
+  -- read fields
+  if not any then return payload end
   local copy = {}
   for k, v in pairs(payload) do copy[k] = v end
   for _, k in ipairs(TOKEN_FIELDS) do copy[k] = nil end
@@ -35,6 +43,18 @@ end
 
 local Emitter = {}
 Emitter.__index = Emitter
+
+-- Results whose token answer made a new account: ACCOUNT_ADDED follows
+-- their success event (weak keys: a result nobody awaits leaves no trace).
+local added = setmetatable({}, { __mode = "k" })
+
+--- Notes that the answer behind result put a new account in the cache:
+-- the flow's success event is followed by ACCOUNT_ADDED (payload: the
+-- account), as msal-browser reports an account that appears in its
+-- storage.
+function events.account_added(result, account)
+  added[result] = account
+end
 
 --- Makes an emitter. `logger` receives callback failures.
 function events.new(log, clock)
@@ -107,6 +127,11 @@ function Emitter:around(p, interaction, kinds)
       local payload = result
       if kinds.ok_payload then payload = kinds.ok_payload(result) end
       self:emit(kinds.ok, interaction, payload, nil, type(result) == "table" and result.correlation_id or nil)
+    end
+    local account = type(result) == "table" and added[result]
+    if account then
+      added[result] = nil
+      if self.n > 0 then self:emit(events.types.ACCOUNT_ADDED, nil, account, nil, result.correlation_id) end
     end
     return result
   end, function(err)

@@ -6,14 +6,14 @@
 local core = require("msal.core")
 local authority = require("msal.authority")
 local errors = require("msal.errors")
-local id_token = require("msal.id_token")
+local accounts = require("msal.cache.accounts")
+local account_filter = require("msal.cache.account_filter")
+local active_account = require("msal.cache.active_account")
 
 local cache = {}
 
 local TokenCache = {}
 TokenCache.__index = TokenCache
-
-local account_mt -- below, with the accounts
 
 --- Makes a token cache.
 -- @tparam string client_id the application's: accounts' id_token_claims
@@ -33,8 +33,25 @@ function cache.new(client_id, plugin)
     hit_states = setmetatable({}, { __mode = "k" }) }, TokenCache)
   tc.hit_state, tc.hit_store = { hits = {} }, store
   tc.hit_states[store] = tc.hit_state
-  tc.account_mt = account_mt(tc)
+  tc.account_mt = accounts.metatable(tc)
+  tc.cloud_of = cache.cloud_index(authority.CLOUDS)
+  -- whether two environments are one cloud (aliases)
+  tc.same_cloud = function(a, b)
+    a, b = a:lower(), b:lower()
+    local cloud_of = tc.cloud_of
+    return a == b or (cloud_of[a] ~= nil and cloud_of[a] == cloud_of[b])
+  end
   return tc
+end
+
+--- Host -> its alias group (a number), for telling two environments of
+-- one cloud apart from two clouds.
+function cache.cloud_index(groups)
+  local index = {}
+  for i, g in ipairs(groups) do
+    for _, h in ipairs(g) do index[h:lower()] = index[h:lower()] or i end
+  end
+  return index
 end
 
 --- Sets the environment aliases (cloud groups) of the cache's store, and
@@ -42,6 +59,7 @@ end
 -- @tparam table groups as `store:set_aliases`
 function TokenCache:set_aliases(groups)
   self.aliases = groups
+  self.cloud_of = cache.cloud_index(groups)
   self.store:set_aliases(groups)
 end
 
@@ -154,15 +172,10 @@ function TokenCache:deserialize(json)
   if not ok then error(cache_error(err), 2) end
 end
 
--- Accounts are read-only snapshots; id_token_claims are looked up when first
--- read, so listing 10,000 accounts does not decode 10,000 id tokens. One
--- metatable per cache carries the way back to it.
-function account_mt(tc)
-  return id_token.claims_on_read(function(acct)
-    return tc:id_token_for(acct.home_account_id, acct.environment, tc.client_id, acct.tenant_id)
-  end)
-end
-
+-- Accounts are read-only snapshots; id_token_claims and tenant_profiles
+-- are looked up when first read (msal.cache.accounts), so listing 10,000
+-- accounts does not decode 10,000 id tokens. One metatable per cache
+-- carries the way back to it.
 function TokenCache:own(acct)
   return setmetatable(acct, self.account_mt)
 end
@@ -172,13 +185,45 @@ function TokenCache:owns(acct)
   return getmetatable(acct) == self.account_mt
 end
 
+-- One account per user and cloud: a user's several Account entries (one
+-- per tenant, as msal-python writes them) are one account, the home
+-- tenant's entry standing for it, in the place of the user's first entry.
+local function one_per_user(self, list)
+  local first, out, cloud_of = {}, {}, self.cloud_of
+  for i = 1, #list do
+    local a = list[i]
+    local hid = a.home_account_id
+    local seen = first[hid]
+    if seen then
+      -- rare: compare clouds only for a repeated user
+      local cloud = cloud_of[a.environment] or a.environment
+      local at
+      for _, j in ipairs(seen) do
+        local b = out[j]
+        if (cloud_of[b.environment] or b.environment) == cloud then at = j break end
+      end
+      if not at then
+        out[#out + 1] = a
+        seen[#seen + 1] = #out
+      elseif a.tenant_id == accounts.home_tenant(hid) and out[at].tenant_id ~= a.tenant_id then
+        out[at] = a
+      end
+    else
+      out[#out + 1] = a
+      first[hid] = { #out }
+    end
+  end
+  return out
+end
+
 -- The account snapshots, built again only when Account entries change (20
 -- ms at 10,000 accounts): a token written by a refresh does not count.
 local function snapshots(self)
   local store = self.store
   local gen = store:generation("Account")
   if self.accounts_gen ~= gen or self.accounts_store ~= store then
-    self.accounts_list, self.accounts_gen, self.accounts_store = store:accounts(self.account_mt), gen, store
+    self.accounts_list, self.accounts_gen, self.accounts_store =
+      one_per_user(self, store:accounts(self.account_mt)), gen, store
   end
   return self.accounts_list
 end
@@ -190,27 +235,28 @@ local function all_accounts(self)
   return out
 end
 
--- One partition's accounts with their claims read while its tokens are
--- loaded: the next partition's load replaces them.
+-- One partition's accounts with what they read lazily (claims, tenant
+-- profiles) read while its tokens are loaded: the next partition's load
+-- replaces them.
 local function partition_accounts(self)
   local list = all_accounts(self)
-  for _, a in ipairs(list) do local _ = a.id_token_claims end
+  for _, a in ipairs(list) do local _ = a.id_token_claims, a.tenant_profiles end
   return list
 end
 
---- Every account in the cache, in cache order. A plugin partitioned by
--- account that can list its partitions (`plugin:partition_keys(client_id)`,
--- Redis) is read partition by partition.
+--- Every account in the cache, one per user and cloud, in cache order. A
+-- plugin partitioned by account that can list its partitions
+-- (`plugin:partition_keys(client_id)`, Redis) is read partition by partition.
 -- @treturn {table,...} AccountInfo tables: home_account_id, environment,
 --   tenant_id, username, local_account_id, name, authority_type, and
---   id_token_claims on first read
+--   id_token_claims and tenant_profiles on first read
 function TokenCache:get_all_accounts()
   local plugin = self.plugin
   if not (plugin and plugin.partition_keys) then return self:access(false, all_accounts, self) end
   local out, seen = {}, {}
   for _, pk in ipairs(plugin:partition_keys(self.client_id)) do
     for _, a in ipairs(self:for_partition({ partition_key = pk }):access(false, partition_accounts, self)) do
-      local id = a.home_account_id .. "\0" .. a.environment .. "\0" .. tostring(a.tenant_id)
+      local id = a.home_account_id .. "\0" .. a.environment
       if not seen[id] then
         seen[id] = true
         out[#out + 1] = a
@@ -239,8 +285,32 @@ function TokenCache:get_account_by_home_id(id)
   -- a cache partitioned by account (Redis, a shared dictionary) finds it in
   -- the account's own partition
   return self:for_partition({ home_account_id = id }):access(false, function()
-    local keys = self.store:find("Account", { home_account_id = id })
-    return keys[1] and self:own(self.store:account(keys[1])) or nil
+    local key = accounts.base_entry(self.store, self.store:find("Account", { home_account_id = id }), id)
+    return key and self:own(self.store:account(key)) or nil
+  end)
+end
+
+--- The accounts that pass an account filter (msal.cache.account_filter):
+-- each the view of its first tenant that passes. A filter naming a
+-- home_account_id reads that account's partition (Redis, a shared
+-- dictionary). Raises ClientConfigurationError on a bad filter.
+-- @tparam[opt] table filter
+-- @tparam[opt] boolean first_only
+-- @treturn table the accounts
+function TokenCache:find_accounts(filter, first_only)
+  local f, tenant_level = account_filter.check(filter == nil and {} or filter)
+  if next(f) == nil then return self:get_all_accounts() end
+  -- by home_account_id alone: the store's index, not a pass over accounts
+  if first_only and f.home_account_id and next(f, next(f)) == nil then
+    return { self:get_account_by_home_id(f.home_account_id) }
+  end
+  local same_cloud = self.same_cloud
+  if not f.home_account_id and self.plugin and self.plugin.partition_keys then
+    return account_filter.apply(self:get_all_accounts(), f, tenant_level, same_cloud, first_only)
+  end
+  if f.home_account_id then self:for_partition({ home_account_id = f.home_account_id }) end
+  return self:access(false, function()
+    return account_filter.apply(snapshots(self), f, tenant_level, same_cloud, first_only)
   end)
 end
 
@@ -262,11 +332,15 @@ local function remove_account(self, acct)
       if store:remove(section, key) then n = n + 1 end
     end
   end
-  return n
+  -- an active account that is gone is no active account
+  local was_active = active_account.forget(store, acct.home_account_id, self.client_id)
+  return n, was_active
 end
 
---- Removes an account and every token of it (in any alias environment).
+--- Removes an account and every token of it (in any alias environment),
+-- and forgets it as any application's active account.
 -- @treturn number how many entries were removed
+-- @treturn boolean whether it was this application's active account
 function TokenCache:remove_account(acct)
   if type(acct) ~= "table" or type(acct.home_account_id) ~= "string" or type(acct.environment) ~= "string" then
     error(errors.ClientConfigurationError("invalid_account", "remove_account needs an account from the cache"), 2)
@@ -290,6 +364,24 @@ function TokenCache:remove_all_accounts()
     for _, acct in ipairs(all_accounts(self)) do n = n + remove_account(self, acct) end
     return n
   end)
+end
+
+--- The application's active account (msal.cache.active_account), as the
+-- tenant it was set in sees it; nil when none is set or it is not in the
+-- cache any more.
+function TokenCache:get_active_account()
+  return self:access(false, function()
+    local f = active_account.filter(self.store, self.client_id)
+    if not f then return nil end
+    return account_filter.apply(snapshots(self), f, true, self.same_cloud, true)[1]
+  end)
+end
+
+--- Sets (or, with nil, clears) the application's active account.
+-- @treturn boolean whether that changed it
+function TokenCache:set_active_account(acct)
+  -- the store is read inside: a plugin may swap it in before_cache_access
+  return self:access(true, function() return active_account.set(self.store, self.client_id, acct) end)
 end
 
 --- The silent flow's records of hits for one (normalised) scope list, by
@@ -329,15 +421,23 @@ function TokenCache:hits_for(scopes)
   return h, gen
 end
 
---- The account snapshot of (home account of acct, environment, realm): acct
--- itself when it is this cache's snapshot of that, else one from the store
--- (nil when the store has no such account).
+--- The account snapshot of (home account of acct, environment), as the
+-- tenant realm sees it (msal.cache.accounts.view): acct itself when it is
+-- this cache's snapshot of that, else one from the store (nil when the
+-- store has no such account).
 function TokenCache:account_for(acct, env, realm)
   if self:owns(acct) and acct.tenant_id == realm and acct.environment == env then return acct end
   local store, hid = self.store, acct.home_account_id
-  local keys = store:find("Account", { home_account_id = hid, environment = env, realm = realm })
-  if not keys[1] then keys = store:find("Account", { home_account_id = hid, environment = env }) end
-  return keys[1] and self:own(store:account(keys[1])) or nil
+  local key = accounts.base_entry(store, store:find("Account", { home_account_id = hid, environment = env }), hid)
+  return key and self:account_at(key, realm) or nil
+end
+
+--- The account of an Account entry, as the tenant realm sees it.
+-- @tparam string key
+-- @tparam[opt] string realm
+function TokenCache:account_at(key, realm)
+  local a = self.store:account(key)
+  return a and accounts.view(self:own(a), realm) or nil
 end
 
 --- The raw id token of (home account, environment, client, realm), or nil.

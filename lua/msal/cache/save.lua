@@ -3,7 +3,7 @@
 -- with the granted scopes (replacing older tokens whose scopes overlap), the
 -- refresh token (FOCI tokens under the family) and the app metadata.
 -- @module msal.cache.save
-local cjson = require("cjson")
+local accounts = require("msal.cache.accounts")
 
 local save = {}
 
@@ -36,7 +36,8 @@ end
 -- @tparam[opt] table claims the id token's checked claims
 -- @tparam[opt] table ci decoded client_info
 -- @treturn table `{home_account_id, realm, target, expires_on,
---   ext_expires_on, refresh_on, account_key, stored}` for the result
+--   ext_expires_on, refresh_on, account_key, account_added, stored}` for
+--   the result
 function save.response(tc, ctx, r, claims, ci)
   local store = tc.store
   local env, cid = ctx.environment, ctx.client_id
@@ -74,13 +75,10 @@ function save.response(tc, ctx, r, claims, ci)
     local local_id = (ci and ci.uid) or (type(claims.oid) == "string" and claims.oid) or claims.sub or ""
     local username = claims.preferred_username or claims.upn
       or (type(claims.emails) == "table" and claims.emails[1]) or claims.email or ""
-    local profile = cjson.encode({ tenantId = realm, localAccountId = local_id, name = claims.name,
-      username = username, isHomeTenant = ci == nil or ci.utid == realm })
-    out.account_key = store:put("Account", {
-      home_account_id = hid, environment = env, realm = realm, local_account_id = local_id,
-      username = username, authority_type = ctx.authority_type, name = claims.name or "",
-      client_info = r.client_info, tenantProfiles = { profile },
-    })
+    out.account_key, out.account_added = accounts.save(store, account_keys, {
+      home_account_id = hid, environment = env, local_account_id = local_id, username = username,
+      authority_type = ctx.authority_type, client_info = r.client_info,
+    }, claims, ci)
     store:put("IdToken", { home_account_id = hid, environment = env, credential_type = "IdToken",
       client_id = cid, secret = r.id_token, realm = realm })
   elseif #account_keys > 0 then

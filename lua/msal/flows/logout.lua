@@ -10,6 +10,7 @@ local Promise = require("msal.promise")
 local authority = require("msal.authority")
 local core = require("msal.core")
 local errors = require("msal.errors")
+local events = require("msal.events")
 local network = require("msal.network")
 
 local try = errors.try
@@ -17,25 +18,36 @@ local try = errors.try
 local logout = {}
 
 -- Removes req.account, or every account when none is named (msal-browser
--- clears the whole cache then); returns the id token of the named account,
--- read before it goes, for id_token_hint.
-local function forget(app, account)
-  local tc = app.token_cache
+-- clears the whole cache then), with ACCOUNT_REMOVED for each account that
+-- was there and ACTIVE_ACCOUNT_CHANGED when the active one went; returns
+-- the id token of the named account, read before it goes, for
+-- id_token_hint.
+local function forget(app, account, interaction)
+  local tc, ev = app.token_cache, app.events
+  local E = events.types
   if account == nil then
+    local gone, active = {}, nil
+    if ev.n > 0 then gone, active = tc:get_all_accounts(), tc:get_active_account() end
     tc:remove_all_accounts()
+    for _, a in ipairs(gone) do ev:emit(E.ACCOUNT_REMOVED, interaction, a) end
+    if active then ev:emit(E.ACTIVE_ACCOUNT_CHANGED, interaction) end
     return nil
   end
   local hint = tc:id_token_for(account.home_account_id, account.environment, app.client_id, account.tenant_id)
-  tc:remove_account(account)
+  local n, was_active = tc:remove_account(account)
+  if n > 0 then ev:emit(E.ACCOUNT_REMOVED, interaction, account) end
+  if was_active then ev:emit(E.ACTIVE_ACCOUNT_CHANGED, interaction) end
   return hint
 end
 
 --- Forgets the account and builds the end-session URL.
 -- @tparam table req `{account, post_logout_redirect_uri, logout_hint, state,
 --   authority, correlation_id}`
+-- @tparam[opt] string interaction "redirect" or "popup", for the events of
+--   the local sign-out
 -- @treturn promise of `{url}`; url is nil when the authority publishes no
 --   end_session_endpoint (only the local sign-out happened)
-function logout.begin(app, req)
+function logout.begin(app, req, interaction)
   return Promise.async(function()
     req = req or {}
     if type(req) ~= "table" then
@@ -55,7 +67,7 @@ function logout.begin(app, req)
     if req.authority then
       auth = try(authority.for_app(app, req.authority))
     end
-    local id_token_hint = forget(app, account)
+    local id_token_hint = forget(app, account, interaction)
     local metadata = try(authority.resolve(app, auth):await())
     local endpoint = metadata.end_session_endpoint
     if not endpoint then return { url = nil } end

@@ -6,6 +6,7 @@ local Promise = require("msal.promise")
 local authority = require("msal.authority")
 local core = require("msal.core")
 local errors = require("msal.errors")
+local events = require("msal.events")
 local loop = require("msal.loop")
 local network = require("msal.network")
 local request = require("msal.request")
@@ -122,8 +123,9 @@ function refresh.finish(app, r, ctx)
     requested_scopes = ctx.scopes_list, now = ctx.started, authority_type = app.authority_type,
     account = ctx.account, grant = ctx.grant,
   }, r, claims, ci)
-  local account = saved.account_key and tc:own(tc.store:account(saved.account_key)) or ctx.account
-  return {
+  -- the account as the answer's tenant sees it (a guest tenant's view)
+  local account = saved.account_key and tc:account_at(saved.account_key, saved.realm) or ctx.account
+  local result = {
     access_token = r.access_token,
     id_token = r.id_token,
     id_token_claims = claims,
@@ -138,6 +140,8 @@ function refresh.finish(app, r, ctx)
     correlation_id = ctx.correlation_id,
     authority = ctx.auth.url,
   }
+  if saved.account_added then events.account_added(result, account) end
+  return result
 end
 
 --- Redeems a refresh token for the request.

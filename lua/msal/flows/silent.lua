@@ -196,13 +196,41 @@ local function lookup(app, req, sc, account, auth, realm, env)
   return result_of(h, req, auth), status
 end
 
+-- The realm (tenant id) tokens of a tenant authority are cached under: the
+-- id token's tid, so a tenant named by its id is its own realm, and one
+-- named by its domain is the id its metadata's issuer names. Per parsed
+-- authority (the app keeps those), false when the issuer names no id.
+local realms = setmetatable({}, { __mode = "k" })
+
+-- The realm to look tokens up in: the authority's tenant when it names one
+-- (by id, or by a domain whose id is known), else the account's tenant
+-- (common, organizations, consumers, B2C, ADFS, OIDC providers, or a
+-- domain whose metadata names no id). nil while a domain's id is unknown:
+-- the network half resolves the metadata first.
+local function realm_for(app, auth, account)
+  local tenant = auth.realm
+  if tenant == nil then return account.tenant_id or "" end
+  local r = realms[auth]
+  if r == nil then
+    if authority.is_tenant_id(tenant) then
+      r = tenant
+    else
+      r = authority.known_tenant_id(app, auth)
+      if r == nil then return nil end
+    end
+    realms[auth] = r
+  end
+  return r or account.tenant_id or tenant
+end
+
 --- The cache half of the silent flow (synchronous).
 -- @treturn[1] table the result, with "hit" or "refresh_due"
 -- @treturn[2] nil
 -- @treturn[2] table the error of a bad request
 -- @treturn[3] nil
 -- @treturn[3] string why the cache did not answer ("none", "expired",
---   "multiple", "skipped")
+--   "multiple", "skipped", "unresolved": a domain-named tenant whose id is
+--   not known yet)
 -- @treturn[3] table the context the refresh flow needs
 function silent.from_cache(app, req)
   if type(req) ~= "table" then
@@ -211,21 +239,26 @@ function silent.from_cache(app, req)
   local sc, err = scopes_of(req.scopes or EMPTY, app.authority.kind == "oidc" and memos.oidc or memos.aad)
   if not sc then return nil, err end
   local account = req.account
+  -- none given: the active account, as msal-browser
+  if account == nil then account = app.token_cache:get_active_account() end
   if type(account) ~= "table" or type(account.home_account_id) ~= "string" then
     return nil, errors.ClientAuthError("no_account_in_silent_request",
-      "acquire_token_silent needs request.account (from get_all_accounts or get_account)")
+      "acquire_token_silent needs request.account (from get_all_accounts or get_account) or an active account")
   end
   local auth = app.authority
   if req.authority ~= nil then
     auth, err = authority.for_app(app, req.authority)
     if not auth then return nil, err end
   end
-  -- a tenant authority names the realm; for common/organizations/consumers
-  -- (and OIDC providers) it is the account's
-  local realm = auth.realm or account.tenant_id or ""
+  local realm = realm_for(app, auth, account)
   local tc = app.token_cache
   local result, why
-  if tc.plugin then
+  if realm == nil then
+    -- a domain-named tenant whose id is not known yet: the account's
+    -- tokens may be another tenant's, so none is served before the network
+    -- half has read the authority's metadata
+    realm, why = account.tenant_id or auth.realm, "unresolved"
+  elseif tc.plugin then
     result, why = tc:for_partition({ home_account_id = account.home_account_id, tenant_id = realm })
       :access(false, lookup, app, req, sc, account, auth, realm, auth.cache_env)
   else
@@ -233,7 +266,7 @@ function silent.from_cache(app, req)
   end
   if result and why == "hit" then return result, why end
   return result, why, {
-    account = account, auth = auth, realm = realm, env = auth.cache_env, scopes = sc,
+    account = account, auth = auth, realm = realm, env = auth.cache_env, scopes = sc, unresolved = why == "unresolved",
     -- requests that would send the same token request share one
     thumbprint = table.concat({ auth.url, account.home_account_id, realm, sc.search,
       req.claims or "", skips_access_token(req) and "force" or "" }, "\0"),
@@ -250,6 +283,20 @@ local function no_op() end
 -- time resolves a no-op unlock, and the waiter refreshes itself.
 -- @treturn promise of the result
 function silent.refresh(app, req, ctx)
+  if ctx.unresolved then
+    -- the authority's metadata names the tenant's id: then the cache
+    return authority.resolve(app, ctx.auth):next(function()
+      local ok, result, why, again = pcall(silent.from_cache, app, req)
+      if not ok then return Promise.reject(result) end
+      if result and why == "hit" then return result end
+      if not again then return Promise.reject(why) end
+      again.unresolved = false
+      local p = silent.refresh(app, req, again)
+      -- past refresh_on: a failed refresh still leaves a valid token to serve
+      if result then p = p:catch(function() return result end) end
+      return p
+    end)
+  end
   local plugin = app.token_cache.plugin
   if not (plugin and plugin.lock_refresh) then return refresh.acquire(app, req, ctx) end
   local asked = loop.now_ms()

@@ -100,7 +100,11 @@
 //     ("User.Read"), device_interval (1), device_expires_in (900),
 //     device_verification_uri_complete (false), client_secrets
 //     ({"lua-msal-confidential":"s3cret"}: these clients must authenticate),
-//     users ([{upn, name, oid, tid}], the first is the default),
+//     users ([{upn, name, oid, tid, guests}], the first is the default;
+//     guests: {"<tenant id>": {oid, name}} makes the user a guest of those
+//     tenants: a token request to such a tenant (by id or listed domain)
+//     gets an id token of that tenant (its tid, iss, oid, name, sub), while
+//     client_info still names the home tenant, as Entra does),
 //     tenant_domains ({"example.com": <tid>}), instance_metadata (null = this
 //     host and localhost:P as aliases; or a full metadata array)
 //   POST /__control/device {"user_code": "...", "action": "approve"|"deny",
@@ -609,8 +613,18 @@ function grantedScope(requested) {
   return s.length ? s.join(" ") : state.config.default_scope;
 }
 
+// The user as the tenant of this request knows them: a guest profile when
+// the request names a tenant the user is a guest of, else the user.
+function inTenant(ctx, user) {
+  const tid = ctx.tenant ? tenantIdFor(ctx.tenant).toLowerCase() : null;
+  const guest = tid && tid !== user.tid && user.guests && user.guests[tid];
+  if (!guest) return user;
+  return { ...user, ...guest, tid };
+}
+
 function issueTokens(ctx, { clientId, scope, user, nonce, entry, withRefresh = true }) {
   const cfg = state.config;
+  const profile = inTenant(ctx, user);
   const requested = String(scope || "").split(/\s+/);
   const body = {
     token_type: "Bearer",
@@ -631,16 +645,16 @@ function issueTokens(ctx, { clientId, scope, user, nonce, entry, withRefresh = t
     const t = now();
     const claims = {
       aud: clientId,
-      iss: `${ctx.base}/${user.tid}/v2.0`,
+      iss: `${ctx.base}/${profile.tid}/v2.0`,
       iat: t,
       nbf: t,
       exp: t + cfg.id_token_lifetime,
-      name: user.name,
-      oid: user.oid,
+      name: profile.name,
+      oid: profile.oid,
       preferred_username: user.upn,
       rh: "0.AAAA.",
-      sub: pairwiseSub(user, clientId),
-      tid: user.tid,
+      sub: pairwiseSub(profile, clientId),
+      tid: profile.tid,
       uti: b64u(crypto.randomBytes(16)),
       ver: "2.0",
     };

@@ -5,6 +5,11 @@
 //   node peer.js accounts  <cacheFile> <clientId> <authority>
 //   node peer.js silent    <cacheFile> <clientId> <authority> <homeAccountId> <scope> [<scope>...]
 //   node peer.js roundtrip <inFile> <outFile> <clientId> <authority>
+//   node peer.js tenants   <cacheFile> <clientId> <authority>
+//        every AccountInfo msal-node lists (one per tenant profile), with
+//        its tenantProfiles and id token's tid
+//   node peer.js tenant_silent <cacheFile> <clientId> <authority> <homeAccountId> <tenantId> <scope> [<scope>...]
+//        acquireTokenSilent with the account as that tenant sees it
 //
 // Prints exactly one JSON document on stdout; on failure prints one line
 // "peer.js <command>: <errorCode>: <message>" on stderr and exits 1.
@@ -148,6 +153,39 @@ const commands = {
       idTokenClaims: r.idTokenClaims,
       account: { homeAccountId: r.account.homeAccountId, username: r.account.username },
     };
+  },
+
+  async tenants([cacheFile, clientId, authority, ...extra]) {
+    if (!authority || extra.length) usage();
+    const accounts = await loadedApp(cacheFile, clientId, authority).getAllAccounts();
+    return accounts.map((a) => ({
+      homeAccountId: a.homeAccountId,
+      tenantId: a.tenantId,
+      localAccountId: a.localAccountId,
+      name: a.name,
+      username: a.username,
+      idTokenTid: a.idTokenClaims ? a.idTokenClaims.tid : null,
+      tenantProfiles: Array.from((a.tenantProfiles || new Map()).values()),
+    }));
+  },
+
+  async tenant_silent([cacheFile, clientId, authority, homeAccountId, tenantId, ...scopes]) {
+    if (!tenantId || scopes.length === 0) usage();
+    const pca = loadedApp(cacheFile, clientId, authority);
+    const account = (await pca.getAllAccounts())
+      .find((a) => a.homeAccountId === homeAccountId && a.tenantId === tenantId);
+    if (!account) {
+      throw Object.assign(new Error(`no account ${homeAccountId} in tenant ${tenantId}`), {
+        errorCode: "account_not_found",
+      });
+    }
+    const r = await pca.acquireTokenSilent({ account, scopes });
+    if (networkAttempts.length) {
+      throw Object.assign(new Error(`silent tried the network: ${networkAttempts.join(", ")}`), {
+        errorCode: "network_attempted",
+      });
+    }
+    return { accessToken: r.accessToken, fromCache: r.fromCache, tenantId: r.tenantId };
   },
 
   async roundtrip([inFile, outFile, clientId, authority, ...extra]) {
