@@ -9,8 +9,11 @@ local events = require("msal.events")
 local id_token = require("msal.id_token")
 local refresh = require("msal.flows.refresh")
 local request = require("msal.request")
+local request_options = require("msal.request_options")
 
 local silent = {}
+
+local POLICY = request_options.CacheLookupPolicy
 
 -- Checked, normalised forms of the scope lists an app asks for, by the list
 -- joined with spaces: a repeated request costs one look-up, not a re-parse.
@@ -128,7 +131,8 @@ end
 
 -- The cache look-up proper; runs inside the cache plugin's access hooks.
 local function lookup(app, req, sc, account, auth, realm, env)
-  if req.force_refresh or (req.claims ~= nil and request.has_claims(req.claims)) then
+  if req.force_refresh or (req.claims ~= nil and request.has_claims(req.claims))
+      or (req.cache_lookup_policy or 0) >= POLICY.RefreshToken then
     return nil, "skipped"
   end
   local now = app.clock()
@@ -156,6 +160,17 @@ local function lookup(app, req, sc, account, auth, realm, env)
   if not h then return nil, status end
   if status == "hit" then hits[hid] = h end
   return result_of(h, req, auth), status
+end
+
+-- The rest of a request that changes the token request it sends (extra
+-- parameters, the refresh token's expiry offset); "" for most requests.
+local function extras_of(req)
+  local q, o = req.extra_query_parameters, req.refresh_token_expiration_offset
+  if not (q or req.extra_body_parameters or req.token_body_parameters or o) then return "" end
+  local parts = { tostring(o) }
+  for _, kv in ipairs(request_options.params_list(q)) do parts[#parts + 1] = "q:" .. kv[1] .. "=" .. kv[2] end
+  for _, kv in ipairs(request_options.body_params(req)) do parts[#parts + 1] = "b:" .. kv[1] .. "=" .. kv[2] end
+  return table.concat(parts, "\0")
 end
 
 --- The cache half of the silent flow (synchronous).
@@ -198,7 +213,7 @@ function silent.from_cache(app, req)
     account = account, auth = auth, realm = realm, env = auth.cache_env, scopes = sc,
     -- requests that would send the same token request share one
     thumbprint = table.concat({ auth.url, account.home_account_id, realm, sc.search,
-      req.claims or "", req.force_refresh and "force" or "" }, "\0"),
+      req.claims or "", req.force_refresh and "force" or "", extras_of(req) }, "\0"),
   }
 end
 
@@ -272,8 +287,18 @@ function silent.acquire(app, req)
     return Promise.fulfilled(result)
   end
   local p
+  local policy = type(req) == "table" and req.cache_lookup_policy
   if not ctx then
     p = Promise.reject(why)
+  elseif policy == POLICY.AccessToken then
+    -- the cache only: a token past refresh_on is still served
+    p = result and Promise.resolve(result) or Promise.reject(errors.ClientAuthError("token_refresh_required",
+      "no cached access token answers the request, and cache_lookup_policy AccessToken allows nothing else"))
+  elseif policy == POLICY.Skip then
+    -- msal-browser goes to a hidden iframe here; without one, only an
+    -- interactive call can get the token
+    p = Promise.reject(errors.InteractionRequiredAuthError("interaction_required",
+      "cache_lookup_policy Skip skips the cache and the refresh token: an interactive call is needed"))
   else
     if ev.n > 0 then ev:emit(E.ACQUIRE_TOKEN_NETWORK_START, "silent", nil, nil, cid) end
     p = single_flight(app, ctx.thumbprint, silent.refresh, app, req, ctx)
