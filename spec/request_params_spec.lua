@@ -264,6 +264,21 @@ describe("request options", function()
     end)
   end)
 
+  describe("open_browser", function()
+    it("per request opens logout_popup's end-session URL too", function()
+      local app = msal.PublicClientApplication.new({
+        auth = { client_id = "lua-msal-app", authority = entra.base() .. "/" .. entra.TENANT },
+        system = { open_browser = function() error("the configured browser was used") end },
+      })
+      entra.sign_in(app)
+      local opened
+      local r = assert(app:logout_popup({ account = app:get_all_accounts()[1],
+        open_browser = function(url) opened = url end }):await())
+      assert.equal(r.url, opened)
+      assert.matches("/oauth2/v2.0/logout?", opened, 1, true)
+    end)
+  end)
+
   describe("auth.oidc_options.default_scopes", function()
     it("replace openid profile offline_access on every request, openid kept", function()
       local app = new_app({ oidc_options = { default_scopes = { "profile" } } })

@@ -278,7 +278,7 @@ end
 function run.logout_popup(self, req)
   return with_logout_events(self, "popup", req, function(r)
     if r.url then
-      local open = self.config.system.open_browser or popup.default_open_browser
+      local open = req.open_browser or self.config.system.open_browser or popup.default_open_browser
       local ok, err = pcall(open, r.url)
       if not ok then
         return Promise.reject(errors.BrowserAuthError("popup_window_error",
@@ -302,9 +302,9 @@ function App:logout_redirect(req)
 end
 
 --- Signs out on the desktop: as logout_redirect, then opens the end-session
--- URL with `system.open_browser` so the browser's session ends too. It does
--- not wait for the browser.
--- @tparam[opt] table req as logout_redirect's
+-- URL with `req.open_browser` or `system.open_browser` so the browser's
+-- session ends too. It does not wait for the browser.
+-- @tparam[opt] table req as logout_redirect's, plus `open_browser(url)`
 -- @treturn promise of `{url}`
 function App:logout_popup(req)
   return checked(self, "logout_popup", req)

@@ -74,7 +74,7 @@ request_options.METHODS = {
   login_redirect = { keys = REDIRECT, optional = true },
   acquire_token_by_device_code = { keys = DEVICE_CODE },
   logout_redirect = { keys = LOGOUT, optional = true },
-  logout_popup = { keys = LOGOUT, optional = true },
+  logout_popup = { keys = keys(LOGOUT, { open_browser = "function" }), optional = true },
   acquire_token_by_refresh_token = { keys = keys(BASE, QUERY, BODY, { refresh_token = "string" }) },
   get_auth_code_url = { keys = keys(AUTHORIZE, { code_challenge = "string", code_challenge_method = "string",
     nonce = "string" }), optional = true },

@@ -21,7 +21,7 @@ local authorize = {}
 -- never holds a `|`).
 local STATE_DELIM = "|"
 
---- A fresh state for req: the wire state and its library part.
+--- A fresh state: the library's random part, and the caller's after it.
 -- @tparam[opt] string user_state the caller's `state`
 -- @treturn string the state to send
 function authorize.new_state(user_state)
@@ -44,8 +44,8 @@ function authorize.user_state(state)
 end
 
 --- Resolves the authority a request names, or the app's.
--- @treturn table the parsed authority and its metadata (raises on failure;
---   call inside Promise.async)
+-- @treturn table the parsed authority
+-- @treturn table its metadata (raises on failure; call inside Promise.async)
 function authorize.authority_of(app, req)
   local auth = app.authority
   if req.authority then auth = try(authority.for_app(app, req.authority)) end
@@ -90,7 +90,8 @@ function authorize.url(app, req, p)
   return endpoint .. (endpoint:find("?", 1, true) and "&" or "?") .. network.form_encode(params)
 end
 
--- The redirect URI of a request: its own, else the configuration's.
+--- The redirect URI of a request: its own, else the configuration's
+-- (raises a ClientConfigurationError when neither; call inside Promise.async).
 function authorize.redirect_uri_of(app, req)
   local redirect_uri = req.redirect_uri or app.config.auth.redirect_uri
   if type(redirect_uri) ~= "string" then
