@@ -243,6 +243,14 @@ describe("request options", function()
       assert.same({}, token_requests("authorization_code"))
     end)
 
+    it("that is not a string, or has no library part, is unknown: state_not_found", function()
+      local app = new_app()
+      for _, state in ipairs({ {}, "|mine", "" }) do
+        local _, err = app:handle_redirect_promise({ code = "c", state = state }):await()
+        assert.equal("state_not_found", err.error_code)
+      end
+    end)
+
     it("and a per-request open_browser work in the popup flow", function()
       local app = msal.PublicClientApplication.new({
         auth = { client_id = "lua-msal-app", authority = entra.base() .. "/" .. entra.TENANT },

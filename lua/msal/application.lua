@@ -196,7 +196,8 @@ end
 -- The state checked (known, not yet used) and the code redeemed, with
 -- the events of an acquisition.
 local function redeem_redirect(self, params)
-  local ctx = self.states:take(authorize.state_key(params.state))
+  local key = authorize.state_key(params.state)
+  local ctx = key and self.states:take(key)
   local p
   if not ctx then
     p = Promise.reject(errors.ClientAuthError("state_not_found",

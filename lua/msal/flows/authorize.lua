@@ -32,8 +32,10 @@ end
 
 --- The key a state's context is kept under: its library part (a caller's
 -- state may repeat across sign-ins; the library's never does).
+-- @treturn string|nil nil for a state that is not a non-empty string
 function authorize.state_key(state)
-  return (state:match("^[^|]*"))
+  local key = type(state) == "string" and state:match("^[^|]*")
+  return key ~= "" and key or nil
 end
 
 --- The caller's part of a state, or nil.
