@@ -78,6 +78,8 @@ build = {
     ["msal.transport.openresty"] = "lua/msal/transport/openresty.lua",
     ["msal.transport.http1"] = "lua/msal/transport/http1.lua",
     ["msal.nvim"] = "lua/msal/nvim.lua",
+    ["msal.request_options"] = "lua/msal/request_options.lua",
+    ["msal.flows.auth_code"] = "lua/msal/flows/auth_code.lua",
   },
 }
 test = {

@@ -12,10 +12,12 @@ local logger = require("msal.logger")
 local silent = require("msal.flows.silent")
 local device_code = require("msal.flows.device_code")
 local authorize = require("msal.flows.authorize")
+local auth_code = require("msal.flows.auth_code")
+local refresh = require("msal.flows.refresh")
 local popup = require("msal.flows.popup")
 local logout = require("msal.flows.logout")
-local options = require("msal.request_options")
 local state_store = require("msal.state_store")
+local request_options = require("msal.request_options")
 local core = require("msal.core")
 
 local application = {}
@@ -82,6 +84,7 @@ function application.new_public(cfg)
     authority = auth,
     token_cache = tc,
     renewal_offset = c.system.token_renewal_offset,
+    default_scopes = c.auth.oidc_options.default_scopes,
     log = log,
     clock = wall,
     events = events.new(log, wall),
@@ -94,19 +97,43 @@ function application.new_public(cfg)
   return self
 end
 
+-- The flows behind the public methods, each on a request already checked
+-- against its method's keys (msal.request_options).
+local run = {}
+
+-- Checks req for method, then runs the method's flow. A bad request
+-- rejects the promise with the ClientConfigurationError naming the key,
+-- as every other bad input does.
+-- (No varargs: LuaJIT does not compile them here, and this is on the path
+-- of every cache hit.)
+local function checked(self, method, req, extra)
+  local r, err = request_options.check(method, req)
+  if not r then return Promise.reject(err) end
+  return run[method](self, r, extra)
+end
+
+run.acquire_token_silent = silent.acquire
+
 --- Acquires a token silently: from the cache by MSAL's rules (default
 -- scopes, granted-scope subsets, environment aliases, the account's realm,
 -- renewal offset), else by redeeming a refresh token. `force_refresh` and
--- `claims` skip the cached token. Concurrent calls that need the same
--- token share one token request.
--- @tparam table req `{scopes, account, claims, force_refresh, authority, correlation_id}`
+-- `claims` skip the cached token; `cache_lookup_policy`
+-- (msal.CacheLookupPolicy) limits where to look. Concurrent calls that
+-- need the same token share one token request.
+-- @tparam table req `{scopes, account, claims, force_refresh,
+--   cache_lookup_policy, refresh_token_expiration_offset, authority,
+--   correlation_id, extra_query_parameters, extra_body_parameters}`
 -- @treturn promise resolving the result table (`access_token`, `id_token`,
 --   `id_token_claims` (from the cache: decoded on first read), `scopes`,
 --   `expires_on`, `ext_expires_on`, `account`, `tenant_id`, `token_type`,
 --   `from_cache`, `correlation_id`), rejecting
 --   with InteractionRequiredAuthError when the user must interact
 function App:acquire_token_silent(req)
-  return options.rejected("silent", req, "acquire_token_silent") or silent.acquire(self, req)
+  return checked(self, "acquire_token_silent", req)
+end
+
+function run.acquire_token_by_device_code(self, req)
+  return self.events:around(device_code.acquire(self, req), "device_code", ACQUIRE)
 end
 
 --- Acquires a token with the device code flow: `req.device_code_callback(info)`
@@ -114,11 +141,10 @@ end
 -- `verification_uri_complete` (when sent), `expires_in`, `interval` and
 -- `message`; the promise settles when the user finishes on another device.
 -- Set `req.cancel = true` to stop polling.
--- @tparam table req `{scopes, device_code_callback, claims, timeout, cancel, correlation_id}`
+-- @tparam table req `{scopes, device_code_callback, claims, timeout, cancel, authority, correlation_id}`
 -- @treturn promise of the result
 function App:acquire_token_by_device_code(req)
-  return self.events:around(options.rejected("device_code", req, "acquire_token_by_device_code")
-    or device_code.acquire(self, req), "device_code", ACQUIRE)
+  return checked(self, "acquire_token_by_device_code", req)
 end
 
 local function begin_redirect(self, req, login)
@@ -127,51 +153,64 @@ local function begin_redirect(self, req, login)
     a.ctx.login = login or nil
     -- the context outlives this process turn: the redirect may come back to
     -- another worker, so the state store holds it (10 minutes)
-    self.states:put(a.state, a.ctx, 600)
+    self.states:put(a.key, a.ctx, 600)
     return { url = a.url, state = a.state }
   end)
+end
+run.acquire_token_redirect = begin_redirect
+
+function run.login_redirect(self, req)
+  return self.events:around(begin_redirect(self, req, true), "redirect", LOGIN_BEGIN)
 end
 
 --- Starts a redirect sign-in: resolves `{url, state}`; send the user to url
 -- and pass what comes back to handle_redirect_promise. PKCE, state and nonce
 -- are kept in the state store (`system.state_store`, in memory by default).
 -- @tparam table req `{scopes, extra_scopes_to_consent, prompt, login_hint,
---   domain_hint, claims, account, redirect_uri, response_mode ("query" |
---   "form_post" | "fragment"), authority, correlation_id}`
+--   domain_hint, sid, max_age, state (the caller's, returned in the result),
+--   claims, account, redirect_uri, response_mode ("query" | "form_post" |
+--   "fragment"), authority, correlation_id, extra_query_parameters,
+--   extra_body_parameters}`
 function App:acquire_token_redirect(req)
-  return options.rejected("redirect", req, "acquire_token_redirect") or begin_redirect(self, req)
+  return checked(self, "acquire_token_redirect", req)
 end
 
 --- Sign-in by redirect: acquire_token_redirect with the OpenID scopes.
 -- Emits LOGIN_START now, and LOGIN_SUCCESS (payload: the result) or
 -- LOGIN_FAILURE when handle_redirect_promise finishes it.
 function App:login_redirect(req)
-  return options.rejected("redirect", req, "login_redirect")
-    or self.events:around(begin_redirect(self, req or {}, true), "redirect", LOGIN_BEGIN)
+  return checked(self, "login_redirect", req)
+end
+
+function run.acquire_token_popup(self, req)
+  return self.events:around(popup.acquire(self, req), "popup", ACQUIRE)
+end
+
+function run.login_popup(self, req)
+  return self.events:around(popup.acquire(self, req), "popup", LOGIN)
 end
 
 --- Acquires a token interactively in the system browser: a one-shot
 -- loopback listener (127.0.0.1 / ::1) receives the redirect; PKCE, state and
--- nonce as always. `system.open_browser(url)` opens the browser (default:
--- xdg-open / open / start); `system.loopback_timeout` (s) bounds the wait
--- (BrowserAuthError `timed_out`).
+-- nonce as always. `req.open_browser(url)`, else `system.open_browser(url)`
+-- opens the browser (default: xdg-open / open / start);
+-- `system.loopback_timeout` (s) bounds the wait (BrowserAuthError `timed_out`).
 -- @tparam table req as acquire_token_redirect's, plus `success_template` and
---   `error_template` (the HTML the browser shows afterwards)
+--   `error_template` (the HTML the browser shows afterwards) and `open_browser`
 function App:acquire_token_popup(req)
-  return self.events:around(options.rejected("popup", req, "acquire_token_popup")
-    or popup.acquire(self, req), "popup", ACQUIRE)
+  return checked(self, "acquire_token_popup", req)
 end
 
 --- Sign-in in the system browser: acquire_token_popup with the OpenID scopes.
 function App:login_popup(req)
-  return self.events:around(options.rejected("popup", req, "login_popup")
-    or popup.acquire(self, req or {}), "popup", LOGIN)
+  return checked(self, "login_popup", req)
 end
 
 -- The state checked (known, not yet used) and the code redeemed, with
 -- the events of an acquisition.
 local function redeem_redirect(self, params)
-  local ctx = self.states:take(params.state)
+  local key = authorize.state_key(params.state)
+  local ctx = key and self.states:take(key)
   local p
   if not ctx then
     p = Promise.reject(errors.ClientAuthError("state_not_found",
@@ -179,7 +218,7 @@ local function redeem_redirect(self, params)
   elseif params.error then
     p = Promise.reject(errors.from_server(params))
   else
-    p = authorize.redeem(self, ctx, params.code)
+    p = authorize.redeem(self, ctx, params.code, params.state)
   end
   return self.events:around(p, "redirect", ctx and ctx.login and LOGIN_END or ACQUIRE)
 end
@@ -200,6 +239,9 @@ function App:handle_redirect_promise(input)
   return ev:around(redeem_redirect(self, params), "redirect", REDIRECT_END)
 end
 
+local INTERACTIONS = { popup = "acquire_token_popup", redirect = "acquire_token_redirect",
+  device_code = "acquire_token_by_device_code" }
+
 --- The silent-then-interactive pattern in one call: silent first, and only
 -- on InteractionRequiredAuthError the interactive flow — `popup` or
 -- `device_code` (resolve the token) or `redirect` (resolves `{url, state}`
@@ -209,44 +251,66 @@ end
 -- @tparam table opts `{interaction = "popup" | "device_code" | "redirect"}`
 function App:acquire_token(req, opts)
   local interaction = type(opts) == "table" and opts.interaction or nil
-  if interaction ~= "device_code" and interaction ~= "redirect" and interaction ~= "popup" then
+  if not INTERACTIONS[interaction] then
     return Promise.reject(errors.ClientConfigurationError("invalid_interaction",
       "acquire_token needs opts.interaction = \"popup\", \"redirect\" or \"device_code\""))
   end
-  local bad = options.check("interaction", opts, "acquire_token's opts")
-    or options.check(options.union("silent", interaction), req, "acquire_token")
-  if bad then return Promise.reject(bad) end
+  return checked(self, "acquire_token " .. interaction, req, INTERACTIONS[interaction])
+end
+
+-- Each flow gets its own keys of the request; a claims challenge from the
+-- silent call goes to the interactive one. No account given: the active
+-- account, when one is set.
+local function silent_then(self, req, interactive)
   local silent_p
-  local has_account = type(req) == "table" and req.account ~= nil
-  if type(req) == "table" and not has_account then
-    local ok, active = pcall(self.get_active_account, self)
+  local has_account = req.account ~= nil
+  if not has_account then
+    local ok, active = pcall(self.token_cache.get_active_account, self.token_cache)
     if not ok then return Promise.reject(active) end
     has_account = active ~= nil
   end
   if has_account then
-    silent_p = self:acquire_token_silent(options.only("silent", req))
+    silent_p = silent.acquire(self, request_options.pick(req, "acquire_token_silent"))
   else
     silent_p = Promise.reject(errors.InteractionRequiredAuthError("no_account", "no account yet: sign-in needed"))
   end
   return silent_p:catch(function(err)
     if not errors.is_interaction_required(err) then return Promise.reject(err) end
-    -- the interactive flow takes its own options only (not force_refresh…)
-    local ireq = options.only(interaction, req)
-    ireq.claims = err.claims or ireq.claims -- a claims challenge goes to the interactive call
-    if interaction == "device_code" then return self:acquire_token_by_device_code(ireq) end
-    if interaction == "popup" then return self:acquire_token_popup(ireq) end
-    return self:acquire_token_redirect(ireq)
+    local ireq = request_options.pick(req, interactive)
+    ireq.claims = err.claims or ireq.claims
+    return run[interactive](self, ireq)
   end)
 end
+run["acquire_token popup"] = silent_then
+run["acquire_token redirect"] = silent_then
+run["acquire_token device_code"] = silent_then
 
 -- A logout with its events: LOGOUT_START, then LOGOUT_SUCCESS (with the
 -- request, as msal-browser: the URL holds the id token) or LOGOUT_FAILURE,
 -- then LOGOUT_END.
-local function with_logout_events(self, interaction, req, run)
+local function with_logout_events(self, interaction, req, run_after)
   -- LOGOUT_START before the local sign-out's ACCOUNT_REMOVED
   if self.events.n > 0 then self.events:emit(E.LOGOUT_START, interaction, req) end
-  return self.events:around(logout.begin(self, req, interaction):next(run), interaction, {
+  return self.events:around(logout.begin(self, req, interaction):next(run_after), interaction, {
     ok = E.LOGOUT_SUCCESS, ok_payload = function() return req end, fail = E.LOGOUT_FAILURE, done = E.LOGOUT_END })
+end
+
+function run.logout_redirect(self, req)
+  return with_logout_events(self, "redirect", req, function(r) return r end)
+end
+
+function run.logout_popup(self, req)
+  return with_logout_events(self, "popup", req, function(r)
+    if r.url then
+      local open = req.open_browser or self.config.system.open_browser or popup.default_open_browser
+      local ok, err = pcall(open, r.url)
+      if not ok then
+        return Promise.reject(errors.BrowserAuthError("popup_window_error",
+          "the browser could not be opened: " .. tostring(err)))
+      end
+    end
+    return r
+  end)
 end
 
 --- Signs out for a web app: removes `req.account` and its tokens from the
@@ -258,26 +322,59 @@ end
 --   state, authority, correlation_id}`
 -- @treturn promise of `{url}`
 function App:logout_redirect(req)
-  return options.rejected("logout", req, "logout_redirect") or with_logout_events(self, "redirect", req, function(r) return r end)
+  return checked(self, "logout_redirect", req)
 end
 
 --- Signs out on the desktop: as logout_redirect, then opens the end-session
--- URL with `system.open_browser` so the browser's session ends too. It does
--- not wait for the browser.
--- @tparam[opt] table req as logout_redirect's
+-- URL with `req.open_browser` or `system.open_browser` so the browser's
+-- session ends too. It does not wait for the browser.
+-- @tparam[opt] table req as logout_redirect's, plus `open_browser(url)`
 -- @treturn promise of `{url}`
 function App:logout_popup(req)
-  return options.rejected("logout", req, "logout_popup") or with_logout_events(self, "popup", req, function(r)
-    if r.url then
-      local open = self.config.system.open_browser or popup.default_open_browser
-      local ok, err = pcall(open, r.url)
-      if not ok then
-        return Promise.reject(errors.BrowserAuthError("popup_window_error",
-          "the browser could not be opened: " .. tostring(err)))
-      end
-    end
-    return r
-  end)
+  return checked(self, "logout_popup", req)
+end
+
+function run.acquire_token_by_refresh_token(self, req)
+  return self.events:around(refresh.by_refresh_token(self, req), "silent", ACQUIRE)
+end
+
+--- Redeems a refresh token from elsewhere (a migration from another
+-- library or store; msal-node's acquireTokenByRefreshToken) and caches the
+-- answer, so that acquire_token_silent serves the account afterwards.
+-- @tparam table req `{refresh_token, scopes, claims, authority,
+--   correlation_id, extra_query_parameters, extra_body_parameters}`
+-- @treturn promise of the result
+function App:acquire_token_by_refresh_token(req)
+  return checked(self, "acquire_token_by_refresh_token", req)
+end
+
+run.get_auth_code_url = auth_code.url
+
+--- The authorize URL for an app that runs its own redirect handler
+-- (msal-node's getAuthCodeUrl). PKCE is required: pass the challenge of
+-- `msal.pkce()` and keep its verifier for acquire_token_by_code; `state`
+-- and `nonce` are sent as given.
+-- @tparam table req `{code_challenge, code_challenge_method ("S256"),
+--   scopes, redirect_uri, state, nonce, prompt, login_hint, domain_hint,
+--   sid, max_age, account, extra_scopes_to_consent, claims, response_mode,
+--   authority, correlation_id, extra_query_parameters}`
+-- @treturn promise of the URL
+function App:get_auth_code_url(req)
+  return checked(self, "get_auth_code_url", req)
+end
+
+function run.acquire_token_by_code(self, req)
+  return self.events:around(auth_code.redeem(self, req), "silent", ACQUIRE)
+end
+
+--- Redeems the code an app's own redirect handler received (msal-node's
+-- acquireTokenByCode) and caches the tokens.
+-- @tparam table req `{code, code_verifier, redirect_uri, scopes, nonce,
+--   max_age, claims, authority, correlation_id, extra_query_parameters,
+--   extra_body_parameters}`
+-- @treturn promise of the result
+function App:acquire_token_by_code(req)
+  return checked(self, "acquire_token_by_code", req)
 end
 
 --- Every account in the cache (one per user: a guest tenant is a tenant

@@ -13,6 +13,7 @@ local schema = {
     post_logout_redirect_uri = "string", protocol_mode = "string", known_authorities = "table", authority_metadata = "string",
     cloud_discovery_metadata = "string", client_capabilities = "table",
     client_secret = "string", client_certificate = "table", client_assertion = "string",
+    oidc_options = { default_scopes = "table" },
   },
   cache = "table|string",
   system = {
@@ -26,21 +27,62 @@ local function fail(msg)
   return nil, errors.ClientConfigurationError("invalid_configuration", msg)
 end
 
-local function check(tbl, sch, path)
+-- MSAL.js names its options in camelCase; ours are the same words in
+-- snake_case. A few differ in more than case.
+local RENAMED = {
+  claimsRequest = "claims", tokenQueryParameters = "extra_query_parameters",
+  refreshTokenExpirationOffsetSeconds = "refresh_token_expiration_offset",
+  tokenRenewalOffsetSeconds = "token_renewal_offset",
+}
+
+--- The snake_case option a camelCase key means, when the schema has it
+-- (`forceRefresh` -> `force_refresh`); nil otherwise.
+-- @tparam string key
+-- @tparam table sch the schema the key was checked against
+function config.snake_case_of(key, sch)
+  if type(key) ~= "string" or not key:find("%l%u") then return nil end
+  local snake = RENAMED[key] or key:gsub("(%l)(%u)", "%1_%2"):gsub("(%u)(%u%l)", "%1_%2"):lower()
+  if sch[snake] ~= nil then return snake end
+  return nil
+end
+
+--- Checks a table against a schema (key -> "type|type", or a nested
+-- schema): the first unknown or wrongly typed key is a
+-- ClientConfigurationError naming it, with the snake_case name when the
+-- key is MSAL.js's camelCase spelling of a known one.
+-- @tparam table tbl
+-- @tparam table sch
+-- @tparam string path prefix of the names in messages (`"auth."`)
+-- @tparam[opt] table how `{noun = "configuration key", code = "invalid_configuration"}`
+-- @treturn[1] true
+-- @treturn[2] nil
+-- @treturn[2] table ClientConfigurationError
+function config.check(tbl, sch, path, how)
+  local noun = how and how.noun or "configuration key"
+  local code = how and how.code or "invalid_configuration"
+  -- no string is made unless a key is wrong: requests are checked on
+  -- every acquire_token_silent, a cache hit included
   for k, v in pairs(tbl) do
-    local want = sch[k]
-    local where = path .. tostring(k)
-    if want == nil then return fail("unknown configuration key '" .. where .. "'") end
+    local want, got = sch[k], type(v)
+    if want == nil then
+      local snake = config.snake_case_of(k, sch)
+      return nil, errors.ClientConfigurationError(code, "unknown " .. noun .. " '" .. path .. tostring(k) .. "'" ..
+        (snake and ("; use '" .. path .. snake .. "' (MSAL.js's camelCase names are snake_case here)") or ""))
+    end
     if type(want) == "table" then
-      if type(v) ~= "table" then return fail("'" .. where .. "' must be a table") end
-      local ok, err = check(v, want, where .. ".")
+      if got ~= "table" then
+        return nil, errors.ClientConfigurationError(code, "'" .. path .. tostring(k) .. "' must be a table, not a " .. got)
+      end
+      local ok, err = config.check(v, want, path .. tostring(k) .. ".", how)
       if not ok then return nil, err end
-    elseif not ("|" .. want .. "|"):find("|" .. type(v) .. "|", 1, true) then
-      return fail("'" .. where .. "' must be a " .. want:gsub("|", " or ") .. ", not a " .. type(v))
+    elseif got ~= want and not ("|" .. want .. "|"):find("|" .. got .. "|", 1, true) then
+      return nil, errors.ClientConfigurationError(code,
+        "'" .. path .. tostring(k) .. "' must be a " .. want:gsub("|", " or ") .. ", not a " .. got)
     end
   end
   return true
 end
+local check = config.check
 
 local function check_list_of_strings(list, where)
   if list == nil then return true end
@@ -48,6 +90,26 @@ local function check_list_of_strings(list, where)
     if type(list[i]) ~= "string" then return fail("'" .. where .. "' must be a list of strings") end
   end
   return true
+end
+
+-- The scopes every request gets besides its own: MSAL's OIDC defaults
+-- (openid profile offline_access), or `auth.oidc_options.default_scopes`
+-- (MSAL's OIDCOptions.defaultScopes) for providers that refuse one of them,
+-- offline_access most often. As MSAL does, openid is always among them.
+function config.default_scopes(oidc_options)
+  local list = oidc_options and oidc_options.default_scopes
+  if list == nil then return { "openid", "profile", "offline_access" } end
+  local out, has_openid = {}, false
+  for i = 1, #list do
+    local s = list[i]
+    if type(s) ~= "string" or s == "" or s:find("%s") then
+      return fail("'auth.oidc_options.default_scopes' must be a list of scopes (strings without spaces)")
+    end
+    out[i] = s
+    has_openid = has_openid or s == "openid"
+  end
+  if not has_openid then table.insert(out, 1, "openid") end
+  return out
 end
 
 --- Checks a configuration table and fills in defaults.
@@ -68,6 +130,9 @@ function config.normalize(cfg)
   if not ok then return nil, err end
   ok, err = check_list_of_strings(auth.known_authorities, "auth.known_authorities")
   if not ok then return nil, err end
+  local default_scopes
+  default_scopes, err = config.default_scopes(auth.oidc_options)
+  if not default_scopes then return nil, err end
   local system = cfg.system or {}
   local offset = system.token_renewal_offset or 300
   if offset < 0 or offset ~= offset or offset == math.huge then
@@ -86,6 +151,7 @@ function config.normalize(cfg)
       client_capabilities = auth.client_capabilities or {},
       client_secret = auth.client_secret, client_certificate = auth.client_certificate,
       client_assertion = auth.client_assertion,
+      oidc_options = { default_scopes = default_scopes },
     },
     cache = cfg.cache or { location = "memory" },
     system = {

@@ -6,12 +6,15 @@ local application = require("msal.application")
 local errors = require("msal.errors")
 local events = require("msal.events")
 local request = require("msal.request")
+local request_options = require("msal.request_options")
+local auth_code = require("msal.flows.auth_code")
 
 local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
   EventType = events.types,
-  CacheLookupPolicy = require("msal.request_options").CacheLookupPolicy,
+  CacheLookupPolicy = request_options.CacheLookupPolicy,
+  pkce = auth_code.pkce,
   is_interaction_required = errors.is_interaction_required,
   parse_claims_challenge = request.parse_claims_challenge,
   Promise = Promise,

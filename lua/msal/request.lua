@@ -77,9 +77,13 @@ function request.single_resource(scopes, kind)
   return first
 end
 
---- Scopes as sent to the server: the caller's, in order, then the
--- defaults, without duplicates.
-function request.with_defaults(scopes, extra)
+--- Scopes as sent to the server: the caller's, in order, then the extra
+-- ones, then the defaults, without duplicates.
+-- @tparam table scopes
+-- @tparam[opt] table extra (extra_scopes_to_consent)
+-- @tparam[opt] table defaults the app's (`auth.oidc_options.default_scopes`),
+--   DEFAULT_SCOPES when nil
+function request.with_defaults(scopes, extra, defaults)
   local out, seen = {}, {}
   local function add(list)
     for i = 1, #list do
@@ -89,7 +93,7 @@ function request.with_defaults(scopes, extra)
   end
   add(scopes)
   if extra then add(extra) end
-  add(request.DEFAULT_SCOPES)
+  add(defaults or request.DEFAULT_SCOPES)
   return out
 end
 

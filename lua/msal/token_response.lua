@@ -29,7 +29,8 @@ end
 --- Checks a successful token response.
 -- @tparam table doc the decoded JSON
 -- @treturn[1] table `{access_token, token_type, expires_in, ext_expires_in,
---   refresh_in, scope, refresh_token, id_token, client_info, foci}`
+--   refresh_in, refresh_token_expires_in, scope, refresh_token, id_token,
+--   client_info, foci}` (absent lifetimes are false)
 -- @treturn[2] nil
 -- @treturn[2] table ClientAuthError `invalid_response`
 function token_response.check(doc)
@@ -49,6 +50,9 @@ function token_response.check(doc)
   if r.ext_expires_in == nil then return bad(err) end
   r.refresh_in, err = seconds(doc.refresh_in, "refresh_in")
   if r.refresh_in == nil then return bad(err) end
+  -- the refresh token's own lifetime (Entra sends it to SPAs: 24 hours)
+  r.refresh_token_expires_in, err = seconds(doc.refresh_token_expires_in, "refresh_token_expires_in")
+  if r.refresh_token_expires_in == nil then return bad(err) end
   return r
 end
 
@@ -65,7 +69,8 @@ end
 local SKEW = 300
 
 --- Checks a fresh id token: issuer, audience, expiry (with 5 minutes of
--- clock skew) and, when one was sent, the nonce.
+-- clock skew), the nonce when one was sent and, when the request had a
+-- `max_age`, the time of the sign-in (`auth_time`) as MSAL checks it.
 -- @treturn[1] table claims
 -- @treturn[2] nil
 -- @treturn[2] table ClientAuthError
@@ -91,6 +96,16 @@ function token_response.check_id_token(jwt, expect)
   end
   if expect.nonce and not (type(claims.nonce) == "string" and crypto.constant_time_equal(claims.nonce, expect.nonce)) then
     return fail("nonce_mismatch", "does not carry the nonce of this request")
+  end
+  if expect.max_age then
+    if type(claims.auth_time) ~= "number" then
+      return fail("auth_time_not_found", "has no auth_time, which max_age needs (an optional claim on Entra)")
+    end
+    -- MSAL refuses max_age = 0 outright; a sign-in made for this request
+    -- has an auth_time within the skew of now, and is accepted here
+    if expect.now - SKEW > claims.auth_time + expect.max_age then
+      return fail("max_age_transpired", "says the user signed in longer than max_age ago")
+    end
   end
   return claims
 end

@@ -104,7 +104,9 @@ function save.response(tc, ctx, r, claims, ci)
   if r.refresh_token then
     local family = r.foci
     store:put("RefreshToken", { home_account_id = hid, environment = env, credential_type = "RefreshToken",
-      client_id = cid, secret = r.refresh_token, family_id = family })
+      client_id = cid, secret = r.refresh_token, family_id = family,
+      -- msal-common keeps it (expiresOn) to refuse an expired token unsent
+      expires_on = r.refresh_token_expires_in and tostring(now + r.refresh_token_expires_in) or nil })
   end
   store:put("AppMetadata", { client_id = cid, environment = env, family_id = r.foci or false })
   out.stored = true

@@ -85,7 +85,7 @@ function device_code.acquire(app, req)
       error(errors.ClientConfigurationError("device_code_unsupported",
         "the authority publishes no device_authorization_endpoint"), 0)
     end
-    local scope_list = request.with_defaults(scopes)
+    local scope_list = request.with_defaults(scopes, nil, app.default_scopes)
     local correlation_id = req.correlation_id or core.crypto.uuid4()
     local headers = refresh.headers(correlation_id)
     local res = try(network.send(network.transport(app), { method = "POST", url = url, headers = headers,

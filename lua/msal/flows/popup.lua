@@ -4,7 +4,6 @@
 -- redeem its code.
 -- @module msal.flows.popup
 local Promise = require("msal.promise")
-local core = require("msal.core")
 local errors = require("msal.errors")
 local loopback = require("msal.loopback")
 local authorize = require("msal.flows.authorize")
@@ -43,12 +42,12 @@ end
 
 --- Runs the flow.
 -- @tparam table req as acquire_token_redirect's, plus `success_template`,
---   `error_template` (HTML) and `redirect_uri`
+--   `error_template` (HTML), `redirect_uri` and `open_browser(url)`
 -- @treturn promise of the result
 function popup.acquire(app, req)
   return Promise.async(function()
     req = req or {}
-    local state = core.crypto.random_string(32)
+    local state = authorize.new_state(req.state)
     local port, path, host = fixed(req.redirect_uri or app.config.auth.redirect_uri)
     local redirect
     local waiting, handle = loopback.wait_for_redirect({
@@ -76,7 +75,7 @@ function popup.acquire(app, req)
       stop()
       error(err, 0)
     end
-    local open = app.config.system.open_browser or popup.default_open_browser
+    local open = req.open_browser or app.config.system.open_browser or popup.default_open_browser
     local ok, oerr = pcall(open, begun.url)
     if not ok then
       stop()
@@ -85,7 +84,7 @@ function popup.acquire(app, req)
     local got = try(waiting:await())
     local params = got.params
     if params.error then error(errors.from_server(params), 0) end
-    return try(authorize.redeem(app, begun.ctx, params.code):await())
+    return try(authorize.redeem(app, begun.ctx, params.code, params.state):await())
   end)
 end
 

@@ -10,6 +10,7 @@ local events = require("msal.events")
 local loop = require("msal.loop")
 local network = require("msal.network")
 local request = require("msal.request")
+local request_options = require("msal.request_options")
 local save = require("msal.cache.save")
 local token_response = require("msal.token_response")
 
@@ -33,7 +34,8 @@ local function candidates(tc, account, env, client_id)
       if not seen[k] then
         seen[k] = true
         local e = store:get("RefreshToken", k)
-        list[#list + 1] = { key = k, secret = e.secret, client_id = e.client_id, family = family }
+        list[#list + 1] = { key = k, secret = e.secret, client_id = e.client_id, family = family,
+          expires_on = tonumber(e.expires_on) }
       end
     end
   end
@@ -111,7 +113,7 @@ function refresh.finish(app, r, ctx)
   if r.id_token then
     local err
     claims, err = token_response.check_id_token(r.id_token, { metadata = ctx.metadata,
-      client_id = app.client_id, now = app.clock(), nonce = ctx.nonce })
+      client_id = app.client_id, now = app.clock(), nonce = ctx.nonce, max_age = ctx.max_age })
     if not claims then return nil, err end
   end
   local tc = app.token_cache
@@ -144,35 +146,73 @@ function refresh.finish(app, r, ctx)
   return result
 end
 
+-- MSAL's DEFAULT_REFRESH_TOKEN_EXPIRATION_OFFSET_SECONDS. (MSAL reads the
+-- request's offset with `||`, so its 0 means 300; here 0 means 0.)
+local RT_OFFSET = 300
+
+-- Whether a refresh token's own expiry (refresh_token_expires_in, when the
+-- server sent one) has passed, or will within the offset.
+local function expired(cand, now, offset)
+  return cand.expires_on ~= nil and now + offset > cand.expires_on
+end
+
+--- The token endpoint body of a refresh-token grant.
+local function refresh_body(app, scopes_list, secret, claims, body_params)
+  local body = {
+    { "client_id", app.client_id },
+    { "scope", table.concat(scopes_list, " ") },
+    { "grant_type", "refresh_token" },
+    { "client_info", app.authority.kind ~= "oidc" and "1" or nil },
+    { "refresh_token", secret },
+    { "claims", claims },
+  }
+  for _, kv in ipairs(body_params) do body[#body + 1] = kv end
+  return network.form_encode(body)
+end
+
+--- The token endpoint URL with a request's extra query parameters.
+function refresh.token_url(metadata, query_params)
+  local list = request_options.params_list(query_params)
+  local endpoint = metadata.token_endpoint
+  if #list == 0 then return endpoint end
+  return endpoint .. (endpoint:find("?", 1, true) and "&" or "?") .. network.form_encode(list)
+end
+
 --- Redeems a refresh token for the request.
 -- @treturn promise of the result; rejects with InteractionRequiredAuthError
---   when no refresh token can be used or the server wants interaction
+--   when no refresh token can be used (`no_tokens_found`, or
+--   `refresh_token_expired` when every one is past its own expiry) or the
+--   server wants interaction
 function refresh.acquire(app, req, ctx)
   return Promise.async(function()
     local tc = app.token_cache
     local part = { home_account_id = ctx.account.home_account_id, tenant_id = ctx.realm }
-    local cands = tc:for_partition(part):access(false, candidates, tc, ctx.account, ctx.env, app.client_id)
-    if #cands == 0 then
+    local all = tc:for_partition(part):access(false, candidates, tc, ctx.account, ctx.env, app.client_id)
+    if #all == 0 then
       error(errors.InteractionRequiredAuthError("no_tokens_found",
         "no access token in the cache answers the request and there is no refresh token"), 0)
+    end
+    local now, offset = app.clock(), req.refresh_token_expiration_offset or RT_OFFSET
+    local cands = {}
+    for _, cand in ipairs(all) do
+      if not expired(cand, now, offset) then cands[#cands + 1] = cand end
+    end
+    if #cands == 0 then
+      error(errors.InteractionRequiredAuthError("refresh_token_expired",
+        "the refresh token has expired (or will within refresh_token_expiration_offset): sign-in needed"), 0)
     end
     local claims = try(request.merge_claims(req.claims, app.config.auth.client_capabilities))
     local metadata = try(authority.resolve(app, ctx.auth):await())
     ctx.metadata, ctx.grant = metadata, "refresh_token"
-    ctx.scopes_list = request.with_defaults(req.scopes)
+    ctx.scopes_list = request.with_defaults(req.scopes, nil, app.default_scopes)
     ctx.correlation_id = req.correlation_id or core.crypto.uuid4()
     local headers = refresh.headers(ctx.correlation_id, ctx.account)
+    local url, body_params = refresh.token_url(metadata, req.extra_query_parameters), request_options.body_params(req)
     local last
     for i, cand in ipairs(cands) do
       ctx.started = app.clock()
-      local r, err = refresh.post(app, metadata.token_endpoint, network.form_encode({
-        { "client_id", app.client_id },
-        { "scope", table.concat(ctx.scopes_list, " ") },
-        { "grant_type", "refresh_token" },
-        { "client_info", app.authority.kind ~= "oidc" and "1" or nil },
-        { "refresh_token", cand.secret },
-        { "claims", claims },
-      }), headers):await()
+      local r, err = refresh.post(app, url, refresh_body(app, ctx.scopes_list, cand.secret, claims, body_params),
+        headers):await()
       if r and r.id_token and app.config.system.validate_id_token_signature then
         try(require("msal.jwks").verify(app, metadata, r.id_token):await())
       end
@@ -194,6 +234,38 @@ function refresh.acquire(app, req, ctx)
     if not errors.is_error(last) then last = errors.ClientAuthError("unexpected_error", tostring(last)) end
     if last.correlation_id == nil then last.correlation_id = ctx.correlation_id end
     error(last, 0)
+  end)
+end
+
+--- Redeems a refresh token obtained elsewhere (MSAL's migration API,
+-- msal-node's acquireTokenByRefreshToken) and caches the answer: the
+-- account, id token, access token and the new refresh token, so that
+-- acquire_token_silent serves the account from then on.
+-- @tparam table req `{refresh_token, scopes, claims, authority,
+--   correlation_id, extra_query_parameters, extra_body_parameters}`
+-- @treturn promise of the result
+function refresh.by_refresh_token(app, req)
+  return Promise.async(function()
+    if type(req.refresh_token) ~= "string" or req.refresh_token == "" then
+      error(errors.ClientConfigurationError("invalid_request",
+        "acquire_token_by_refresh_token needs request.refresh_token"), 0)
+    end
+    local scopes = try(request.check_scopes(req.scopes))
+    try(request.single_resource(scopes))
+    local claims = try(request.merge_claims(req.claims, app.config.auth.client_capabilities))
+    local auth = app.authority
+    if req.authority then auth = try(authority.for_app(app, req.authority)) end
+    local metadata = try(authority.resolve(app, auth):await())
+    local ctx = { env = auth.cache_env, realm = auth.realm or "", grant = "refresh_token", metadata = metadata,
+      auth = auth, correlation_id = req.correlation_id or core.crypto.uuid4(),
+      scopes_list = request.with_defaults(scopes, nil, app.default_scopes), started = app.clock() }
+    local r = try(refresh.post(app, refresh.token_url(metadata, req.extra_query_parameters),
+      refresh_body(app, ctx.scopes_list, req.refresh_token, claims, request_options.body_params(req)),
+      refresh.headers(ctx.correlation_id)):await())
+    if r.id_token and app.config.system.validate_id_token_signature then
+      try(require("msal.jwks").verify(app, metadata, r.id_token):await())
+    end
+    return try(refresh.finish(app, r, ctx))
   end)
 end
 

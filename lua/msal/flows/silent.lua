@@ -10,7 +10,9 @@ local id_token = require("msal.id_token")
 local loop = require("msal.loop")
 local refresh = require("msal.flows.refresh")
 local request = require("msal.request")
-local policies = require("msal.request_options").CacheLookupPolicy
+local request_options = require("msal.request_options")
+
+local policies = request_options.CacheLookupPolicy
 
 local silent = {}
 
@@ -223,6 +225,17 @@ local function realm_for(app, auth, account)
   return r or account.tenant_id or tenant
 end
 
+-- The rest of a request that changes the token request it sends (extra
+-- parameters, the refresh token's expiry offset); "" for most requests.
+local function extras_of(req)
+  local q, o = req.extra_query_parameters, req.refresh_token_expiration_offset
+  if not (q or req.extra_body_parameters or req.token_body_parameters or o) then return "" end
+  local parts = { tostring(o) }
+  for _, kv in ipairs(request_options.params_list(q)) do parts[#parts + 1] = "q:" .. kv[1] .. "=" .. kv[2] end
+  for _, kv in ipairs(request_options.body_params(req)) do parts[#parts + 1] = "b:" .. kv[1] .. "=" .. kv[2] end
+  return table.concat(parts, "\0")
+end
+
 --- The cache half of the silent flow (synchronous).
 -- @treturn[1] table the result, with "hit" or "refresh_due"
 -- @treturn[2] nil
@@ -269,7 +282,7 @@ function silent.from_cache(app, req)
     account = account, auth = auth, realm = realm, env = auth.cache_env, scopes = sc, unresolved = why == "unresolved",
     -- requests that would send the same token request share one
     thumbprint = table.concat({ auth.url, account.home_account_id, realm, sc.search,
-      req.claims or "", skips_access_token(req) and "force" or "" }, "\0"),
+      req.claims or "", skips_access_token(req) and "force" or "", extras_of(req) }, "\0"),
   }
 end
 

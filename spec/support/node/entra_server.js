@@ -49,8 +49,8 @@
 // configured), access_token (opaque, unique), refresh_token (a new one each time,
 // when offline_access was requested), id_token (when openid was requested; RS256
 // with the JWKS key: ver 2.0, iss, aud = client_id, tid, oid, sub,
-// preferred_username, name, nonce when the authorize request had one, iat, nbf,
-// exp), client_info (base64url {"uid","utid"}, only when the request had
+// preferred_username, name, nonce when the authorize request had one, auth_time
+// when it had max_age, iat, nbf, exp), client_info (base64url {"uid","utid"}, only when the request had
 // client_info=1, as Entra does), foci "1" for clients in config.families.
 // Refresh tokens stay valid after use (Entra behaviour) unless
 // config.rt_single_use; a revoked or expired one is AADSTS700082 bad_token; a
@@ -543,6 +543,8 @@ function authorize(ctx, entry) {
     scope: q.scope || "",
     nonce: q.nonce,
     claims: q.claims,
+    // a max_age request gets the time of this (instant) sign-in
+    auth_time: q.max_age !== undefined ? now() : undefined,
     user,
     expires_at: now() + 600,
   });
@@ -622,7 +624,7 @@ function inTenant(ctx, user) {
   return { ...user, ...guest, tid };
 }
 
-function issueTokens(ctx, { clientId, scope, user, nonce, entry, withRefresh = true }) {
+function issueTokens(ctx, { clientId, scope, user, nonce, authTime, entry, withRefresh = true }) {
   const cfg = state.config;
   const profile = inTenant(ctx, user);
   const requested = String(scope || "").split(/\s+/);
@@ -659,6 +661,7 @@ function issueTokens(ctx, { clientId, scope, user, nonce, entry, withRefresh = t
       ver: "2.0",
     };
     if (nonce) claims.nonce = nonce;
+    if (authTime !== undefined) claims.auth_time = authTime;
     if (requested.includes("email")) claims.email = user.upn;
     applyOverride(claims, entry && entry.id_token_claims);
     body.id_token = signJwt(claims);
@@ -718,7 +721,8 @@ function token(ctx, entry) {
       if (code.redirect_uri !== f.redirect_uri) throw new AadError("invalid_grant", { code: 500117, text: "The reply uri specified in the token request does not match the reply uri specified in the authorization request." });
       if (!pkceOk(code, f.code_verifier)) throw new AadError("invalid_grant", { code: 501481, text: "The Code_Verifier does not match the code_challenge supplied in the authorization request." });
       code.redeemed = true;
-      return issueTokens(ctx, { clientId, scope: f.scope || code.scope, user: code.user, nonce: code.nonce, entry });
+      return issueTokens(ctx, { clientId, scope: f.scope || code.scope, user: code.user, nonce: code.nonce,
+        authTime: code.auth_time, entry });
     }
     case "refresh_token": {
       const rt = state.refreshTokens.get(f.refresh_token);
