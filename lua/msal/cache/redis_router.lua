@@ -267,6 +267,7 @@ function Router:call(once, method, ...)
         if not kind then return r, err, code end
         self.redirects = self.redirects + 1
         if kind == "MOVED" then
+          self.mode = "cluster" -- even if CLUSTER SLOTS was refused (an ACL without it)
           self.asking[rslot] = nil
           self:refresh()
           self.slots = self.slots or {}
