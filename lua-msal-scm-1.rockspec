@@ -69,6 +69,7 @@ build = {
     ["msal.cache.active_account"] = "lua/msal/cache/active_account.lua",
     ["msal.cache.file"] = "lua/msal/cache/file.lua",
     ["msal.cache.redis"] = "lua/msal/cache/redis.lua",
+    ["msal.cache.redis_router"] = "lua/msal/cache/redis_router.lua",
     ["msal.jwks"] = "lua/msal/jwks.lua",
     ["msal.cache.merge"] = "lua/msal/cache/merge.lua",
     ["msal.cache.partition"] = "lua/msal/cache/partition.lua",

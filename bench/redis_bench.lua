@@ -14,6 +14,10 @@
 --                           text is unchanged, so nothing is re-parsed
 --   partition load, switch  copy expired and each request is another
 --                           account's partition: one GET and a parse
+--   ... over TLS            the same against a second redis-server on a
+--                           TLS-only port (certificates made for the run)
+--   GET round trip          msal.core.redis alone: conn:command("GET", key)
+--                           of a partition, plain and TLS
 package.path = "spec/support/?.lua;" .. package.path
 
 local core = require("msal.core")
@@ -21,6 +25,7 @@ local cjson = require("cjson")
 local msal = require("msal")
 local redis = require("msal.cache.redis")
 local redis_server = require("redis_server")
+local proc = require("proc")
 
 local N = tonumber(arg[1]) or 100
 local CLIENT_ID = "11111111-2222-3333-4444-555555555555"
@@ -81,16 +86,23 @@ local function new_app(cache)
 end
 
 local server = redis_server.start()
+local certs_dir, remove_certs = proc.tempdir()
+local tls_server = redis_server.start({ tls = redis_server.make_certs(certs_dir) })
 local ok, err = pcall(function()
   local hids, docs = {}, {}
-  local seed = redis.new({ url = server:url() })
-  local seed_w = partitioned(seed)
-  local seed_tc = require("msal.cache").new(CLIENT_ID, seed_w)
-  for i = 1, N do
-    hids[i], docs[i] = partition(i)
-    seed_w.pk = hids[i]
-    seed_tc:access(true, function() assert(seed_tc.store:load(docs[i])) end)
+  local tls_opts = { ca_file = tls_server.tls.ca }
+  for _, s in ipairs({ server, tls_server }) do
+    local seed = redis.new({ url = s:url(), tls = s.tls and tls_opts or nil })
+    local seed_w = partitioned(seed)
+    local seed_tc = require("msal.cache").new(CLIENT_ID, seed_w)
+    for i = 1, N do
+      hids[i], docs[i] = partition(i)
+      seed_w.pk = hids[i]
+      seed_tc:access(true, function() assert(seed_tc.store:load(docs[i])) end)
+    end
   end
+  local seed_w = partitioned(redis.new({ url = server:url() }))
+  local seed_tc = require("msal.cache").new(CLIENT_ID, seed_w)
   local accounts = {}
   for i = 1, N do
     seed_w.pk = hids[i]
@@ -133,6 +145,26 @@ local ok, err = pcall(function()
   local same = batched(cold, cold_w, 4000, 100, function() return 1 end)
   local switch = batched(cold, cold_w, 4000, 100, function(i) return i % N + 1 end)
 
+  local tls_w = partitioned(redis.new({ url = tls_server:url(), tls = tls_opts, local_ttl_ms = 0 }))
+  local tls_app = new_app(tls_w)
+  local tls_same = batched(tls_app, tls_w, 4000, 100, function() return 1 end)
+  local tls_switch = batched(tls_app, tls_w, 4000, 100, function(i) return i % N + 1 end)
+
+  -- the client alone: one GET of a partition's key
+  local function round_trip(s)
+    local conn = assert(core.redis.connect(s:conn_opts()))
+    local key = redis.new({}):key_for(CLIENT_ID, hids[1])
+    local means = {}
+    for _ = 1, 40 do
+      local t = now_ms()
+      for _ = 1, 100 do assert(conn:command("GET", key)) end
+      means[#means + 1] = (now_ms() - t) * 1000 / 100
+    end
+    conn:close()
+    return median(means)
+  end
+  local rt_plain, rt_tls = round_trip(server), round_trip(tls_server)
+
   local bytes = #docs[1]
   print(("redis_bench: %d partitions of %d bytes, redis-server %s on 127.0.0.1:%d, %s"):format(
     N, bytes, (io.popen("redis-server --version"):read("*l") or ""):match("v=(%S+)") or "?", server.port,
@@ -142,6 +174,12 @@ local ok, err = pcall(function()
   print(("%-44s %10.2f"):format("Redis, in-process copy (local_ttl_ms 1000)", warm))
   print(("%-44s %10.2f"):format("Redis, partition load: GET, unchanged", same))
   print(("%-44s %10.2f"):format("Redis, partition load: GET + parse (switch)", switch))
+  print(("%-44s %10.2f"):format("Redis TLS, partition load: GET, unchanged", tls_same))
+  print(("%-44s %10.2f"):format("Redis TLS, partition load: GET + parse", tls_switch))
+  print(("%-44s %10.2f"):format("msal.core.redis GET round trip, plain", rt_plain))
+  print(("%-44s %10.2f"):format("msal.core.redis GET round trip, TLS", rt_tls))
 end)
 server:stop()
+tls_server:stop()
+remove_certs()
 if not ok then error(err, 0) end

@@ -136,6 +136,8 @@ static int scan_one(resp_scanner *s, const char *buf, size_t n)
     if (!parse_number(buf + start + 1, end - start - 1, &v))
         return refuse(s, RESP_BAD, "a length or integer that is not a plain decimal number at byte %lld",
                       (long long)start);
+    if (type == '*' && v == 0 && s->depth >= s->lim.max_depth) /* empty, but an array all the same */
+        return refuse(s, RESP_TOO_BIG, "arrays nested deeper than %d", s->lim.max_depth);
     if (type == ':' || v == -1 || (type == '*' && v == 0)) {
         s->pos = next;
         s->scan = 0;
@@ -168,7 +170,7 @@ static int scan_one(resp_scanner *s, const char *buf, size_t n)
         return refuse(s, RESP_TOO_BIG, "an array of %lld elements, more than a reply of %lld bytes can hold", v,
                       (long long)s->lim.max_reply);
     if (s->depth >= s->lim.max_depth)
-        return refuse(s, RESP_TOO_BIG, "arrays nested deeper than %lld", (long long)s->lim.max_depth);
+        return refuse(s, RESP_TOO_BIG, "arrays nested deeper than %d", s->lim.max_depth);
     s->left[s->depth++] = v;
     s->pos = next;
     s->scan = 0;
@@ -177,6 +179,10 @@ static int scan_one(resp_scanner *s, const char *buf, size_t n)
 
 int resp_scan(resp_scanner *s, const char *buf, size_t n)
 {
+    /* Bytes past the cap are not looked at: the verdict then depends only
+     * on the first max_reply + 1 bytes, never on how they arrived. */
+    if (n > s->lim.max_reply + 1)
+        n = s->lim.max_reply + 1;
     while (s->verdict == RESP_MORE) {
         size_t before = s->pos;
         if (s->pos < n)

@@ -1,7 +1,9 @@
 /* A byte stream to a server, over TCP or TLS (OpenSSL), where every step
  * ends by a deadline: the Redis client's connection (redis.c). Blocking from
  * the caller's view, nonblocking underneath (poll), so no step outlives its
- * deadline.
+ * deadline. (Except the name lookup: getaddrinfo has no timeout; an IP
+ * address or a name in /etc/hosts costs nothing, DNS what the resolver's
+ * own timeouts allow.)
  *
  * TLS checks the server's certificate against the given CA file or
  * directory (else the system's), and that it is for the server's name (or

@@ -204,13 +204,17 @@ describe("Redis token cache", function()
       assert.equal("u.t", acct:partition_key_for(info))
       assert.equal("t", app:partition_key_for(info))
       assert.is_nil(acct:partition_key_for({}))
-      assert.equal("msal:" .. CID .. ":u.t", acct:key_for(CID, "u.t"))
-      assert.equal("msal:" .. CID .. ":default", acct:key_for(CID))
-      assert.equal("k:c:p", redis.new({ key_prefix = "k" }):key_for("c", "p"))
+      assert.equal("msal:{" .. CID .. ":u.t}", acct:key_for(CID, "u.t"))
+      assert.equal("msal:{" .. CID .. ":default}", acct:key_for(CID))
+      assert.equal("k:{c:p}", redis.new({ key_prefix = "k" }):key_for("c", "p"))
+      -- the refresh lock shares the partition's hash tag, so its cluster slot
+      assert.equal("k:{c:p}:lock", redis.new({ key_prefix = "k" }):lock_key_for("c", "p"))
+      assert.equal(core.redis.key_slot(acct:key_for(CID, "u.t")), core.redis.key_slot(acct:lock_key_for(CID, "u.t")))
+      assert.equal("msal:{" .. CID .. "}:partitions", acct:index_key_for(CID))
     end)
   end)
 
-  it("stores one blob per partition, under <prefix>:<client_id>:<partition_key>", function()
+  it("stores one blob per partition, under <prefix>:{<client_id>:<partition_key>}, and names it in the index", function()
     local tc, w = new_cache()
     local hid1, doc1 = user(1)
     local hid2, doc2 = user(2)
@@ -220,8 +224,12 @@ describe("Redis token cache", function()
     store_doc(tc, doc2)
     local keys = side:command("KEYS", "*")
     table.sort(keys)
-    assert.same({ "msal:" .. CID .. ":" .. hid1, "msal:" .. CID .. ":" .. hid2 }, keys)
-    local blob = cjson.decode(side:command("GET", "msal:" .. CID .. ":" .. hid1))
+    assert.same({ "msal:{" .. CID .. ":" .. hid1 .. "}", "msal:{" .. CID .. ":" .. hid2 .. "}",
+      "msal:{" .. CID .. "}:partitions" }, keys)
+    local members = side:command("SMEMBERS", "msal:{" .. CID .. "}:partitions")
+    table.sort(members)
+    assert.same({ hid1, hid2 }, members)
+    local blob = cjson.decode(side:command("GET", "msal:{" .. CID .. ":" .. hid1 .. "}"))
     assert.equal(1, #tc.store:find("AccessToken", {})) -- the cache holds one partition at a time
     local n = 0
     for _, e in pairs(blob.AccessToken) do
@@ -357,7 +365,7 @@ print("done " .. plugin.conflicts)
       w.pk = hids[7]
       local cold = observed(function() assert.same({ "at-7" }, secrets(tc)) end)
       assert.equal(1, #cold)
-      assert.matches('"GET" "msal:' .. CID:gsub("%-", "%%-") .. ":" .. hids[7]:gsub("%-", "%%-") .. '"$', cold[1])
+      assert.matches('"GET" "msal:{' .. CID:gsub("%-", "%%-") .. ":" .. hids[7]:gsub("%-", "%%-") .. '}"$', cold[1])
       -- a warm read within the bound asks Redis nothing
       local warm = observed(function() assert.same({ "at-7" }, secrets(tc)) end)
       assert.same({}, warm)
@@ -366,12 +374,91 @@ print("done " .. plugin.conflicts)
         tc:access(true, function() tc.store:put("AccessToken", F.access_token({ home_account_id = hids[7],
           secret = "at-7b", target = "other" })) end)
       end)
-      local key = "msal:" .. CID .. ":" .. hids[7]
+      -- (and the index naming it)
+      local key = "msal:{" .. CID .. ":" .. hids[7] .. "}"
+      local index = "msal:{" .. CID .. "}:partitions"
       for _, line in ipairs(write) do
-        for k in line:gmatch('"(msal:[^"]*)"') do assert.equal(key, k) end
+        for k in line:gmatch('"(msal:[^"]*)"') do assert.is_true(k == key or k == index, k) end
       end
       assert.is_true(#write >= 5)
       mon:close()
+    end)
+  end)
+
+  describe("listing accounts", function()
+    -- the partitions of users 1..n, written through the plugin itself
+    local function seed(n, opts)
+      local plugin = redis.new(opts or { url = server:url() })
+      local tc = require("msal.cache").new(CID, plugin)
+      local hids = {}
+      for i = 1, n do
+        local hid, doc = user(i)
+        hids[i] = hid
+        tc:for_partition({ home_account_id = hid })
+        store_doc(tc, doc)
+      end
+      return hids, plugin
+    end
+    local function usernames(list)
+      local out = {}
+      for i, a in ipairs(list) do out[i] = a.username end
+      table.sort(out)
+      return out
+    end
+
+    it("sees every partition in get_all_accounts, get_account and remove_account", function()
+      local hids = seed(3)
+      local msal = require("msal")
+      local app = msal.PublicClientApplication.new({
+        auth = { client_id = CID, authority = "https://login.microsoftonline.com/common" },
+        cache = { location = "redis", url = server:url(), local_ttl_ms = 0 },
+      })
+      assert.same({ "user1@example.com", "user2@example.com", "user3@example.com" }, usernames(app:get_all_accounts()))
+      assert.equal(hids[2], app:get_account({ username = "USER2@example.com" }).home_account_id)
+      assert.equal(hids[3], app:get_account({ home_account_id = hids[3] }).home_account_id)
+      assert.equal(F.ENV, app:get_account({ local_account_id = "00000000-0000-0000-aaaa-000000000001" }).environment)
+      -- removing one account empties and deletes its partition, and the index forgets it
+      local tc = app:get_token_cache()
+      tc:remove_account(app:get_account({ home_account_id = hids[2] }))
+      assert.same({ "user1@example.com", "user3@example.com" }, usernames(app:get_all_accounts()))
+      assert.equal(0, side:command("EXISTS", "msal:{" .. CID .. ":" .. hids[2] .. "}"))
+      local members = side:command("SMEMBERS", "msal:{" .. CID .. "}:partitions")
+      table.sort(members)
+      assert.same({ hids[1], hids[3] }, members)
+      -- and the silent flow still reads one account's own partition
+      tc:for_partition({ home_account_id = hids[3] })
+      assert.same({ "at-3" }, secrets(tc))
+    end)
+
+    it("leaves out partitions that expired and prunes them from the index", function()
+      local hids = seed(3)
+      side:command("DEL", "msal:{" .. CID .. ":" .. hids[1] .. "}") -- as an expiry would
+      local tc = require("msal.cache").new(CID, redis.new({ url = server:url() }))
+      assert.same({ "user2@example.com", "user3@example.com" }, usernames(tc:get_all_accounts()))
+      local members = side:command("SMEMBERS", "msal:{" .. CID .. "}:partitions")
+      table.sort(members)
+      assert.same({ hids[2], hids[3] }, members)
+    end)
+
+    it("keeps the listing in the process for local_ttl_ms, like a partition, and writes nothing", function()
+      seed(2)
+      local plugin = redis.new({ url = server:url(), local_ttl_ms = 60000 })
+      local tc = require("msal.cache").new(CID, plugin)
+      assert.equal(2, #tc:get_all_accounts())
+      local _, doc = user(9)
+      side:command("SADD", "msal:{" .. CID .. "}:partitions", "late")
+      side:command("SET", "msal:{" .. CID .. ":late}", cjson.encode(doc))
+      assert.equal(2, #tc:get_all_accounts()) -- within the bound: the copy
+      local fresh = require("msal.cache").new(CID, redis.new({ url = server:url() }))
+      assert.equal(3, #fresh:get_all_accounts())
+      -- a listing changed in the store is not written back
+      tc:access(false, function() tc.store:load("") end)
+      assert.equal(3, #fresh:get_all_accounts())
+    end)
+
+    it("is empty for a client with no partitions", function()
+      local tc = require("msal.cache").new(CID, redis.new({ url = server:url() }))
+      assert.same({}, tc:get_all_accounts())
     end)
   end)
 

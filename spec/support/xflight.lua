@@ -68,7 +68,7 @@ M.BACKENDS = {
     end,
     lock_left = function(dir)
       local conn = assert(core.redis.connect({ host = "127.0.0.1", port = server.port, timeout_ms = 1000 }))
-      local keys = conn:command("KEYS", "xp" .. dir:match("(%d+)$") .. ":refresh-lock:*")
+      local keys = conn:command("KEYS", "xp" .. dir:match("(%d+)$") .. ":{*}:lock:*")
       conn:close()
       return keys and keys[1]
     end,

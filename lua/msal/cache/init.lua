@@ -235,35 +235,14 @@ local function all_accounts(self)
   return out
 end
 
--- One partition's accounts with what they read lazily (claims, tenant
--- profiles) read while its tokens are loaded: the next partition's load
--- replaces them.
-local function partition_accounts(self)
-  local list = all_accounts(self)
-  for _, a in ipairs(list) do local _ = a.id_token_claims, a.tenant_profiles end
-  return list
-end
-
---- Every account in the cache, one per user and cloud, in cache order. A
--- plugin partitioned by account that can list its partitions
--- (`plugin:partition_keys(client_id)`, Redis) is read partition by partition.
+--- Every account in the cache, one per user and cloud, in cache order (a
+-- partitioned plugin that lists its partitions, Redis, loads them all for
+-- an access that names none).
 -- @treturn {table,...} AccountInfo tables: home_account_id, environment,
 --   tenant_id, username, local_account_id, name, authority_type, and
 --   id_token_claims and tenant_profiles on first read
 function TokenCache:get_all_accounts()
-  local plugin = self.plugin
-  if not (plugin and plugin.partition_keys) then return self:access(false, all_accounts, self) end
-  local out, seen = {}, {}
-  for _, pk in ipairs(plugin:partition_keys(self.client_id)) do
-    for _, a in ipairs(self:for_partition({ partition_key = pk }):access(false, partition_accounts, self)) do
-      local id = a.home_account_id .. "\0" .. a.environment
-      if not seen[id] then
-        seen[id] = true
-        out[#out + 1] = a
-      end
-    end
-  end
-  return out
+  return self:access(false, all_accounts, self)
 end
 
 local function find_account(self, field, value)
@@ -305,9 +284,6 @@ function TokenCache:find_accounts(filter, first_only)
     return { self:get_account_by_home_id(f.home_account_id) }
   end
   local same_cloud = self.same_cloud
-  if not f.home_account_id and self.plugin and self.plugin.partition_keys then
-    return account_filter.apply(self:get_all_accounts(), f, tenant_level, same_cloud, first_only)
-  end
   if f.home_account_id then self:for_partition({ home_account_id = f.home_account_id }) end
   return self:access(false, function()
     return account_filter.apply(snapshots(self), f, tenant_level, same_cloud, first_only)

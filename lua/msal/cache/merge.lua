@@ -68,4 +68,34 @@ function merge.apply(current, delta)
   return json.encode(doc)
 end
 
+--- Several partitions as one document (what listing accounts across a
+-- partitioned cache reads): every entry of every partition; texts that are
+-- not JSON objects are skipped.
+-- @tparam {string,...} texts
+-- @treturn string the JSON ("" when there is nothing)
+function merge.union(texts)
+  local all, any = {}, false
+  for i = 1, #texts do
+    local doc = decode(texts[i])
+    if doc then
+      for section, entries in pairs(doc) do
+        if type(entries) == "table" then
+          local into = all[section]
+          if type(into) ~= "table" then
+            into = {}
+            all[section] = into
+          end
+          for k, e in pairs(entries) do
+            into[k] = e
+            any = true
+          end
+        elseif all[section] == nil then
+          all[section] = entries
+        end
+      end
+    end
+  end
+  return any and json.encode(all) or ""
+end
+
 return merge

@@ -25,7 +25,8 @@ end
 -- @tparam table plugin
 -- @tparam string client_id
 -- @tparam[opt] string partition_key ("default" when nil)
--- @treturn string `<prefix>:<client_id>:<partition_key>`
+-- @treturn string `<prefix>:<client_id>:<partition_key>`, or what
+--   `plugin:make_key(client_id, partition_key)` makes when the plugin has it
 function partition.key_for(plugin, client_id, partition_key)
   partition_key = partition_key or DEFAULT
   local by_client = plugin.keys[client_id]
@@ -39,7 +40,8 @@ function partition.key_for(plugin, client_id, partition_key)
       by_client = {}
       plugin.keys, plugin.nkeys = { [client_id] = by_client }, 0
     end
-    key = plugin.prefix .. ":" .. tostring(client_id) .. ":" .. partition_key
+    key = plugin.make_key and plugin:make_key(client_id, partition_key)
+      or plugin.prefix .. ":" .. tostring(client_id) .. ":" .. partition_key
     by_client[partition_key] = key
     plugin.nkeys = plugin.nkeys + 1
   end

@@ -5,13 +5,27 @@
 -- tokens); with `partition = "app"` it is the tenant (app tokens from the
 -- client-credential flow).
 --
--- Per partition one Redis string, `<key_prefix>:<client_id>:<partition_key>`,
+-- Per partition one Redis string, `<key_prefix>:{<client_id>:<partition_key>}`,
 -- holds that partition's MSAL unified-cache JSON, with a TTL of the
 -- partition's latest token expiry plus `ttl_slack_s` (refresh tokens carry
 -- no expiry in the cache: they count as living `refresh_token_ttl_s`, Entra's
 -- 90-day inactivity limit, as MSAL.NET's SuggestedCacheExpiry leaves user
 -- caches with refresh tokens unbounded). A partition whose last entry is
--- removed is deleted.
+-- removed is deleted. The braces are a Redis Cluster hash tag: the
+-- partition's refresh lock, `<that key>:lock` (`plugin:lock_key_for`), lives
+-- in the same slot, so one node serves both.
+--
+-- **Every partition, for listing.** A set per client,
+-- `<key_prefix>:{<client_id>}:partitions`, names the client's partitions
+-- (written with each partition, in its MULTI on a single server, right
+-- after it in a cluster, where the set lives in another slot). An access
+-- that names no partition and does not write (get_all_accounts, the
+-- lookups by username or local account id) reads every partition it names,
+-- as one document, kept in the process like a partition for local_ttl_ms.
+--
+-- **One server or a cluster.** msal.cache.redis_router sends each command
+-- to the node serving its key (a cluster is recognised on the first call;
+-- MOVED and ASK are followed).
 --
 -- **In-process copy and its staleness bound.** Each partition read from
 -- Redis is kept in the process for `local_ttl_ms` (default 1000 ms); reads
@@ -28,14 +42,15 @@
 -- (so a token another process stored meanwhile is kept) and commits with
 -- `MULTI`/`SET PX`/`EXEC`; a commit that lost the race is retried.
 --
--- **Why our own RESP client (csrc/resp.c, redis.c, stream.c).** Debian's
--- hiredis (0.14) has no TLS, so managed Redis (TLS-only) was out of reach,
--- and it trusted a server's reply sizes (a 14-byte reply made it allocate
--- ~12 GB); Debian's lua-redis is a 2014 snapshot that would add luasocket.
--- Ours lives in `msal.core` beside the other I/O, speaks TCP or TLS
--- (OpenSSL, verified, SNI), has connect and command deadlines, and caps
--- every reply before allocating for it. (Inside OpenResty, where C must not
--- block, a cosocket client is still to come.)
+-- **The client is msal.core.redis** (csrc/redis.c, resp.c, stream.c): RESP2
+-- over TCP or TLS (`rediss://`, `tls = {ca_file, ca_path, server_name,
+-- cert_file, key_file}`: certificate and host-name checks, SNI), ACL users,
+-- connect and command deadlines, and caps on every reply, so a hostile
+-- server gets a typed error, never an allocation of its choosing. Not
+-- hiredis: 0.14 (Debian 12) has no TLS and allocated whatever a reply
+-- announced; not Debian's lua-redis: a 2014 snapshot that would add
+-- luasocket. (Inside OpenResty, where C must not block, a cosocket client
+-- is the choice.)
 --
 -- **What the caller passes.** `TokenCache:access` gives the plugin
 -- `ctx = {token_cache, will_write, cache_has_changed}` and, optionally,
@@ -49,10 +64,12 @@ local core = require("msal.core")
 local errors = require("msal.errors")
 local merge = require("msal.cache.merge")
 local partition = require("msal.cache.partition")
+local redis_router = require("msal.cache.redis_router")
 local refresh_lock = require("msal.cache.refresh_lock")
 
-local rcore, crypto = core.redis, core.crypto
+local crypto = core.crypto
 local now_ms, wall, sleep_ms = core.now_ms, core.time, core.sleep_ms
+local unpack = table.unpack or unpack
 
 local redis = {}
 
@@ -111,13 +128,15 @@ end
 -- @tparam table opts `{url = "redis://127.0.0.1:6379/0", partition =
 --   "account" | "app", local_ttl_ms = 1000, ttl_slack_s = 300, key_prefix =
 --   "msal", timeout_ms = 1000, refresh_token_ttl_s = 7776000,
---   local_max_partitions = 1000, refresh_lock_wait_ms = 10000}`:
---   local_max_partitions is the in-process copies kept at most (a web app
---   sees many users; older copies are dropped first); refresh_lock_wait_ms
---   bounds the wait for another process's refresh of the same token (0:
---   no single flight across processes)
+--   local_max_partitions = 1000, refresh_lock_wait_ms = 10000}` and
+--   `tls = {ca_file, ca_path, server_name, cert_file, key_file}` with a
+--   rediss:// url: local_max_partitions is the in-process copies kept at
+--   most (a web app sees many users; older copies are dropped first);
+--   refresh_lock_wait_ms bounds the wait for another process's refresh of
+--   the same token (0: no single flight across processes)
 -- @treturn table the plugin (`before_cache_access`, `after_cache_access`,
---   `partition_key_for`, `key_for`, `close`)
+--   `partition_key_for`, `key_for`, `lock_key_for`, `index_key_for`,
+--   `close`)
 function redis.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then config_error("the Redis cache options must be a table") end
@@ -149,6 +168,7 @@ function redis.new(opts)
   if conn_opts.timeout_ms < 1 then config_error("cache.timeout_ms must be at least 1") end
   return setmetatable({
     conn_opts = conn_opts,
+    router = redis_router.new(conn_opts),
     where = (conn_opts.host:find(":", 1, true) and "[" .. conn_opts.host .. "]" or conn_opts.host)
       .. ":" .. conn_opts.port,
     partition = partition,
@@ -158,7 +178,6 @@ function redis.new(opts)
     rt_ttl_s = nonneg("refresh_token_ttl_s", 90 * 86400),
     max_copies = math.max(1, nonneg("local_max_partitions", 1000)),
     max_keys = math.max(1, nonneg("local_max_partitions", 1000)), -- the key memo, bounded like the copies
-    conn = nil,
     keys = {},      -- client_id -> partition key -> Redis key (no string building per access)
     nkeys = 0,
     copies = {},    -- Redis key -> {json, at}: the in-process copies
@@ -182,9 +201,32 @@ end
 Plugin.partition_key_for = partition.partition_key_for
 
 --- The storage key of a client's partition:
--- `<key_prefix>:<client_id>:<partition_key>` (see msal.cache.partition).
+-- `<key_prefix>:{<client_id>:<partition_key>}` (memoised as
+-- msal.cache.partition does), braces and all: a Redis Cluster hash tag.
 -- @function Plugin:key_for
 Plugin.key_for = partition.key_for
+
+-- The key's text, for msal.cache.partition's memo.
+function Plugin:make_key(client_id, partition_key)
+  return self.prefix .. ":{" .. tostring(client_id) .. ":" .. partition_key .. "}"
+end
+
+--- The key of a partition's refresh lock: the partition's key and
+-- ":lock", in the same cluster slot as the partition (its hash tag).
+-- @tparam string client_id
+-- @tparam[opt] string partition_key ("default" when nil)
+-- @treturn string
+function Plugin:lock_key_for(client_id, partition_key)
+  return self:key_for(client_id, partition_key) .. ":lock"
+end
+
+--- The key of the set naming a client's partitions:
+-- `<key_prefix>:{<client_id>}:partitions`.
+-- @tparam string client_id
+-- @treturn string
+function Plugin:index_key_for(client_id)
+  return self.prefix .. ":{" .. tostring(client_id) .. "}:partitions"
+end
 
 -- Keeps a new in-process copy, first dropping expired ones (and, if that
 -- is not enough, all) once there are local_max_partitions of them.
@@ -201,33 +243,30 @@ function Plugin:keep(key, copy, t)
   self.copies[key] = copy
 end
 
---- Closes the connection (the next access opens a new one).
+--- Closes the connections (the next access opens what it needs).
 function Plugin:close()
-  if self.conn then self.conn:close() end
-  self.conn = nil
+  self.router:close()
 end
 
--- Runs conn[method](conn, ...), connecting first if needed. A connection
--- that breaks is replaced once and the call repeated, because a restarted
--- server leaves every old connection dead; `once` forbids the repeat (a
--- MULTI/EXEC on a new connection would have lost its WATCH).
+--- Runs conn[method](conn, ...) on the connection to the node serving the
+-- call's key (msal.cache.redis_router: the key is the command's first),
+-- connecting first if needed. A connection that breaks is replaced once
+-- and the call repeated, because a restarted server leaves every old
+-- connection dead; `once` forbids the repeat, and following a cluster's
+-- redirection (a MULTI/EXEC on another connection would have lost its
+-- WATCH). Raises ClientAuthError "cache_unavailable" on any failure,
+-- including an error reply.
+-- @tparam boolean once
+-- @tparam string method "command" or "pipeline"
+-- @return the reply (a nil reply is nil)
 function Plugin:run(once, method, ...)
-  for attempt = 1, 2 do
-    local conn, fresh = self.conn, false
-    if not conn or not conn:is_open() then
-      local err
-      conn, err = rcore.connect(self.conn_opts)
-      if not conn then unavailable(self, err) end
-      self.conn, fresh = conn, true
-    end
-    -- msal.core's codes: SERVER is an error reply on a good connection;
-    -- any other code is a connection that broke (and is closed now).
-    local r, err, code = conn[method](conn, ...)
-    if code == "SERVER" then unavailable(self, "Redis answered: " .. err) end
-    if code == nil then return r end
-    self.conn = nil
-    if fresh or once or attempt == 2 then unavailable(self, err) end
-  end
+  -- msal.core's codes: SERVER is an error reply on a good connection;
+  -- any other code is a connection that broke (and is closed now), or a
+  -- redirection `once` did not follow
+  local r, err, code = self.router:call(once, method, ...)
+  if code == nil then return r end
+  if code == "SERVER" then unavailable(self, "Redis answered: " .. err) end
+  unavailable(self, err)
 end
 
 -- The partition's JSON as Redis has it ("" when there is none).
@@ -248,19 +287,85 @@ function Plugin:install(tc, key, text)
     error(e, 0)
   end
   if st then
-    st.key, st.json, st.gen = key, text, store:generation()
+    st.key, st.json, st.gen, st.all = key, text, store:generation(), nil
   else
     self.installed[tc] = { key = key, json = text, gen = store:generation() }
   end
 end
 
+-- Removes from the index the partitions that are gone (expired), when no
+-- other process wrote them again meanwhile: a script, so the check and the
+-- removal are one step. A cluster keeps them (the partitions live in other
+-- slots than the index; a dead name costs a GET when listing).
+local PRUNE = [[
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('SREM', KEYS[1], ARGV[i - 1]) end
+end
+return 0
+]]
+
+-- Every partition of the client as one document.
+function Plugin:fetch_all(client_id, index)
+  local names, cursor = {}, "0"
+  repeat
+    local r = self:run(false, "command", "SSCAN", index, cursor, "COUNT", 1000)
+    cursor = r[1]
+    for _, name in ipairs(r[2]) do names[#names + 1] = name end
+  until cursor == "0"
+  table.sort(names) -- a stable order: the same partitions give the same text
+  local keys = {}
+  for i, name in ipairs(names) do keys[i] = self:key_for(client_id, name) end
+  local texts, err, code = self.router:get_many(keys)
+  if not texts then
+    unavailable(self, code == "SERVER" and "Redis answered: " .. err or err)
+  end
+  local present, gone, gone_keys = {}, {}, { index }
+  for i, text in ipairs(texts) do
+    if text then
+      present[#present + 1] = text
+    else
+      gone[#gone + 1] = names[i]
+      gone_keys[#gone_keys + 1] = keys[i]
+    end
+  end
+  if #gone > 0 and not self.router:is_cluster() then
+    local args = { "EVAL", PRUNE, #gone_keys }
+    for _, k in ipairs(gone_keys) do args[#args + 1] = k end
+    for _, n in ipairs(gone) do args[#args + 1] = n end
+    self:run(false, "command", unpack(args))
+  end
+  return merge.union(present)
+end
+
+-- Loads every partition (an access that names none and only reads: the
+-- account listings), from the in-process copy while it is younger than
+-- local_ttl_ms.
+function Plugin:install_all(tc)
+  local index = self:index_key_for(tc.client_id)
+  local t = now_ms()
+  local copy = self.copies[index]
+  if not copy or t - copy.at >= self.local_ttl_ms then
+    local text = self:fetch_all(tc.client_id, index)
+    if copy and copy.json == text then
+      copy.at = t
+    else
+      copy = { json = text, at = t }
+      self:keep(index, copy, t)
+    end
+  end
+  self:install(tc, index, copy.json)
+  self.installed[tc].all = true
+end
+
 --- Before the cache is used: loads the access's partition into the token
 -- cache, from the in-process copy while it is younger than local_ttl_ms,
--- else from Redis. A write always reads Redis (its base for merging).
+-- else from Redis. A write always reads Redis (its base for merging). An
+-- access that names no partition and does not write sees every partition.
 -- Raises ClientAuthError "cache_unavailable" when Redis is needed and down.
 -- @tparam table ctx `{token_cache, will_write, partition_key?}`
 function Plugin:before_cache_access(ctx)
   local tc = ctx.token_cache
+  if ctx.partition_key == nil and not ctx.will_write then return self:install_all(tc) end
   local key = self:key_for(tc.client_id, ctx.partition_key)
   local t = now_ms()
   local copy = self.copies[key]
@@ -315,7 +420,9 @@ function Plugin:after_cache_access(ctx)
   local tc = ctx.token_cache
   local st = self.installed[tc]
   if not st then return end -- before_cache_access failed: nothing was loaded
+  if st.all then return end -- every partition, for reading: nothing to write back
   local key, base, store = st.key, st.json, tc.store
+  local index, name = self:index_key_for(tc.client_id), ctx.partition_key or "default"
   local mine = store:serialize()
   local delta
   for attempt = 1, WRITE_ATTEMPTS do
@@ -330,10 +437,26 @@ function Plugin:after_cache_access(ctx)
     end
     local ms = ttl_ms(self, store)
     local cmd = ms and { "SET", key, text, "PX", ms } or { "DEL", key }
-    local ok, res = pcall(self.run, self, true, "pipeline", { { "MULTI" }, cmd, { "EXEC" } })
-    if ok and res[3] then
+    -- the index outlives every partition it names (a partition's TTL is
+    -- at most its refresh token's, unless an access token lives longer)
+    local listed = ms and { { "SADD", index, name },
+      { "PEXPIRE", index, math.max(ms, math.floor((self.rt_ttl_s + self.ttl_slack_s) * 1000)) } }
+      or { { "SREM", index, name } }
+    local cmds = { { "MULTI" }, cmd }
+    local apart = self.router:is_cluster() -- the index is in another slot
+    if not apart then
+      for _, c in ipairs(listed) do cmds[#cmds + 1] = c end
+    end
+    cmds[#cmds + 1] = { "EXEC" }
+    local ok, res = pcall(self.run, self, true, "pipeline", cmds)
+    if ok and res[#cmds] then
+      -- in a cluster, after the partition: a failure here leaves the
+      -- partition out of listings until its next write, not lost
+      if apart then pcall(self.run, self, false, "pipeline", listed) end
       local stored = ms and text or ""
       self:keep(key, { json = stored, at = t }, t)
+      -- this process's listings see its own writes at once
+      if self.copies[index] then self.copies[index], self.ncopies = nil, self.ncopies - 1 end
       if stored ~= text then self:install(tc, key, stored) end
       st = self.installed[tc]
       st.key, st.json, st.gen = key, stored, store:generation()
@@ -350,43 +473,25 @@ function Plugin:after_cache_access(ctx)
       :format(self.where, key, WRITE_ATTEMPTS)), 0)
 end
 
--- A glob that matches s literally (SCAN's MATCH is a glob).
-local function glob_literal(s)
-  return (s:gsub("[%*%?%[%]\\]", "\\%0"))
-end
-
---- The partition keys a client has in Redis (SCAN over
--- `<key_prefix>:<client_id>:*`): get_all_accounts reads each.
--- @tparam string client_id
--- @treturn {string,...}
-function Plugin:partition_keys(client_id)
-  local head = self.prefix .. ":" .. tostring(client_id) .. ":"
-  local pattern, cursor, out = glob_literal(head) .. "*", "0", {}
-  repeat
-    local r = self:run(false, "command", "SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
-    cursor = r[1]
-    for _, key in ipairs(r[2]) do out[#out + 1] = key:sub(#head + 1) end
-  until cursor == "0"
-  table.sort(out)
-  return out
-end
-
 -- Deletes the lock only while it is still ours: a holder that outlived
 -- the lock's TTL must not delete the next holder's.
 local RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 local REFRESH_LOCK_TTL_MS = 30000
 
 --- Takes the lock of one refresh, for every process that shares this Redis
--- (silent.refresh calls it before a token request): `SET <key_prefix>:
--- refresh-lock:<hash> <random> NX PX 30000`, polled by
+-- (silent.refresh calls it before a token request): `SET <lock key of the
+-- partition>:<hash> <random> NX PX 30000` (in the partition's cluster
+-- slot), polled by
 -- msal.cache.refresh_lock while another holds it, released by its owner
 -- only. The lock expires by itself if its holder dies.
 -- @tparam string thumbprint the refresh's identity
+-- @tparam table info `{client_id, home_account_id, tenant_id}`: whose
+--   partition the refresh writes
 -- @treturn promise of the unlock function, or of nil when the lock was not
 --   had within refresh_lock_wait_ms (or Redis did not answer): then the
 --   caller refreshes by itself
-function Plugin:lock_refresh(thumbprint)
-  local key = self.prefix .. ":refresh-lock:" .. crypto.sha256_hex(thumbprint)
+function Plugin:lock_refresh(thumbprint, info)
+  local key = self:lock_key_for(info.client_id, self:partition_key_for(info)) .. ":" .. crypto.sha256_hex(thumbprint)
   local token = crypto.random_string(32)
   return refresh_lock.poll(function()
     local ok, r = pcall(self.run, self, false, "command", "SET", key, token, "NX", "PX", tostring(REFRESH_LOCK_TTL_MS))

@@ -290,7 +290,8 @@ local function no_op() end
 
 --- The network half: redeems a refresh token for the request. When the
 -- cache is shared between processes and its plugin can lock a refresh
--- (`plugin:lock_refresh(thumbprint) -> promise of unlock`), one process (or
+-- (`plugin:lock_refresh(thumbprint, {client_id, home_account_id,
+-- tenant_id}) -> promise of unlock`), one process (or
 -- nginx worker) refreshes while the others wait for the lock and then find
 -- its token in the cache: N processes, one token request. A lock not had in
 -- time resolves a no-op unlock, and the waiter refreshes itself.
@@ -313,7 +314,8 @@ function silent.refresh(app, req, ctx)
   local plugin = app.token_cache.plugin
   if not (plugin and plugin.lock_refresh) then return refresh.acquire(app, req, ctx) end
   local asked = loop.now_ms()
-  return plugin:lock_refresh(ctx.thumbprint):next(function(unlock)
+  local whose = { client_id = app.client_id, home_account_id = ctx.account.home_account_id, tenant_id = ctx.realm }
+  return plugin:lock_refresh(ctx.thumbprint, whose):next(function(unlock)
     log_decision(app, "verbose", nil, ("%s the refresh lock after %d ms"):format(
       unlock and "took" or "did not get", math.floor(loop.now_ms() - asked)))
     unlock = unlock or no_op
