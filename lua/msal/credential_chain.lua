@@ -268,16 +268,29 @@ end
 
 -- The chain's answer when no step could get a token: the cache's
 -- InteractionRequiredAuthError when there was one (a sign-in would help),
--- else credential_unavailable; either says what every step met.
+-- else credential_unavailable. Its message says what each step that was
+-- there met (steps with nothing configured are left out) and which steps
+-- were excluded.
 local function exhausted(self, attempts)
-  local parts, wanted = {}, nil
+  local parts, skipped, wanted = {}, {}, nil
   for _, a in ipairs(attempts) do
-    parts[#parts + 1] = a.name .. ": " .. tostring(a.error.error_message)
-    if errors.is_interaction_required(a.error) then wanted = a.error end
+    local note = a.name .. ": " .. tostring(a.error.error_message)
+    if errors.is_interaction_required(a.error) then
+      wanted = a.error
+      table.insert(parts, 1, note)
+    elseif a.error.skipped then
+      skipped[#skipped + 1] = note
+    else
+      parts[#parts + 1] = note
+    end
   end
+  if #parts == 0 then parts = skipped end
+  local excluded = {}
   for _, name in ipairs(credential_chain.ORDER) do
-    if self.excluded[name] then parts[#parts + 1] = name .. ": excluded" end
+    if self.excluded[name] then excluded[#excluded + 1] = name end
   end
+  if #parts == 0 then parts[1] = "no step to try" end
+  if #excluded > 0 then parts[#parts + 1] = "excluded: " .. table.concat(excluded, ", ") end
   local summary = table.concat(parts, "; ")
   if wanted then
     return errors.InteractionRequiredAuthError(wanted.error_code, summary, { suberror = wanted.suberror,
@@ -308,7 +321,12 @@ function Chain:get_token(req)
         return r
       end
       if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
-      self.log:info("credential chain: " .. step.name .. ": " .. tostring(err.error_code))
+      if err.error_code == "credential_unavailable" then
+        -- the chain's own words: no user data in them
+        self.log:info("credential chain: " .. step.name .. ": " .. tostring(err.error_message))
+      else
+        self.log:info("credential chain: " .. step.name .. ": " .. tostring(err.error_code))
+      end
       attempts[#attempts + 1] = { name = step.name, error = err }
       if not moves_on(step, err) then
         err.attempts = attempts

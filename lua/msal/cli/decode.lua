@@ -13,7 +13,8 @@ local decode = {}
 local MAX_LEN = 1024 * 1024
 
 local function not_a_jwt(why)
-  return errors.ClientAuthError("token_parsing_error", "not a JWT (header.payload.signature, base64url): " .. why)
+  return errors.ClientAuthError("token_parsing_error", "not a JWT (header.payload.signature, base64url): " ..
+    why:gsub("^not a JWT: ", ""))
 end
 
 --- Runs the command.
