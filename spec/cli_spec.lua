@@ -24,12 +24,12 @@ local function authority() return entra.base() .. "/" .. entra.TENANT end
 -- options (a Lua child loads the ASan build of msal.core), and PATH.
 local PASS = { "PATH", "LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "MSAL_TEST_ASAN" }
 
-local function env_words(home, vars)
+local function env_words(home, vars, plain)
   local w = { "env", "-i" }
   local function add(k, v) w[#w + 1] = proc.quote(k .. "=" .. v) end
   for _, k in ipairs(PASS) do
     local v = os.getenv(k)
-    if v then add(k, v) end
+    if v and not (plain and k == "LD_PRELOAD") then add(k, v) end
   end
   add(jit and "LUA_PATH" or "LUA_PATH_5_4", package.path)
   add(jit and "LUA_CPATH" or "LUA_CPATH_5_4", package.cpath)
@@ -393,6 +393,42 @@ describe("msal token in headless Chromium", function()
   end)
 end)
 
+describe("msal token in the system browser", function()
+  before_each(fresh)
+  after_each(cleanup)
+
+  it("signs in through the loopback redirect in headless Chromium, the URL shown on stderr", function()
+    local issuer = assert(os.getenv("MSAL_TEST_OIDC"), "MSAL_TEST_OIDC is not set")
+    -- the "system browser": an xdg-open first on PATH that hands the URL
+    -- to headless Chromium
+    local script = ROOT .. "/spec/support/node/browser_login.js"
+    assert(os.execute("mkdir -p " .. proc.quote(home .. "/bin")))
+    files.write(home .. "/bin/xdg-open", "#!/bin/sh\nunset LD_PRELOAD\nexec node " .. proc.quote(script) ..
+      " --user dave \"$1\" >" .. proc.quote(home .. "/browser.out") .. " 2>&1\n")
+    assert(os.execute("chmod +x " .. proc.quote(home .. "/bin/xdg-open")))
+    local args = ("token -s api.read --protocol-mode oidc --authority %s --client-id lua-msal-public --cache %s")
+      :format(proc.quote(issuer), proc.quote(home .. "/cache/oidc.json"))
+    local h = start(home, args .. " --interactive browser", { PATH = home .. "/bin:" .. os.getenv("PATH") })
+    local rc = h.wait(45000)
+    local err = h.stderr()
+    assert.equal(0, rc, err .. "\nbrowser: " .. tostring(files.read(home .. "/browser.out")))
+    assert.matches("msal: signing in in the browser; if it did not open, go to: " .. issuer:gsub("%p", "%%%0") ..
+      "/auth%?", err)
+    -- the browser finishes on its own, after msal had the redirect
+    local deadline = core.now_ms() + 15000
+    while not (files.read(home .. "/browser.out") or ""):find("browser_login: ", 1, true) and core.now_ms() < deadline do
+      core.sleep_ms(50)
+    end
+    assert.matches("landed on the loopback redirect", files.read(home .. "/browser.out"))
+    local out = h.stdout()
+    assert.is_true(one_line(out), out)
+    assert.is_nil(err:find(out:sub(1, -2), 1, true))
+    local accounts = run(home, "accounts --protocol-mode oidc --authority " .. proc.quote(issuer) ..
+      " --client-id lua-msal-public --cache " .. proc.quote(home .. "/cache/oidc.json"))
+    assert.matches("^dave\t", accounts)
+  end)
+end)
+
 describe("msal accounts and logout", function()
   before_each(fresh)
   after_each(cleanup)
@@ -483,12 +519,16 @@ describe("msal git-credential", function()
 
   -- git, with this test's HOME and no system configuration, the helper
   -- set to bin/msal and pointed at the local authority by the environment.
+  -- git itself runs without the sanitizer run's preload (a leak report of
+  -- git's would be its exit status); the helper, a Lua child, with it.
   local function git(args, input)
     local vars = { MSAL_AUTHORITY = authority(), MSAL_CLIENT_ID = CLIENT, MSAL_CACHE = home .. "/cache/token_cache.json",
       MSAL_INTERACTIVE = "never", GIT_CONFIG_NOSYSTEM = "1", GIT_TERMINAL_PROMPT = "0" }
-    local helper = "!" .. proc.LUA .. " " .. proc.quote(BIN) .. " git-credential"
+    local preload = os.getenv("LD_PRELOAD")
+    local helper = "!" .. (preload and ("env " .. proc.quote("LD_PRELOAD=" .. preload) .. " ") or "") .. proc.LUA ..
+      " " .. proc.quote(BIN) .. " git-credential"
     files.write(home .. "/git-in", input)
-    return proc.run(env_words(home, vars) .. " git -c credential.helper= -c " .. proc.quote("credential.helper=" .. helper) ..
+    return proc.run(env_words(home, vars, true) .. " git -c credential.helper= -c " .. proc.quote("credential.helper=" .. helper) ..
       " " .. args .. " <" .. proc.quote(home .. "/git-in"))
   end
 

@@ -44,16 +44,20 @@ function interact.device_code(out)
   return callback, stop
 end
 
---- An open_browser that says what it does, and shows the URL to open by
--- hand when no browser can be started (instead of failing: the loopback
--- listener still waits for the redirect).
+--- An open_browser that says what it does and shows the URL, for when the
+-- browser opens somewhere the user is not (an SSH session's forwarded
+-- display); no browser at all is no failure either: the loopback listener
+-- waits for the redirect from a browser the user opens by hand.
 -- @tparam table out
 -- @treturn function open_browser(url)
 function interact.open_browser(out)
   return function(url)
-    out:say("opening the browser to sign in; waiting for it to come back")
     local ok = pcall(require("msal.flows.popup").default_open_browser, url)
-    if not ok then out:say("no browser could be started: open this URL to sign in: " .. url, "bold") end
+    if ok then
+      out:say("signing in in the browser; if it did not open, go to: " .. url)
+    else
+      out:say("no browser could be started: to sign in, go to: " .. url, "bold")
+    end
   end
 end
 
