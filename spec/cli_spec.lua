@@ -247,8 +247,8 @@ describe("msal token", function()
 
   it("exits 5 when the authority cannot be reached", function()
     -- a port the kernel gave and took back: nothing listens there
-    local port = assert(proc.run("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); " ..
-      "print(s.getsockname()[1])'", { plain = true }):match("%d+"))
+    local port = assert(proc.run("node -e " .. proc.quote("const s = require('net').createServer(); " ..
+      "s.listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); })"), { plain = true }):match("%d+"))
     local closed = ("http://127.0.0.1:%s/%s"):format(port, entra.TENANT)
     local out, rc, err = run(home, ("token -s User.Read --interactive device-code --authority %s --cache %s")
       :format(closed, proc.quote(home .. "/cache/c.json")))
