@@ -51,6 +51,23 @@ function credential_chain.default_cache_path(env)
   return nil
 end
 
+--- Makes the cache file's directory, private (0700), when it is missing, so
+-- the first sign-in can save its tokens there (the file cache writes the
+-- file, not its directories).
+-- @tparam string path the cache file
+-- @treturn[1] true
+-- @treturn[2] nil
+-- @treturn[2] table ClientAuthError `cache_io_error`
+function credential_chain.ensure_cache_dir(path)
+  local dir = path:match("^(.*)/[^/]+$")
+  if not dir or dir == "" then return true end
+  local st, _, code = require("msal.core").fileio.stat(dir)
+  if st or code ~= "ENOENT" then return true end
+  local ok = os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  if ok == true or ok == 0 then return true end
+  return nil, errors.ClientAuthError("cache_io_error", "cannot make the cache directory " .. dir)
+end
+
 --- How to sign in when the chain gets that far: "never" in CI (`CI` set),
 -- "browser" when there is a display ($DISPLAY, $WAYLAND_DISPLAY, macOS),
 -- else "device_code".
@@ -206,7 +223,11 @@ local CHOICES = { browser = true, device_code = true, never = true }
 local function make_app(opts, env)
   local cache = opts.cache
   if cache == nil then cache = credential_chain.default_cache_path(env) end
-  if type(cache) == "string" then cache = { location = "file", path = cache } end
+  if type(cache) == "string" then
+    -- a failure shows when the tokens are saved, as cache_io_error
+    credential_chain.ensure_cache_dir(cache)
+    cache = { location = "file", path = cache }
+  end
   local msal = require("msal")
   return msal.PublicClientApplication.new({
     auth = { client_id = opts.client_id or credential_chain.DEFAULT_CLIENT_ID,

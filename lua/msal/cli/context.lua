@@ -18,20 +18,6 @@ function context.system_config(s, out)
   return sys
 end
 
---- Makes the cache file's directory (private) when it is missing, so the
--- first sign-in can save its tokens there.
--- @treturn[1] true
--- @treturn[2] nil
--- @treturn[2] table ClientAuthError cache_io_error
-function context.ensure_cache_dir(path, sys)
-  local dir = path:match("^(.*)/[^/]+$")
-  if not dir or dir == "" then return true end
-  local st, _, code = require("msal.core").fileio.stat(dir)
-  if st or code ~= "ENOENT" then return true end
-  if sys.mkdir(dir) then return true end
-  return nil, errors.ClientAuthError("cache_io_error", "cannot make the cache directory " .. dir)
-end
-
 -- Runs a constructor that raises configuration errors: the object, or nil
 -- and the error.
 local function construct(fn, ...)
@@ -56,7 +42,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] table the error
 function context.chain(s, out, sys)
-  local ok, err = context.ensure_cache_dir(s.cache, sys)
+  local ok, err = credential_chain.ensure_cache_dir(s.cache)
   if not ok then return nil, err end
   local exclude
   if s.credentials then

@@ -18,8 +18,7 @@ local function succeeded(a, _, c)
 end
 
 --- The real process: io.stdout, io.stderr, io.stdin, os.getenv.
--- @treturn table `{stdout, stderr, stdin, getenv, isatty(fd), mkdir(path),
---   read_command(cmd)}`
+-- @treturn table `{stdout, stderr, stdin, getenv, isatty(fd), read_command(cmd)}`
 function system.process()
   return {
     stdout = io.stdout, stderr = io.stderr, stdin = io.stdin, getenv = os.getenv,
@@ -27,10 +26,6 @@ function system.process()
     -- inherits. Asked only when a message is shown.
     isatty = function(fd)
       return succeeded(os.execute("test -t " .. math.floor(fd)))
-    end,
-    --- Makes a directory and its parents, the last one private (0700).
-    mkdir = function(path)
-      return succeeded(os.execute("mkdir -p -m 700 " .. quote(path) .. " 2>/dev/null"))
     end,
     --- A command's stdout (stderr dropped), or nil when it cannot run.
     read_command = function(cmd)
