@@ -132,7 +132,10 @@ describe("msal token", function()
   after_each(cleanup)
 
   it("signs in with a device code from an empty cache, then answers from the cache without a request", function()
-    local h = start(home, "token --scope User.Read --interactive device-code " .. at(home))
+    -- the default cache, under XDG_CACHE_HOME, in a directory not made yet
+    local env = { XDG_CACHE_HOME = home .. "/xdg-cache" }
+    local src = ("--authority %s --client-id %s"):format(proc.quote(authority()), CLIENT)
+    local h = start(home, "token --scope User.Read --interactive device-code " .. src, env)
     local url, code = h.shows("open the page (http://%S+) and enter the code (%S+) ")
     assert.matches("/devicelogin$", url)
     control("/__control/device", { user_code = code, action = "approve" })
@@ -143,11 +146,12 @@ describe("msal token", function()
     local token = out:sub(1, -2)
     assert.is_nil(err:find(token, 1, true), "the token is on stderr")
     assert.matches("expires in 1[45]:%d%d", err) -- the countdown
-    local cache = cjson.decode(files.read(home .. "/cache/token_cache.json"))
+    local cache = cjson.decode(files.read(home .. "/xdg-cache/msal/token_cache.json"))
     assert.is_not_nil(next(cache.RefreshToken), "the sign-in was not saved")
+    assert.equal("drwx------", (proc.run("ls -ld " .. proc.quote(home .. "/xdg-cache/msal"), { plain = true }):sub(1, 10)))
 
     local before = #entra.requests()
-    local again, rc2, err2 = run(home, "token --scope User.Read --interactive never " .. at(home))
+    local again, rc2, err2 = run(home, "token --scope User.Read --interactive never " .. src, { env = env })
     assert.equal(0, rc2, err2)
     assert.equal(token .. "\n", again)
     assert.equal("", err2)
