@@ -24,6 +24,14 @@ local msal = {
   run = Promise.run,
 }
 
+--- A credential chain for automation (environment, managed identity, the
+-- shared cache, interactive): see msal.credential_chain.
+-- @tparam table opts as credential_chain.new's
+-- @treturn table the chain
+function msal.credential_chain(opts)
+  return require("msal.credential_chain").new(opts)
+end
+
 for _, name in ipairs({ "InteractionRequiredAuthError", "ServerError", "ClientAuthError",
                         "ClientConfigurationError", "BrowserAuthError" }) do
   msal[name] = errors[name]
