@@ -10,6 +10,7 @@ local request = require("msal.request")
 local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
+  ManagedIdentityApplication = { new = require("msal.application.managed_identity").new },
   EventType = events.types,
   CacheLookupPolicy = require("msal.request_options").CacheLookupPolicy,
   is_interaction_required = errors.is_interaction_required,
@@ -22,7 +23,8 @@ local msal = {
 }
 
 for _, name in ipairs({ "InteractionRequiredAuthError", "ServerError", "ClientAuthError",
-                        "ClientConfigurationError", "BrowserAuthError" }) do
+                        "ClientConfigurationError", "BrowserAuthError",
+                        "ManagedIdentityError" }) do
   msal[name] = errors[name]
 end
 
