@@ -92,11 +92,11 @@ local function fetch(app, resource, cid, revoked_sha256)
       { correlation_id = cid, token_sha256_to_refresh = revoked_sha256 })
     req.timeout_ms = sys.http_timeout_ms
     local transport = network.transport(app)
-    local res = retry.send(transport, req, src, sys.disable_internal_retries, app.log):await()
+    local res = errors.try(retry.send(transport, req, src, sys.disable_internal_retries, app.log):await())
     if src.arc and res.status == 401 then
       req.headers.authorization = errors.try(arc.authorization(res, src.arc.token_dir))
       app.log:info("AzureArc: answering the challenge with the key file")
-      res = retry.send(transport, req, src, sys.disable_internal_retries, app.log):await()
+      res = errors.try(retry.send(transport, req, src, sys.disable_internal_retries, app.log):await())
     end
     local r = errors.try(response.check(src.name, res, now))
     if src.confirm_identity and not response.confirms(app.identity, r.doc) then

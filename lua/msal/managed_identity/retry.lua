@@ -65,14 +65,14 @@ end
 function retry.send(transport, req, src, disabled, log)
   local policy = src.imds and imds_policy or default_policy
   return Promise.async(function()
-    local res = send_once(transport, req, src.name):await()
+    local res = errors.try(send_once(transport, req, src.name):await())
     local first, n = res.status, 0
     while not disabled do
       local ms = policy(res.status, n, first, res)
       if not ms then break end
       log:verbose(("%s answered HTTP %d: retry %d in %d ms"):format(src.name, res.status, n + 1, ms))
       sleep(ms):await()
-      res = send_once(transport, req, src.name):await()
+      res = errors.try(send_once(transport, req, src.name):await())
       n = n + 1
     end
     return res
