@@ -78,6 +78,13 @@ build = {
     ["msal.transport.openresty"] = "lua/msal/transport/openresty.lua",
     ["msal.transport.http1"] = "lua/msal/transport/http1.lua",
     ["msal.nvim"] = "lua/msal/nvim.lua",
+    ["msal.application.managed_identity"] = "lua/msal/application/managed_identity.lua",
+    ["msal.flows.managed_identity"] = "lua/msal/flows/managed_identity.lua",
+    ["msal.managed_identity.config"] = "lua/msal/managed_identity/config.lua",
+    ["msal.managed_identity.sources"] = "lua/msal/managed_identity/sources.lua",
+    ["msal.managed_identity.retry"] = "lua/msal/managed_identity/retry.lua",
+    ["msal.managed_identity.arc"] = "lua/msal/managed_identity/arc.lua",
+    ["msal.managed_identity.response"] = "lua/msal/managed_identity/response.lua",
   },
 }
 test = {
