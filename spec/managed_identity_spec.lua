@@ -6,43 +6,19 @@ local cjson = require("cjson")
 local msal = require("msal")
 local core = require("msal.core")
 local retry = require("msal.managed_identity.retry")
-local curl = require("msal.transport.curl")
+local mi_fake = require("mi_fake")
 local proc = require("proc")
 local files = require("files")
 
-local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
-local SERVER = ROOT .. "/spec/support/mi_server.py"
 local VAULT = "https://vault.azure.net"
 
--- The server, without the ASan preload (a Python child must not get it).
-local function start_server()
-  local fh = assert(io.popen("exec env -u LD_PRELOAD python3 " .. proc.quote(SERVER), "r"))
-  local line = assert(fh:read("*l"), "the fake managed identity server did not start")
-  local info = cjson.decode(line)
-  local port = ("%d"):format(info.port)
-  return {
-    fh = fh, pid = ("%d"):format(info.pid), url = "http://127.0.0.1:" .. port,
-    stop = function(self)
-      os.execute("kill " .. self.pid .. " 2>/dev/null")
-      self.fh:close()
-    end,
-  }
-end
-
 describe("ManagedIdentityApplication", function()
-  local srv, ctl, dir, rmdir
+  local srv, dir, rmdir
   local saved_delays
 
-  -- A control call to the fake server, awaited.
-  local function control(method, path, doc)
-    local res = ctl:send({ method = method, url = srv.url .. path, body = doc and cjson.encode(doc) or nil,
-      headers = { ["content-type"] = "application/json" } }):await()
-    assert.are.equal(200, res.status)
-    return cjson.decode(res.body)
-  end
-  local function reset(opts) control("POST", "/_ctl/reset", opts or {}) end
-  local function script(list) control("POST", "/_ctl/script", list) end
-  local function log() return control("GET", "/_ctl/log") end
+  local function reset(opts) srv:reset(opts) end
+  local function script(list) srv:script(list) end
+  local function log() return srv:log() end
 
   local function app(env, mi, system)
     system = system or {}
@@ -60,8 +36,7 @@ describe("ManagedIdentityApplication", function()
   end
 
   setup(function()
-    srv = start_server()
-    ctl = curl.new()
+    srv = mi_fake.start()
     dir, rmdir = proc.tempdir()
     saved_delays = retry.delays
     -- MSAL's delays are seconds long; the policy is the same at 1/100
@@ -71,7 +46,6 @@ describe("ManagedIdentityApplication", function()
   teardown(function()
     retry.delays = saved_delays
     if srv then srv:stop() end
-    if ctl then ctl:close() end
     if rmdir then rmdir() end
   end)
 
