@@ -26,7 +26,7 @@ local function imds_policy(status, n, first)
   local d = retry.delays
   if status == 410 then return d.imds_gone end
   if n == 0 then return d.imds_min end
-  return math.min(2 ^ (n - 1) * d.imds_delta, d.imds_max)
+  return math.min(math.floor(2 ^ (n - 1)) * d.imds_delta, d.imds_max)
 end
 
 -- The other sources: Retry-After in seconds (at least the default delay,

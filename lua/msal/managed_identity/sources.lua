@@ -206,7 +206,8 @@ function sources.request(src, resource, identity, extra)
   end
   if extra.token_sha256_to_refresh then add(q, "token_sha256_to_refresh", extra.token_sha256_to_refresh) end
   if src.imds then
-    headers["x-client-sku"], headers["x-client-ver"] = "lua-msal", "0.1.0"
+    local refresh = require("msal.flows.refresh")
+    headers["x-client-sku"], headers["x-client-ver"] = refresh.SKU, refresh.VERSION
     headers["x-ms-client-request-id"] = extra.correlation_id
   end
   local sep = src.url:find("?", 1, true) and "&" or "?"
