@@ -1,6 +1,6 @@
 -- msal.openresty's ManagedIdentityApplication inside a real nginx worker:
 -- IMDS with retries (the delays are nginx timers, the requests cosockets),
--- the cache, and Azure Arc's challenge, against spec/support/mi_server.py.
+-- the cache (a shared dictionary, the realm's partition), and Azure Arc's challenge, against spec/support/mi_server.py.
 local cjson = require("cjson")
 local nginx = require("nginx")
 local proc = require("proc")
@@ -20,6 +20,7 @@ describe("msal.openresty ManagedIdentityApplication #host", function()
     srv = nginx.start({
       workers = 1,
       http = ([[
+        lua_shared_dict mi_tokens 1m;
         init_worker_by_lua_block {
           package.path = "%s/?.lua;" .. package.path
           require("mi_host_app").init("%s", "%s")
@@ -27,6 +28,9 @@ describe("msal.openresty ManagedIdentityApplication #host", function()
       ]]):format(app_dir, fake.url, dir),
       server = [[
         location = /mi { content_by_lua_block { require("mi_host_app").token() } }
+        location = /dict { content_by_lua_block {
+          ngx.say(ngx.shared.mi_tokens:get("msal:system_assigned_managed_identity:managed_identity") or "")
+        } }
       ]],
     })
   end)
@@ -59,6 +63,9 @@ describe("msal.openresty ManagedIdentityApplication #host", function()
     assert.are.equal(3, #fake:log())
     status, doc = get("/mi?source=imds&force=1")
     assert.are.equal("tok-2", doc.access_token)
+    local status2, body = srv:get("/dict")
+    assert.are.equal(200, status2)
+    assert.matches('"realm":"managed_identity"', body, 1, true)
   end)
 
   it("answers Azure Arc's challenge from the worker, and refuses a forged one", function()

@@ -21,6 +21,9 @@ local flow = {}
 -- `https://login.microsoftonline.com/managed_identity/`.
 flow.ENVIRONMENT, flow.REALM = "login.microsoftonline.com", "managed_identity"
 local ENV, REALM = flow.ENVIRONMENT, flow.REALM
+-- A partitioned cache (Redis, a shared dictionary) keeps these tokens in
+-- the realm's partition ("app" mode), or its default one ("account").
+local PARTITION = { tenant_id = REALM }
 
 -- acquire_token's options
 local OPTIONS = { resource = "string", force_refresh = "boolean", claims = "string", correlation_id = "string" }
@@ -42,7 +45,7 @@ end
 -- The cached token of resource: the store's status and the entry's fields.
 local function cached(app, resource, now)
   local tc = app.token_cache
-  return tc:access(false, function()
+  return tc:for_partition(PARTITION):access(false, function()
     local status, at, expires_on, ext, refresh_on =
       tc.store:find_access_token("", ENV, app.client_id, REALM, resource:lower(), now, app.renewal_offset)
     if not at then return status end
@@ -58,7 +61,7 @@ local function save(app, resource, r, now)
     refresh_on = r.refresh_in and now + r.refresh_in or nil }
   t.ext_expires_on = t.expires_on
   local tc = app.token_cache
-  tc:access(true, function()
+  tc:for_partition(PARTITION):access(true, function()
     tc.store:put("AccessToken", {
       home_account_id = "", environment = ENV, credential_type = "AccessToken", client_id = app.client_id,
       secret = t.secret, realm = REALM, target = resource, token_type = t.token_type,

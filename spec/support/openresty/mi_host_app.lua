@@ -9,12 +9,13 @@ local M = {}
 
 local apps = {}
 
---- init_worker: one app for IMDS, one for Azure Arc (its key files in
+--- init_worker: one app for IMDS (tokens in a shared dictionary), one for Azure Arc (its key files in
 -- token_dir), both at the fake endpoints of `url`.
 function M.init(url, token_dir)
   -- MSAL's delays at 1/100, as in spec/managed_identity_spec.lua
   retry.delays = { imds_min = 10, imds_max = 40, imds_delta = 20, imds_gone = 30, default = 10 }
-  apps.imds = mo.ManagedIdentityApplication.new({ system = { env = { AZURE_POD_IDENTITY_AUTHORITY_HOST = url } } })
+  apps.imds = mo.ManagedIdentityApplication.new({ cache = mo.shared_dict_cache("mi_tokens", { partition = "app" }),
+    system = { env = { AZURE_POD_IDENTITY_AUTHORITY_HOST = url } } })
   apps.arc = mo.ManagedIdentityApplication.new({ system = { arc_token_dir = token_dir,
     env = { IDENTITY_ENDPOINT = url .. "/arc/token", IMDS_ENDPOINT = url } } })
 end
