@@ -411,6 +411,61 @@ describe("ManagedIdentityApplication", function()
     end)
   end)
 
+  describe("beside msal-node", function()
+    -- msal-node's request to the same fake endpoint, for one case
+    local function node_request(env, id)
+      reset()
+      local arg = cjson.encode({ env = env, id = id, resource = VAULT })
+      local out, code, err = proc.run("node " .. proc.quote((os.getenv("MSAL_TEST_ROOT") or ".")
+        .. "/spec/support/node/mi_peer.js") .. " " .. proc.quote(arg), { plain = true })
+      assert.are.equal(0, code, err)
+      local doc = cjson.decode(out)
+      assert.are.equal("tok-1", doc.accessToken, out)
+      return log()[1]
+    end
+    local function our_request(env, mi)
+      reset()
+      app(env, mi):acquire_token({ resource = VAULT }):await()
+      return log()[1]
+    end
+    local NODE_ID = { user_assigned_client_id = "userAssignedClientId",
+      user_assigned_resource_id = "userAssignedResourceId", user_assigned_object_id = "userAssignedObjectId" }
+
+    it("sends the request msal-node sends, for each source and kind of id", function()
+      local cases = {
+        { "IMDS", imds_env() },
+        { "IMDS", imds_env(), { user_assigned_client_id = "c-1" } },
+        { "IMDS", imds_env(), { user_assigned_resource_id = "/subscriptions/s/r" } },
+        { "IMDS", imds_env(), { user_assigned_object_id = "o-1" } },
+        { "AppService", { IDENTITY_ENDPOINT = srv.url .. "/as", IDENTITY_HEADER = "h" } },
+        { "AppService", { IDENTITY_ENDPOINT = srv.url .. "/as", IDENTITY_HEADER = "h" }, { user_assigned_resource_id = "r" } },
+        { "ServiceFabric", { IDENTITY_ENDPOINT = srv.url .. "/sf", IDENTITY_HEADER = "h", IDENTITY_SERVER_THUMBPRINT = "t" },
+          { user_assigned_client_id = "c-2" } },
+        { "CloudShell", { MSI_ENDPOINT = srv.url .. "/cs" } },
+        { "MachineLearning", { MSI_ENDPOINT = srv.url .. "/ml", MSI_SECRET = "s", DEFAULT_IDENTITY_CLIENT_ID = "d" } },
+      }
+      for _, c in ipairs(cases) do
+        local name, env, mi = c[1], c[2], c[3]
+        local node_id
+        if mi then
+          local k, v = next(mi)
+          node_id = { [NODE_ID[k]] = v }
+        end
+        local theirs, ours = node_request(env, node_id), our_request(env, mi)
+        local what = name .. " " .. cjson.encode(mi or {})
+        assert.are.equal(theirs.method, ours.method, what)
+        -- msal-node canonicalizes AZURE_POD_IDENTITY_AUTHORITY_HOST's URL
+        -- with a trailing slash (UrlString); the endpoint takes either
+        assert.are.equal((theirs.path:gsub("/$", "")), ours.path, what)
+        assert.are.same(theirs.query, ours.query, what)
+        assert.are.same(theirs.form, ours.form, what)
+        for _, h in ipairs({ "metadata", "x-identity-header", "secret", "authorization", "content-type" }) do
+          assert.are.equal(theirs.headers[h], ours.headers[h], what .. ": header " .. h)
+        end
+      end
+    end)
+  end)
+
   describe("logs", function()
     it("never carry the token, the secret header nor Arc's key", function()
       local lines = {}

@@ -188,7 +188,7 @@ end
 -- @treturn table `{method, url, headers, body}`; `headers` hold the
 --   source's secret: never log them
 function sources.request(src, resource, identity, extra)
-  local headers = { ["content-type"] = "application/x-www-form-urlencoded" }
+  local headers = { ["content-type"] = "application/x-www-form-urlencoded;charset=utf-8" }
   if src.metadata then headers.metadata = "true" end
   if src.secret_header then headers[src.secret_header] = src.secret end
   local q = {}
