@@ -526,6 +526,21 @@ describe("ManagedIdentityApplication", function()
       assert.are.equal(0, #log())
     end)
 
+    it("reads the process environment: examples/managed_identity.lua", function()
+      -- only this variable names a source, whatever the test runner's environment holds
+      local unset = " -u IDENTITY_ENDPOINT -u IDENTITY_HEADER -u IDENTITY_SERVER_THUMBPRINT -u IMDS_ENDPOINT -u MSI_ENDPOINT"
+      local out, code = proc.sh(("env" .. unset .. " AZURE_POD_IDENTITY_AUTHORITY_HOST=%s %s examples/managed_identity.lua %s cid-7")
+        :format(proc.quote(srv.url), proc.LUA, VAULT), { dir = os.getenv("MSAL_TEST_ROOT") or "." })
+      assert.are.equal(0, code, out)
+      assert.matches("source: DefaultToImds", out, 1, true)
+      assert.matches("round 1: Bearer token for " .. VAULT .. ", from cache: false", out, 1, true)
+      assert.matches("round 2: Bearer token for " .. VAULT .. ", from cache: true", out, 1, true)
+      assert.is_nil(out:find("tok-1", 1, true), "the example prints no token")
+      local l = log()
+      assert.are.equal(1, #l)
+      assert.are.equal("cid-7", l[1].query.client_id)
+    end)
+
     it("keeps tokens in a file cache another process can read", function()
       local path = dir .. "/mi-cache.json"
       local a = msal.ManagedIdentityApplication.new({ cache = { location = "file", path = path }, system = { env = imds_env() } })
