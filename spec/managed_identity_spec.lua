@@ -413,9 +413,9 @@ describe("ManagedIdentityApplication", function()
 
   describe("beside msal-node", function()
     -- msal-node's request to the same fake endpoint, for one case
-    local function node_request(env, id)
+    local function node_request(env, id, caps)
       reset()
-      local arg = cjson.encode({ env = env, id = id, resource = VAULT })
+      local arg = cjson.encode({ env = env, id = id, caps = caps, resource = VAULT })
       local out, code, err = proc.run("node " .. proc.quote((os.getenv("MSAL_TEST_ROOT") or ".")
         .. "/spec/support/node/mi_peer.js") .. " " .. proc.quote(arg), { plain = true })
       assert.are.equal(0, code, err)
@@ -423,9 +423,10 @@ describe("ManagedIdentityApplication", function()
       assert.are.equal("tok-1", doc.accessToken, out)
       return log()[1]
     end
-    local function our_request(env, mi)
+    local function our_request(env, mi, caps)
       reset()
-      app(env, mi):acquire_token({ resource = VAULT }):await()
+      msal.ManagedIdentityApplication.new({ managed_identity = mi, client_capabilities = caps, system = { env = env } })
+        :acquire_token({ resource = VAULT }):await()
       return log()[1]
     end
     local NODE_ID = { user_assigned_client_id = "userAssignedClientId",
@@ -443,22 +444,25 @@ describe("ManagedIdentityApplication", function()
           { user_assigned_client_id = "c-2" } },
         { "CloudShell", { MSI_ENDPOINT = srv.url .. "/cs" } },
         { "MachineLearning", { MSI_ENDPOINT = srv.url .. "/ml", MSI_SECRET = "s", DEFAULT_IDENTITY_CLIENT_ID = "d" } },
+        { "IMDS", imds_env(), nil, { "cp1", "cp2" } },
+        { "CloudShell", { MSI_ENDPOINT = srv.url .. "/cs" }, nil, { "cp1" } },
       }
       for _, c in ipairs(cases) do
-        local name, env, mi = c[1], c[2], c[3]
+        local name, env, mi, caps = c[1], c[2], c[3], c[4]
         local node_id
         if mi then
           local k, v = next(mi)
           node_id = { [NODE_ID[k]] = v }
         end
-        local theirs, ours = node_request(env, node_id), our_request(env, mi)
-        local what = name .. " " .. cjson.encode(mi or {})
+        local theirs, ours = node_request(env, node_id, caps), our_request(env, mi, caps)
+        local what = name .. " " .. cjson.encode(mi or {}) .. " " .. cjson.encode(caps or {})
         assert.are.equal(theirs.method, ours.method, what)
         -- msal-node canonicalizes AZURE_POD_IDENTITY_AUTHORITY_HOST's URL
         -- with a trailing slash (UrlString); the endpoint takes either
         assert.are.equal((theirs.path:gsub("/$", "")), ours.path, what)
         assert.are.same(theirs.query, ours.query, what)
         assert.are.same(theirs.form, ours.form, what)
+        if caps then assert.are.equal(table.concat(caps, ","), ours.query.xms_cc, what) end
         for _, h in ipairs({ "metadata", "x-identity-header", "secret", "authorization", "content-type" }) do
           assert.are.equal(theirs.headers[h], ours.headers[h], what .. ": header " .. h)
         end
@@ -511,6 +515,8 @@ describe("ManagedIdentityApplication", function()
       assert.matches("system.env", config_error({ system = { env = "x" } }).error_message, 1, true)
       config_error({ system = { env = { IDENTITY_ENDPOINT = 1 } } })
       config_error({ cache = { location = "nowhere" } })
+      config_error({ client_capabilities = "cp1" })
+      config_error({ client_capabilities = { cp1 = true } })
       config_error("system-assigned")
     end)
 

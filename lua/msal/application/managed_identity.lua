@@ -30,7 +30,8 @@ end
 -- on a bad configuration (an unknown key, two user-assigned ids).
 -- @tparam[opt] table cfg `{managed_identity = {user_assigned_client_id |
 --   user_assigned_resource_id | user_assigned_object_id} (none: the
---   system-assigned identity), cache = {location = "memory"} | plugin,
+--   system-assigned identity), client_capabilities (e.g. `{"cp1"}`: sent
+--   as xms_cc), cache = {location = "memory"} | plugin,
 --   system = {transport, logger, clock, token_renewal_offset,
 --   http_timeout_ms, disable_internal_retries, env (a table read instead of
 --   the process environment: OpenResty clears it), arc_token_dir,

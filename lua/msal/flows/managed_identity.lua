@@ -92,7 +92,8 @@ local function fetch(app, resource, cid, revoked_sha256)
     local sys = app.config.system
     local now = math.floor(app.clock())
     local req = sources.request(src, resource, app.identity,
-      { correlation_id = cid, token_sha256_to_refresh = revoked_sha256 })
+      { correlation_id = cid, token_sha256_to_refresh = revoked_sha256,
+        client_capabilities = app.config.client_capabilities })
     req.timeout_ms = sys.http_timeout_ms
     local transport = network.transport(app)
     local res = errors.try(retry.send(transport, req, src, sys.disable_internal_retries, app.log):await())

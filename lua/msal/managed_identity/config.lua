@@ -21,6 +21,7 @@ local schema = {
   managed_identity = {
     user_assigned_client_id = "string", user_assigned_resource_id = "string", user_assigned_object_id = "string",
   },
+  client_capabilities = "table",
   cache = "table|string",
   system = {
     transport = "table", logger = "table", clock = "function", token_renewal_offset = "number",
@@ -72,8 +73,9 @@ end
 
 --- Checks a configuration and fills in defaults.
 -- @tparam[opt] table cfg `{managed_identity = {user_assigned_client_id |
---   user_assigned_resource_id | user_assigned_object_id}, cache, system}`
--- @treturn[1] table `{identity = {kind, id}, cache, system}`
+--   user_assigned_resource_id | user_assigned_object_id},
+--   client_capabilities, cache, system}`
+-- @treturn[1] table `{identity = {kind, id}, client_capabilities, cache, system}`
 -- @treturn[2] nil
 -- @treturn[2] table ClientConfigurationError
 function mi_config.normalize(cfg)
@@ -84,6 +86,13 @@ function mi_config.normalize(cfg)
   local identity
   identity, err = identity_of(cfg.managed_identity or {})
   if not identity then return nil, err end
+  local caps = cfg.client_capabilities or {}
+  for i = 1, #caps do
+    if type(caps[i]) ~= "string" then return fail("invalid_configuration", "'client_capabilities' must be a list of strings") end
+  end
+  if next(caps) ~= nil and #caps == 0 then
+    return fail("invalid_configuration", "'client_capabilities' must be a list of strings")
+  end
   local system = cfg.system or {}
   local offset = system.token_renewal_offset or 300
   if offset < 0 or offset ~= offset or offset == math.huge then
@@ -99,6 +108,7 @@ function mi_config.normalize(cfg)
   if dir:sub(-1) ~= "/" then dir = dir .. "/" end
   return {
     identity = identity,
+    client_capabilities = caps,
     cache = cfg.cache or { location = "memory" },
     system = {
       transport = system.transport, logger = system.logger or {}, clock = system.clock,

@@ -184,34 +184,40 @@ end
 -- @tparam table src the source (detect)
 -- @tparam string resource
 -- @tparam table identity `{kind, id}`
--- @tparam table extra `{correlation_id, token_sha256_to_refresh}`
+-- @tparam table extra `{correlation_id, token_sha256_to_refresh,
+--   client_capabilities}`
 -- @treturn table `{method, url, headers, body}`; `headers` hold the
 --   source's secret: never log them
 function sources.request(src, resource, identity, extra)
   local headers = { ["content-type"] = "application/x-www-form-urlencoded;charset=utf-8" }
   if src.metadata then headers.metadata = "true" end
   if src.secret_header then headers[src.secret_header] = src.secret end
-  local q = {}
+  local q, body = {}, nil
   if src.method == "POST" then
     -- Cloud Shell: the resource in a form body
-    return { method = "POST", url = src.url, headers = headers,
-      body = network.form_encode({ { "resource", resource } }) }
-  end
-  add(q, "api-version", src.api_version)
-  add(q, "resource", resource)
-  if identity.kind ~= "system_assigned" then
-    add(q, src.params[identity.kind], identity.id)
-  elseif src.default_client_id then
-    add(q, "clientid", src.default_client_id)
+    body = network.form_encode({ { "resource", resource } })
+  else
+    add(q, "api-version", src.api_version)
+    add(q, "resource", resource)
+    if identity.kind ~= "system_assigned" then
+      add(q, src.params[identity.kind], identity.id)
+    elseif src.default_client_id then
+      add(q, "clientid", src.default_client_id)
+    end
   end
   if extra.token_sha256_to_refresh then add(q, "token_sha256_to_refresh", extra.token_sha256_to_refresh) end
+  -- as msal-node: in the query, also for Cloud Shell's POST
+  if extra.client_capabilities and #extra.client_capabilities > 0 then
+    add(q, "xms_cc", table.concat(extra.client_capabilities, ","))
+  end
   if src.imds then
     local refresh = require("msal.flows.refresh")
     headers["x-client-sku"], headers["x-client-ver"] = refresh.SKU, refresh.VERSION
     headers["x-ms-client-request-id"] = extra.correlation_id
   end
-  local sep = src.url:find("?", 1, true) and "&" or "?"
-  return { method = "GET", url = src.url .. sep .. table.concat(q, "&"), headers = headers }
+  local u = src.url
+  if #q > 0 then u = u .. (u:find("?", 1, true) and "&" or "?") .. table.concat(q, "&") end
+  return { method = src.method, url = u, headers = headers, body = body }
 end
 
 return sources

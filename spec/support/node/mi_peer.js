@@ -4,7 +4,7 @@
 // so the spec can compare the request msal-node sends with ours.
 //
 // Usage: node mi_peer.js '<json>'   with {env: {NAME: value}, id: {userAssignedClientId |
-//        userAssignedResourceId | userAssignedObjectId}, resource}
+//        userAssignedResourceId | userAssignedObjectId}, caps: [client capabilities], resource}
 // Prints one JSON document: {accessToken, fromCache} or {errorCode}.
 // The environment is replaced by exactly the variables given (the source
 // is detected from it), so nothing on the machine can point it elsewhere.
@@ -20,6 +20,7 @@ const msal = require("@azure/msal-node");
 
 (async () => {
   const config = args.id ? { managedIdentityIdParams: args.id } : {};
+  if (args.caps) config.clientCapabilities = args.caps;
   const app = new msal.ManagedIdentityApplication(config);
   try {
     const r = await app.acquireToken({ resource: args.resource });
