@@ -1,7 +1,10 @@
 -- msal.openresty's ManagedIdentityApplication inside a real nginx worker:
 -- IMDS with retries (the delays are nginx timers, the requests cosockets),
--- the cache (a shared dictionary, the realm's partition), and Azure Arc's challenge, against spec/support/mi_server.py.
+-- the cache (a shared dictionary, the realm's partition), one request for
+-- concurrent handlers, and Azure Arc's challenge, against spec/support/mi_server.py.
 local cjson = require("cjson")
+local Promise = require("msal.promise")
+local curl = require("msal.transport.curl")
 local nginx = require("nginx")
 local proc = require("proc")
 local files = require("files")
@@ -66,6 +69,25 @@ describe("msal.openresty ManagedIdentityApplication #host", function()
     local status2, body = srv:get("/dict")
     assert.are.equal(200, status2)
     assert.matches('"realm":"managed_identity"', body, 1, true)
+  end)
+
+  it("makes one request for 10 concurrent handlers that need the same token", function()
+    fake:reset()
+    local resource = "https://storage.azure.com"
+    fake:script({ { delay_ms = 500, json = { access_token = "slow-token", expires_on = tostring(os.time() + 86400),
+      resource = resource, token_type = "Bearer" } } })
+    local http = curl.new()
+    local list = {}
+    for i = 1, 10 do
+      list[i] = http:send({ url = srv.base .. "/mi?source=imds&resource=" .. resource, timeout_ms = 10000 })
+    end
+    local all = assert(Promise.all(list):await())
+    http:close()
+    for i = 1, 10 do
+      assert.are.equal(200, all[i].status, all[i].body)
+      assert.are.equal("slow-token", cjson.decode(all[i].body).access_token)
+    end
+    assert.are.equal(1, #fake:log())
   end)
 
   it("answers Azure Arc's challenge from the worker, and refuses a forged one", function()

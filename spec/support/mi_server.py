@@ -7,7 +7,8 @@ killed, until its parent exits or until --ttl seconds pass.
 
 Every request outside /_ctl/ is recorded (method, path, query, lower-case
 headers, form body) and answered by, in order:
-  - the next scripted answer, if any ({status, json | body, headers});
+  - the next scripted answer, if any ({status, json | body, headers,
+    delay_ms});
   - under /arc: Azure Arc's challenge. Without `Authorization: Basic
     <arc_secret>` a 401 with `WWW-Authenticate: Basic realm=<arc_realm>`,
     with it a token;
@@ -100,12 +101,15 @@ class Handler(BaseHTTPRequestHandler):
                "form": first_values(body.decode("latin-1"))}
         with lock:
             state["log"].append(rec)
-            if state["script"]:
-                a = state["script"].pop(0)
-                headers = [tuple(h) for h in a.get("headers", [])]
-                if "json" in a:
-                    return self.send_json(a.get("status", 200), a["json"], headers)
-                return self.send(a.get("status", 200), a.get("body", ""), headers)
+            a = state["script"].pop(0) if state["script"] else None
+        if a is not None:
+            # the delay outside the lock: other requests go on meanwhile
+            time.sleep(a.get("delay_ms", 0) / 1000)
+            headers = [tuple(h) for h in a.get("headers", [])]
+            if "json" in a:
+                return self.send_json(a.get("status", 200), a["json"], headers)
+            return self.send(a.get("status", 200), a.get("body", ""), headers)
+        with lock:
             opts = state["opts"]
             if url.path.startswith("/arc"):
                 want = "Basic " + opts.get("arc_secret", "")

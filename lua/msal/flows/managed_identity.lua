@@ -112,14 +112,20 @@ local function fetch(app, resource, cid, revoked_sha256)
   end)
 end
 
--- fetch, shared by the callers of one resource while it is in flight.
+-- fetch, shared by the callers of one resource while it is in flight. The
+-- entry is recorded before fetch runs: a transport may yield inside it (a
+-- cosocket suspends the nginx request), and a caller arriving meanwhile
+-- must find it.
 local function single_flight(app, key, resource, cid)
   local p = app.inflight[key]
   if p then return p end
-  p = fetch(app, resource, cid)
+  local settle
+  p = Promise.new(function(resolve) settle = resolve end)
   app.inflight[key] = p
+  -- handles both outcomes, so this bookkeeping is no unhandled rejection
   local function done() app.inflight[key] = nil end
   p:next(done, done)
+  settle(fetch(app, resource, cid))
   return p
 end
 

@@ -20,10 +20,11 @@ function M.init(url, token_dir)
     env = { IDENTITY_ENDPOINT = url .. "/arc/token", IMDS_ENDPOINT = url } } })
 end
 
---- GET /mi?source=imds|arc[&force=1]: a token for Key Vault.
+--- GET /mi?source=imds|arc[&force=1][&resource=…]: a token (for Key Vault
+-- unless resource names another).
 function M.token()
   local args = ngx.req.get_uri_args()
-  local result, err = apps[args.source]:acquire_token({ resource = "https://vault.azure.net",
+  local result, err = apps[args.source]:acquire_token({ resource = args.resource or "https://vault.azure.net",
     force_refresh = args.force == "1" }):await()
   ngx.header["content-type"] = "application/json"
   if not result then
