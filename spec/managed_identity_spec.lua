@@ -200,6 +200,15 @@ describe("ManagedIdentityApplication", function()
       assert.are.equal("Imds", err.source)
     end)
 
+    it("reads expires_on as ISO 8601 with fractions and offsets, independent of the local time zone", function()
+      local iso = require("msal.managed_identity.response").iso8601
+      assert.are.equal(1714550400, iso("2024-05-01T10:00:00.123+02:00"))
+      assert.are.equal(1714550400, iso("2024-05-01T08:00:00Z"))
+      assert.are.equal(946684799, iso("1999-12-31T23:59:59"))
+      assert.is_nil(iso("2024-05-01"))
+      assert.is_nil(iso("2024-05-01T08:00:00 GMT"))
+    end)
+
     it("refuses an answer without a usable lifetime", function()
       script({ { json = { access_token = "x", expires_on = "next tuesday" } } })
       local err = rejection(app(imds_env()):acquire_token({ resource = VAULT }))
