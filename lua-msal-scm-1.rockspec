@@ -97,6 +97,13 @@ build = {
     ["msal.cli.settings"] = "lua/msal/cli/settings.lua",
     ["msal.cli.system"] = "lua/msal/cli/system.lua",
     ["msal.cli.token"] = "lua/msal/cli/token.lua",
+    ["msal.application.managed_identity"] = "lua/msal/application/managed_identity.lua",
+    ["msal.flows.managed_identity"] = "lua/msal/flows/managed_identity.lua",
+    ["msal.managed_identity.config"] = "lua/msal/managed_identity/config.lua",
+    ["msal.managed_identity.sources"] = "lua/msal/managed_identity/sources.lua",
+    ["msal.managed_identity.retry"] = "lua/msal/managed_identity/retry.lua",
+    ["msal.managed_identity.arc"] = "lua/msal/managed_identity/arc.lua",
+    ["msal.managed_identity.response"] = "lua/msal/managed_identity/response.lua",
   },
   install = {
     bin = { msal = "bin/msal" },

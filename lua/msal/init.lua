@@ -12,6 +12,7 @@ local auth_code = require("msal.flows.auth_code")
 local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
+  ManagedIdentityApplication = { new = require("msal.application.managed_identity").new },
   EventType = events.types,
   CacheLookupPolicy = request_options.CacheLookupPolicy,
   pkce = auth_code.pkce,
@@ -33,7 +34,8 @@ function msal.credential_chain(opts)
 end
 
 for _, name in ipairs({ "InteractionRequiredAuthError", "ServerError", "ClientAuthError",
-                        "ClientConfigurationError", "BrowserAuthError" }) do
+                        "ClientConfigurationError", "BrowserAuthError",
+                        "ManagedIdentityError" }) do
   msal[name] = errors[name]
 end
 

@@ -80,6 +80,9 @@ request_options.METHODS = {
     nonce = "string" }), optional = true },
   acquire_token_by_code = { keys = keys(BASE, QUERY, BODY, { code = "string", redirect_uri = "string",
     code_verifier = "string", nonce = "string", max_age = "number" }) },
+  -- ManagedIdentityApplication:acquire_token
+  ["acquire_token managed_identity"] = { keys = { resource = "string", force_refresh = "boolean",
+    claims = "string", correlation_id = "string" }, optional = true },
   -- acquire_token: the silent call's keys and the interactive flow's
   ["acquire_token popup"] = { keys = keys(SILENT, POPUP) },
   ["acquire_token redirect"] = { keys = keys(SILENT, REDIRECT) },
