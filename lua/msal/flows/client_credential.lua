@@ -27,13 +27,16 @@ local PUBLIC_CLOUD = { ["login.microsoftonline.com"] = true, ["login.windows.net
 -- environment (REGION_NAME).
 client_credential.AUTO_DETECT = "TryAutoDetect"
 
+-- The environment, replaceable by specs.
+client_credential.getenv = os.getenv
+
 --- The region a request goes to: the request's, else the configuration's;
 -- TryAutoDetect reads REGION_NAME (MSAL then also asks IMDS; here no region
 -- found means the global endpoint). nil for none.
 function client_credential.region_of(app, req)
   local region = req.azure_region or app.config.auth.azure_region
   if region == client_credential.AUTO_DETECT then
-    region = os.getenv("REGION_NAME")
+    region = client_credential.getenv("REGION_NAME")
     region = region and region:gsub("%s+", ""):lower()
     if region == "" then region = nil end
   end
