@@ -507,3 +507,53 @@ describe("ConfidentialClientApplication configuration and failures", function()
     assert.is_nil(app.acquire_token_popup)
   end)
 end)
+
+describe("ConfidentialClientApplication cache interop with msal-node", function()
+  local proc = require("proc")
+  local PEER = ROOT .. "/spec/support/node/peer.js"
+  local TENANT = "00000000-0000-0000-bbbb-000000000002"
+  local AUTHORITY = "https://login.microsoftonline.com/" .. TENANT
+  local metadata = cjson.encode({ issuer = AUTHORITY .. "/v2.0", authorization_endpoint = AUTHORITY .. "/oauth2/v2.0/authorize",
+    token_endpoint = AUTHORITY .. "/oauth2/v2.0/token" })
+
+  local function peer(...)
+    local args = {}
+    for i, a in ipairs({ ... }) do args[i] = proc.quote(a) end
+    -- without the ASan preload: msal-node's leaks are not ours
+    local out, code, err = proc.run("node " .. proc.quote(PEER) .. " " .. table.concat(args, " "), { plain = true })
+    assert(code == 0, "msal-node peer failed: " .. tostring(err))
+    return cjson.decode(out)
+  end
+
+  local function new_app(t)
+    return msal.ConfidentialClientApplication.new({ auth = { client_id = "my-daemon", authority = AUTHORITY,
+      client_secret = "s", authority_metadata = metadata }, system = { transport = t } })
+  end
+
+  it("msal-node's ConfidentialClientApplication serves an app token written here, and the reverse", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. proc.quote(dir)))
+    -- written here, served by msal-node with no network
+    local t = fake.new({ { json = { token_type = "Bearer", expires_in = 3600, ext_expires_in = 3600,
+      access_token = "lua-app-token" } } })
+    local app = new_app(t)
+    local ours = assert(app:acquire_token_by_client_credential({ scopes = { GRAPH } }):await())
+    assert(files.write(dir .. "/lua.json", app:get_token_cache():serialize()))
+    local node = peer("app_token", dir .. "/lua.json", "my-daemon", AUTHORITY, GRAPH)
+    assert.is_true(node.fromCache)
+    assert.equal("lua-app-token", node.accessToken)
+    assert.equal(ours.expires_on, node.expiresOn)
+    -- written by msal-node (a canned token answer), served here with no request
+    peer("write_app_token", dir .. "/node.json", "my-daemon", AUTHORITY, GRAPH, "node-app-token", "3600")
+    local t2 = fake.new({})
+    local back = new_app(t2)
+    back:get_token_cache():deserialize(assert(files.read(dir .. "/node.json")))
+    local r = assert(back:acquire_token_by_client_credential({ scopes = { GRAPH } }):await())
+    assert.is_true(r.from_cache)
+    assert.equal("node-app-token", r.access_token)
+    assert.equal(TENANT, r.tenant_id)
+    assert.equal(0, #t2.requests)
+    os.execute("rm -rf " .. proc.quote(dir))
+  end)
+end)
