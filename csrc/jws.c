@@ -408,10 +408,15 @@ int jws_cert_der(const char *pem, size_t pem_len, msal_buf *der, msal_buf *lens,
         int len = i2d_X509(x, NULL);
         unsigned char *p;
         size_t n;
-        if (len <= 0 || !buf_reserve(der, (size_t)len)) {
+        if (len <= 0) {
             X509_free(x);
             BIO_free(bio);
             return ossl_fail(err, "cannot encode the certificate"), -1;
+        }
+        if (!buf_reserve(der, (size_t)len)) {
+            X509_free(x);
+            BIO_free(bio);
+            return refuse(err, "out of memory"), -1;
         }
         p = (unsigned char *)der->p + der->n;
         if (i2d_X509(x, &p) != len) {

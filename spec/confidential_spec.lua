@@ -44,7 +44,10 @@ local function oidc_app(client_id, auth, o)
   local t = recording()
   local skew = { 0 }
   local app = msal.ConfidentialClientApplication.new({ auth = auth, cache = o.cache,
-    system = { transport = t, clock = function() return os.time() + skew[1] end, logger = o.logger } })
+    -- oidc-provider's access tokens live 5 minutes: MSAL's renewal offset
+    -- would make each one due at once
+    system = { transport = t, clock = function() return os.time() + skew[1] end, logger = o.logger,
+      token_renewal_offset = 60 } })
   return app, t, skew
 end
 
@@ -363,6 +366,17 @@ describe("ConfidentialClientApplication regional endpoints", function()
     assert(app:acquire_token_by_client_credential({ scopes = { GRAPH }, force_refresh = true,
       azure_region = "eastus" }):await())
     assert.equal("https://eastus.login.microsoft.com/" .. TENANT .. "/oauth2/v2.0/token", t.requests[2].url)
+  end)
+
+  it("concurrent callers that need the same app token share one request", function()
+    local app, t = app_with(nil)
+    local p1 = app:acquire_token_by_client_credential({ scopes = { GRAPH } })
+    local p2 = app:acquire_token_by_client_credential({ scopes = { GRAPH } })
+    local all = assert(msal.all({ p1, p2 }):await())
+    assert.equal(1, #t.requests)
+    assert.equal(all[1].access_token, all[2].access_token)
+    assert.equal("https://login.microsoftonline.com/" .. TENANT .. "/oauth2/v2.0/token", t.requests[1].url)
+    assert.is_nil(next(app.inflight))
   end)
 
   it("TryAutoDetect reads REGION_NAME, else uses the global endpoint; other hosts get the region as a prefix", function()

@@ -123,9 +123,26 @@ local function network_token(app, req, ctx)
     token_type = r.token_type, from_cache = false, correlation_id = ctx.correlation_id, authority = ctx.auth.url }
 end
 
+-- One token request for concurrent callers that would send the same one
+-- (a daemon's workers starting together): they share its promise.
+local function shared_request(app, req, ctx)
+  local key = table.concat({ "client_credential", ctx.auth.url, table.concat(ctx.scopes, " "), req.claims or "",
+    tostring(client_credential.region_of(app, req)), req.force_refresh and "force" or "" }, "\0")
+  local inflight = app.inflight
+  local p = inflight[key]
+  if not p then
+    p = Promise.async(network_token, app, req, ctx)
+    inflight[key] = p
+    local function done() if inflight[key] == p then inflight[key] = nil end end
+    p:next(done, done)
+  end
+  return try(p:await())
+end
+
 --- acquire_token_by_client_credential: the cached app token, else a
--- client-credentials request. `force_refresh` and `claims` skip the cache;
--- past refresh_on a failed request still serves the cached token.
+-- client-credentials request (one for concurrent callers that need the
+-- same token). `force_refresh` and `claims` skip the cache; past
+-- refresh_on a failed request still serves the cached token.
 -- @treturn promise of the result (`access_token`, `scopes`, `expires_on`,
 --   `ext_expires_on`, `refresh_on`, `tenant_id`, `token_type`,
 --   `from_cache`, `correlation_id`, `authority`; no account)
@@ -150,9 +167,9 @@ function client_credential.acquire(app, req)
         if why == "hit" then return cached end
       end
     end
-    if not cached then return network_token(app, req, ctx) end
+    if not cached then return shared_request(app, req, ctx) end
     -- past refresh_on: refresh, and serve the cached token if that fails
-    local ok, r = pcall(network_token, app, req, ctx)
+    local ok, r = pcall(shared_request, app, req, ctx)
     if ok then return r end
     app.log:warning("proactive refresh failed, serving the cached app token: " .. tostring(r.error_code))
     return cached
