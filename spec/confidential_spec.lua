@@ -142,6 +142,19 @@ describe("ConfidentialClientApplication against oidc-provider", function()
     end })
     assert(app:acquire_token_by_client_credential({ scopes = { "api.read" } }):await())
     assert.equal(1, #seen)
+    -- a promise of the assertion does too
+    local promised, pt = oidc_app("lua-msal-certificate", { client_assertion = function(ctx)
+      return msal.Promise.resolve(nil):next(function()
+        local now = os.time()
+        local head = core.crypto.b64url_encode(cjson.encode({ alg = "RS256", typ = "JWT" }))
+        local body = core.crypto.b64url_encode(cjson.encode({ iss = ctx.client_id, sub = ctx.client_id,
+          aud = ctx.token_endpoint, jti = core.crypto.uuid4(), iat = now, exp = now + 300 }))
+        return head .. "." .. body .. "." .. core.crypto.b64url_encode(assert(core.crypto.jws_sign("RS256", KEY,
+          head .. "." .. body)))
+      end)
+    end })
+    assert(promised:acquire_token_by_client_credential({ scopes = { "api.read" } }):await())
+    assert.equal(1, #pt.posts)
     assert.equal("lua-msal-certificate", seen[1].client_id)
     assert.equal(t.posts[1].url, seen[1].token_endpoint)
     assert.is_true(assert(app:acquire_token_by_client_credential({ scopes = { "api.read" } }):await()).from_cache)
@@ -306,6 +319,31 @@ describe("ConfidentialClientApplication against the Entra-like server", function
     assert.equal(other, token_requests(OBO)[2].form.assertion)
   end)
 
+  it("on-behalf-of keeps a partitioned cache's tokens under the assertion's hash", function()
+    local user_app = entra.signed_in_app("lua-msal-app", entra.base() .. "/" .. entra.TENANT)
+    local incoming = assert(user_app:acquire_token_silent({ scopes = { "User.Read" },
+      account = user_app:get_all_accounts()[1] }):await()).access_token
+    local keys, stored = {}, {}
+    local plugin = {
+      partition_key_for = function() error("OBO names its partition itself") end,
+      before_cache_access = function(ctx)
+        keys[#keys + 1] = ctx.partition_key
+        if stored[ctx.partition_key] then ctx.token_cache:deserialize(stored[ctx.partition_key]) end
+      end,
+      after_cache_access = function(ctx)
+        if ctx.cache_has_changed then stored[ctx.partition_key] = ctx.token_cache:serialize() end
+      end,
+    }
+    local app = msal.ConfidentialClientApplication.new({ auth = { client_id = "lua-msal-confidential",
+      client_secret = "s3cret", authority = entra.base() .. "/" .. entra.TENANT }, cache = plugin })
+    local req = { obo_assertion = incoming, scopes = { "https://downstream.example/Data.Read" } }
+    assert(app:acquire_token_on_behalf_of(req):await())
+    assert.is_true(assert(app:acquire_token_on_behalf_of(req):await()).from_cache)
+    local hash = core.crypto.b64url_encode(core.crypto.sha256(incoming))
+    assert.is_true(#keys >= 3)
+    for _, k in ipairs(keys) do assert.equal(hash, k) end
+  end)
+
   it("redeems a web app's code with the secret, then refreshes with it; no family token is used", function()
     entra.config({ families = { "lua-msal-app", "lua-msal-confidential" } })
     -- a family refresh token of a public app in the same cache
@@ -455,6 +493,9 @@ describe("ConfidentialClientApplication configuration and failures", function()
     assert.equal("ClientAuthError", err.name)
     assert.equal("client_assertion_failed", err.error_code)
     assert.matches("token file missing", err.error_message)
+    err = rejects(app(function() return msal.Promise.reject("no token yet") end)
+      :acquire_token_by_client_credential({ scopes = { GRAPH } }))
+    assert.equal("client_assertion_failed", err.error_code)
     for _, v in ipairs({ 42, "", false }) do
       err = rejects(app(function() return v end):acquire_token_by_client_credential({ scopes = { GRAPH } }))
       assert.equal("ClientConfigurationError", err.name)

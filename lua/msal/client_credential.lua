@@ -169,7 +169,11 @@ function Credential:params(endpoint)
   local aud = endpoint:match("^[^?#]*")
   local v, err = self:assertion(aud)
   if v == nil and err then return Promise.reject(err) end
-  return Promise.resolve(v):next(function(s)
+  return Promise.resolve(v):next(nil, function(e)
+    -- a promise the callback returned was rejected
+    return Promise.reject(errors.is_error(e) and e or errors.ClientAuthError("client_assertion_failed",
+      "auth.client_assertion failed: " .. tostring(e)))
+  end):next(function(s)
     if type(s) ~= "string" or s == "" then
       return Promise.reject(errors.ClientConfigurationError("invalid_client_assertion",
         "auth.client_assertion must give a non-empty string, not a " .. type(s)))

@@ -105,9 +105,11 @@ function obo.acquire(app, req)
       skip = req.force_refresh or request.has_claims(req.claims),
       scopes_list = request.with_defaults(scopes, nil, app.default_scopes),
       claims = try(request.merge_claims(req.claims, app.config.auth.client_capabilities)) }
-    ctx.user_assertion_hash = ctx.hash
+    -- a partitioned cache (Redis) keeps OBO tokens under the assertion's
+    -- hash, as msal-node advises: the user is not known before the answer
+    ctx.user_assertion_hash, ctx.partition = ctx.hash, { partition_key = ctx.hash }
     local tc = app.token_cache
-    local cached, found = tc:for_partition({ tenant_id = ctx.realm }):access(false, lookup, app, ctx)
+    local cached, found = tc:for_partition(ctx.partition):access(false, lookup, app, ctx)
     local rt = found.rt
     if cached then
       cached.correlation_id, cached.authority = ctx.correlation_id, auth.url

@@ -135,7 +135,7 @@ function refresh.finish(app, r, ctx)
   local tc = app.token_cache
   -- the partition of the account this answer is for (Redis caches)
   local hid = ci and (ci.uid .. "." .. ci.utid) or (claims and claims.sub) or (ctx.account and ctx.account.home_account_id)
-  local saved = tc:for_partition({ home_account_id = hid, tenant_id = claims and claims.tid or ctx.realm })
+  local saved = tc:for_partition(ctx.partition or { home_account_id = hid, tenant_id = claims and claims.tid or ctx.realm })
     :access(true, save.response, tc, {
     client_id = app.client_id, environment = ctx.env, realm = ctx.realm,
     requested_scopes = ctx.scopes_list, now = ctx.started, authority_type = app.authority_type,
