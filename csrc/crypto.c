@@ -588,6 +588,31 @@ static int l_x509_der(lua_State *L)
     return 1;
 }
 
+/***
+ * Whether a certificate (its first, in PEM) belongs to a PEM private key.
+ * @function x509_matches_key
+ * @tparam string cert_pem
+ * @tparam string key_pem
+ * @tparam[opt] string passphrase of an encrypted key
+ * @treturn boolean
+ * @return or nil, message, CRYPTO (either cannot be read)
+ */
+static int l_x509_matches_key(lua_State *L)
+{
+    size_t cn, kn;
+    const char *cert = luaL_checklstring(L, 1, &cn);
+    const char *key = luaL_checklstring(L, 2, &kn);
+    jws_pass pass = {NULL, 0};
+    ossl_err err;
+    int r;
+    pass.p = luaL_optlstring(L, 3, NULL, &pass.n);
+    r = jws_cert_matches_key(cert, cn, key, kn, &pass, &err);
+    if (r < 0)
+        return push_fail(L, &err);
+    lua_pushboolean(L, r);
+    return 1;
+}
+
 static void set_field(lua_State *L, const char *k, const char *v, size_t n)
 {
     lua_pushlstring(L, v, n);
@@ -755,7 +780,7 @@ void msal_open_crypto(lua_State *L)
         {"b64_decode", l_b64_decode},       {"pkce", l_pkce},                     {"pkce_challenge", l_pkce_challenge},
         {"constant_time_equal", l_constant_time_equal},                           {"jwt_decode", l_jwt_decode},
         {"jws_verify", l_jws_verify},       {"jws_sign", l_jws_sign},             {"generate_key", l_generate_key},
-        {"x509_der", l_x509_der},
+        {"x509_der", l_x509_der},           {"x509_matches_key", l_x509_matches_key},
         {"aes256gcm_seal", l_aes256gcm_seal}, {"aes256gcm_open", l_aes256gcm_open}, {NULL, NULL},
     };
     static const msal_class bufs_class = {BUFS_MT, NULL, l_bufs_gc, NULL, NULL, NULL};

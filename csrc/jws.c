@@ -444,6 +444,37 @@ int jws_cert_der(const char *pem, size_t pem_len, msal_buf *der, msal_buf *lens,
     return count;
 }
 
+int jws_cert_matches_key(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                         const jws_pass *pass, ossl_err *err)
+{
+    BIO *cb = NULL, *kb = NULL;
+    X509 *x = NULL;
+    EVP_PKEY *key = NULL;
+    int r = -1;
+    if (cert_len > INT_MAX || key_len > INT_MAX)
+        return refuse(err, "the certificate or key is too large"), -1;
+    ERR_clear_error();
+    if ((cb = BIO_new_mem_buf(cert_pem, (int)cert_len)) == NULL ||
+        (x = PEM_read_bio_X509(cb, NULL, give_password, NULL)) == NULL) {
+        ossl_fail(err, "cannot read the certificate");
+        goto done;
+    }
+    if ((kb = BIO_new_mem_buf(key_pem, (int)key_len)) == NULL ||
+        (key = PEM_read_bio_PrivateKey_ex(kb, NULL, give_password, (void *)pass, NULL, NULL)) == NULL) {
+        ossl_fail(err, "cannot read the private key");
+        goto done;
+    }
+    /* X509_get0_pubkey: owned by x; EVP_PKEY_eq compares the public parts */
+    r = X509_get0_pubkey(x) != NULL && EVP_PKEY_eq(key, X509_get0_pubkey(x)) == 1;
+    ERR_clear_error();
+done:
+    EVP_PKEY_free(key);
+    X509_free(x);
+    BIO_free(kb);
+    BIO_free(cb);
+    return r;
+}
+
 /* Appends bn as base64url of exactly width bytes, or of its minimal
  * length when width is 0 (RFC 7518 6.3.1.1: no leading zeros for n, e). */
 static int put_bn(const BIGNUM *bn, int width, msal_buf *out, ossl_err *err)

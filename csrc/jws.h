@@ -55,6 +55,12 @@ int jws_sign(enum jws_alg alg, const char *pem, size_t pem_len, const jws_pass *
  * Returns the count (0 when the text holds none), or -1 with err set. */
 int jws_cert_der(const char *pem, size_t pem_len, msal_buf *der, msal_buf *lens, ossl_err *err);
 
+/* Whether the first certificate of cert_pem holds the public half of the
+ * PEM private key: 1 when it does, 0 when not, -1 with err set when either
+ * cannot be read. */
+int jws_cert_matches_key(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                         const jws_pass *pass, ossl_err *err);
+
 enum jws_kind { JWS_KIND_RSA, JWS_KIND_EC };
 
 /* A fresh key: RSA of rsa_bits, or EC P-256. Appends the private key as

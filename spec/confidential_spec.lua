@@ -476,6 +476,13 @@ describe("ConfidentialClientApplication configuration and failures", function()
     config_error({ client_certificate = { private_key = KEY, certificate = CERT, algorithm = "HS256" } },
       "invalid_client_certificate")
     config_error({ client_certificate = { private_key = KEY, certificate = CERT, passPhrase = "x" } })
+    local other = core.crypto.generate_key("RSA")
+    local e2 = config_error({ client_certificate = { private_key = other, certificate = CERT } },
+      "invalid_client_certificate")
+    assert.matches("not the certificate of private_key", e2.error_message)
+    assert.is_true(core.crypto.x509_matches_key(CERT, ENC_KEY, PASS))
+    assert.is_false(core.crypto.x509_matches_key(CERT, other))
+    assert.is_nil(core.crypto.x509_matches_key("garbage", KEY))
     local ec = core.crypto.generate_key("EC")
     config_error({ client_certificate = { private_key = ec, certificate = CERT } }, "invalid_client_certificate")
   end)

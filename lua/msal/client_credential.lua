@@ -91,6 +91,11 @@ local function certificate(cc, client_id, clock)
     -- OpenSSL's reason ("bad decrypt", "unsupported") names no key material
     return bad("invalid_client_certificate", "auth.client_certificate.private_key cannot be used: " .. tostring(why))
   end
+  if cc.certificate and not crypto.x509_matches_key(cc.certificate, key, pass) then
+    -- else every token request fails (Entra's AADSTS700027)
+    return bad("invalid_client_certificate",
+      "auth.client_certificate.certificate is not the certificate of private_key")
+  end
   local head = { alg = alg, typ = "JWT", ["x5t#S256"] = header.thumbprint, x5c = header.x5c }
   local head_b64 = crypto.b64url_encode(cjson.encode(head))
   local c = setmetatable({ kind = "client_certificate" }, Credential)
