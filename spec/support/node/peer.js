@@ -13,6 +13,9 @@
 //   node peer.js app_token <cacheFile> <clientId> <authority> <scope>
 //        a ConfidentialClientApplication's acquireTokenByClientCredential
 //        served from the cache (no network)
+//   node peer.js obo <cacheFile> <clientId> <authority> <assertion> <scope>
+//        a ConfidentialClientApplication's acquireTokenOnBehalfOf served from
+//        the cache (no network)
 //   node peer.js write_app_token <outFile> <clientId> <authority> <scope> <accessToken> <expiresIn>
 //        a ConfidentialClientApplication that redeems its client credential
 //        (the token endpoint's answer is canned: access token, expires_in)
@@ -219,6 +222,23 @@ const commands = {
       fromCache: r.fromCache,
       tenantId: r.tenantId,
       expiresOn: r.expiresOn ? Math.floor(r.expiresOn.getTime() / 1000) : null,
+    };
+  },
+
+  async obo([cacheFile, clientId, authority, assertion, scope, ...extra]) {
+    if (!scope || extra.length) usage();
+    const cca = confidentialApp(clientId, authority);
+    cca.getTokenCache().deserialize(fs.readFileSync(cacheFile, "utf8"));
+    const r = await cca.acquireTokenOnBehalfOf({ oboAssertion: assertion, scopes: [scope] });
+    if (networkAttempts.length) {
+      throw Object.assign(new Error(`tried the network: ${networkAttempts.join(", ")}`), {
+        errorCode: "network_attempted",
+      });
+    }
+    return {
+      accessToken: r.accessToken,
+      fromCache: r.fromCache,
+      homeAccountId: r.account ? r.account.homeAccountId : null,
     };
   },
 
