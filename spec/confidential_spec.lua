@@ -642,6 +642,6 @@ describe("ConfidentialClientApplication cache interop with msal-node", function(
     assert.equal("obo-token", node.accessToken)
     -- (msal-node 7's OBO cache hit never carries the account: it counts the
     -- id tokens with Object.values of a Map, always none)
-    assert.is_nil(node.homeAccountId)
+    assert.equal(cjson.null, node.homeAccountId)
   end)
 end)
