@@ -3,6 +3,7 @@
 -- @module msal
 local Promise = require("msal.promise")
 local application = require("msal.application")
+local confidential = require("msal.application.confidential")
 local errors = require("msal.errors")
 local events = require("msal.events")
 local request = require("msal.request")
@@ -13,6 +14,7 @@ local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
   ManagedIdentityApplication = { new = require("msal.application.managed_identity").new },
+  ConfidentialClientApplication = { new = confidential.new },
   EventType = events.types,
   CacheLookupPolicy = request_options.CacheLookupPolicy,
   pkce = auth_code.pkce,
