@@ -65,4 +65,11 @@ describe("docs", function()
     end
     assert.same({}, missing)
   end)
+
+  it("docs/errors.md lists the codes the code raises (scripts/gen-errors)", function()
+    local before = read(root .. "/docs/errors.md")
+    local rc = os.execute(("cd %q && scripts/gen-errors"):format(root))
+    assert.is_true(rc == true or rc == 0) -- 5.4 gives true, LuaJIT 0
+    assert.equal(before, read(root .. "/docs/errors.md"))
+  end)
 end)
