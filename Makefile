@@ -47,4 +47,9 @@ man:
 clean:
 	rm -rf build
 
-.PHONY: all asan test example bench man clean
+.PHONY: all asan test example bench man clean docs
+
+# API reference from the LDoc comments (Debian: lua-ldoc); config in config.ld.
+docs:
+	ldoc -c config.ld .
+

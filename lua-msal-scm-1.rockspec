@@ -112,7 +112,7 @@ build = {
   install = {
     bin = { msal = "bin/msal" },
   },
-  copy_directories = { "man" },
+  copy_directories = { "man", "types", "docs" },
 }
 test = {
   type = "command",
