@@ -26,12 +26,13 @@ Control (JSON bodies):
 import argparse
 import datetime
 import json
-import os
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import http_server  # beside this file: its serve()
 
 lock = threading.Lock()
 state = {"script": [], "log": [], "opts": {}, "n": 0}
@@ -132,14 +133,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ttl", type=float, default=600)
     args = ap.parse_args()
-    srv = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    parent = os.getppid()
-    print(json.dumps({"port": srv.server_address[1], "pid": os.getpid()}), flush=True)
-    deadline = time.monotonic() + args.ttl
-    while time.monotonic() < deadline and os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
+    http_server.serve(Server(("127.0.0.1", 0), Handler), args.ttl)
 
 
 if __name__ == "__main__":
