@@ -66,9 +66,7 @@ local function lookup(app, sc, env, realm)
   local status, at, expires_on, ext_expires_on, refresh_on = app.token_cache.store:find_access_token(
     "", env, app.client_id, realm, sc, app.clock(), app.renewal_offset)
   if status ~= "hit" and status ~= "refresh_due" then return nil, status end
-  local scopes = {}
-  for w in at.target:gmatch("%S+") do scopes[#scopes + 1] = w end
-  return { access_token = at.secret, scopes = scopes, expires_on = expires_on, ext_expires_on = ext_expires_on,
+  return { access_token = at.secret, scopes = request.scope_list(at.target), expires_on = expires_on, ext_expires_on = ext_expires_on,
     refresh_on = refresh_on, tenant_id = realm, token_type = at.token_type or "Bearer", from_cache = true }, status
 end
 
@@ -116,9 +114,7 @@ local function network_token(app, req, ctx)
     network.form_encode(body), refresh.headers(ctx.correlation_id)):await())
   local tc = app.token_cache
   local saved = tc:for_partition({ home_account_id = "", tenant_id = ctx.realm }):access(true, store_token, tc, ctx, r)
-  local scopes = {}
-  for w in saved.target:gmatch("%S+") do scopes[#scopes + 1] = w end
-  return { access_token = r.access_token, scopes = scopes, expires_on = saved.expires_on,
+  return { access_token = r.access_token, scopes = request.scope_list(saved.target), expires_on = saved.expires_on,
     ext_expires_on = saved.ext_expires_on, refresh_on = saved.refresh_on, tenant_id = ctx.realm,
     token_type = r.token_type, from_cache = false, correlation_id = ctx.correlation_id, authority = ctx.auth.url }
 end

@@ -56,11 +56,9 @@ local function lookup(app, ctx)
   if not expires_on or now + app.renewal_offset > expires_on then return nil, { why = "expired", rt = rt } end
   local hid = at.home_account_id
   local jwt = hid ~= "" and app.token_cache:id_token_for(hid, at.environment, app.client_id, at.realm) or nil
-  local scopes = {}
-  for w in (at.target or ""):gmatch("%S+") do scopes[#scopes + 1] = w end
   local result = {
     access_token = at.secret, id_token = jwt, id_token_claims = jwt and id_token.decode(jwt) or nil,
-    scopes = scopes, expires_on = expires_on, ext_expires_on = tonumber(at.extended_expires_on),
+    scopes = request.scope_list(at.target), expires_on = expires_on, ext_expires_on = tonumber(at.extended_expires_on),
     refresh_on = refresh_on, account = hid ~= "" and app.token_cache:account_for({ home_account_id = hid },
       at.environment, at.realm) or nil,
     tenant_id = at.realm, token_type = at.token_type or "Bearer", from_cache = true,

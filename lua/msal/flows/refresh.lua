@@ -64,12 +64,6 @@ function refresh.headers(correlation_id, account)
   return h
 end
 
-local function split(s)
-  local out = {}
-  for w in s:gmatch("%S+") do out[#out + 1] = w end
-  return out
-end
-
 --- Sends a token request and turns the answer into a checked response or
 -- an error of MSAL's classes.
 -- @treturn promise of `r` (msal.token_response.check)
@@ -147,7 +141,7 @@ function refresh.finish(app, r, ctx)
     access_token = r.access_token,
     id_token = r.id_token,
     id_token_claims = claims,
-    scopes = split(saved.target),
+    scopes = request.scope_list(saved.target),
     expires_on = saved.expires_on,
     ext_expires_on = saved.ext_expires_on,
     refresh_on = saved.refresh_on,
