@@ -39,7 +39,17 @@ example:
 bench: all
 	scripts/bench
 
+# The man page, from the same text as `msal --help` (checked in; a spec
+# checks it is current).
+man:
+	LUA_PATH="lua/?.lua;;" lua5.4 man/gen_man.lua > man/msal.1
+
 clean:
 	rm -rf build
 
-.PHONY: all asan test example bench clean
+.PHONY: all asan test example bench man clean docs
+
+# API reference from the LDoc comments (Debian: lua-ldoc); config in config.ld.
+docs:
+	ldoc -c config.ld .
+

@@ -16,12 +16,7 @@ local mode = arg[1]
 
 local function now_ms() return require("msal.core").now_ms() end
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  if n % 2 == 1 then return t[(n + 1) / 2] end
-  return (t[n / 2] + t[n / 2 + 1]) / 2
-end
+local median = dofile("bench/stats.lua").median
 
 -- minor page faults of this process so far (Linux)
 local function minor_faults()

@@ -31,12 +31,7 @@ local TENANT_ID = "00000000-0000-0000-bbbb-000000000002"
 local AUTHORITY = "https://login.microsoftonline.com/" .. TENANT_ID
 local SCOPES = { "api://res1/Data.Read" }
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  if n % 2 == 1 then return t[(n + 1) / 2] end
-  return (t[n / 2] + t[n / 2 + 1]) / 2
-end
+local median = dofile("bench/stats.lua").median
 
 local function hid(i)
   return ("aaaaaaaa-0000-4000-8000-%012d.%s"):format(i, TENANT_ID)

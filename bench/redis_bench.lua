@@ -34,12 +34,7 @@ local ENV = "login.microsoftonline.com"
 local SCOPES = { "api://res1/Data.Read" }
 local now_ms = core.now_ms
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  if n % 2 == 1 then return t[(n + 1) / 2] end
-  return (t[n / 2] + t[n / 2 + 1]) / 2
-end
+local median = dofile("bench/stats.lua").median
 
 local b64url = core.crypto.b64url_encode
 

@@ -11,11 +11,7 @@ local msal = require("msal")
 local entra = require("entra")
 local core = require("msal.core")
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
-end
+local median = dofile("bench/stats.lua").median
 
 local function new_app(skew, transport)
   return msal.PublicClientApplication.new({

@@ -12,11 +12,7 @@ local xflight = require("xflight")
 
 local ROUNDS = 10
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
-end
+local median = dofile("bench/stats.lua").median
 
 local function run(backend, wait)
   entra.reset()

@@ -531,6 +531,8 @@ static int l_jws_verify(lua_State *L)
  * @tparam string alg "RS256", "PS256" or "ES256" (raises otherwise)
  * @tparam string pem
  * @tparam string input
+ * @tparam[opt] string passphrase of an encrypted key (none: such a key is
+ *   refused, never prompted for)
  * @treturn string the signature bytes
  * @return or nil, message, CRYPTO
  */
@@ -541,16 +543,73 @@ static int l_jws_sign(lua_State *L)
     const char *pem = luaL_checklstring(L, 2, &pn);
     const char *msg = luaL_checklstring(L, 3, &mn);
     enum jws_alg alg = jws_alg_parse(name, an);
+    jws_pass pass = {NULL, 0};
     bufs *out;
     ossl_err err;
     luaL_argcheck(L, alg != JWS_NONE, 1, "RS256, PS256 or ES256 expected");
+    pass.p = luaL_optlstring(L, 4, NULL, &pass.n);
     out = new_bufs(L);
-    if (!jws_sign(alg, pem, pn, (const unsigned char *)msg, mn, &out->b[0], &err)) {
+    if (!jws_sign(alg, pem, pn, &pass, (const unsigned char *)msg, mn, &out->b[0], &err)) {
         bufs_free(out);
         return push_fail(L, &err);
     }
     lua_pushlstring(L, out->b[0].p, out->b[0].n);
     bufs_free(out);
+    return 1;
+}
+
+/***
+ * The certificates of a PEM text in DER form (for a client assertion's
+ * `x5t#S256` thumbprint and `x5c` chain).
+ * @function x509_der
+ * @tparam string pem
+ * @treturn table the DER strings, leaf first (empty when there are none)
+ * @return or nil, message, CRYPTO (a certificate that cannot be read)
+ */
+static int l_x509_der(lua_State *L)
+{
+    size_t pn, i, off = 0, len;
+    const char *pem = luaL_checklstring(L, 1, &pn);
+    bufs *out = new_bufs(L);
+    ossl_err err;
+    int n = jws_cert_der(pem, pn, &out->b[0], &out->b[1], &err);
+    if (n < 0) {
+        bufs_free(out);
+        return push_fail(L, &err);
+    }
+    /* OpenSSL's objects are gone: pushing may raise now, the box frees */
+    lua_createtable(L, n, 0);
+    for (i = 0; i < (size_t)n; i++) {
+        memcpy(&len, out->b[1].p + i * sizeof len, sizeof len);
+        lua_pushlstring(L, out->b[0].p + off, len);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        off += len;
+    }
+    return 1;
+}
+
+/***
+ * Whether a certificate (its first, in PEM) belongs to a PEM private key.
+ * @function x509_matches_key
+ * @tparam string cert_pem
+ * @tparam string key_pem
+ * @tparam[opt] string passphrase of an encrypted key
+ * @treturn boolean
+ * @return or nil, message, CRYPTO (either cannot be read)
+ */
+static int l_x509_matches_key(lua_State *L)
+{
+    size_t cn, kn;
+    const char *cert = luaL_checklstring(L, 1, &cn);
+    const char *key = luaL_checklstring(L, 2, &kn);
+    jws_pass pass = {NULL, 0};
+    ossl_err err;
+    int r;
+    pass.p = luaL_optlstring(L, 3, NULL, &pass.n);
+    r = jws_cert_matches_key(cert, cn, key, kn, &pass, &err);
+    if (r < 0)
+        return push_fail(L, &err);
+    lua_pushboolean(L, r);
     return 1;
 }
 
@@ -721,6 +780,7 @@ void msal_open_crypto(lua_State *L)
         {"b64_decode", l_b64_decode},       {"pkce", l_pkce},                     {"pkce_challenge", l_pkce_challenge},
         {"constant_time_equal", l_constant_time_equal},                           {"jwt_decode", l_jwt_decode},
         {"jws_verify", l_jws_verify},       {"jws_sign", l_jws_sign},             {"generate_key", l_generate_key},
+        {"x509_der", l_x509_der},           {"x509_matches_key", l_x509_matches_key},
         {"aes256gcm_seal", l_aes256gcm_seal}, {"aes256gcm_open", l_aes256gcm_open}, {NULL, NULL},
     };
     static const msal_class bufs_class = {BUFS_MT, NULL, l_bufs_gc, NULL, NULL, NULL};

@@ -11,6 +11,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "b64.h"
 #include "jws.h"
@@ -325,16 +326,20 @@ done:
     return r;
 }
 
-/* Never prompt on a terminal for an encrypted key: the library has no
- * user to ask, and nginx no terminal. */
-static int no_password(char *buf, int size, int rwflag, void *u)
+/* The caller's passphrase, or none. Never a prompt on a terminal for an
+ * encrypted key: the library has no user to ask, and nginx no terminal. */
+static int give_password(char *buf, int size, int rwflag, void *u)
 {
-    (void)buf, (void)size, (void)rwflag, (void)u;
-    return -1;
+    const jws_pass *pw = u;
+    (void)rwflag;
+    if (pw == NULL || pw->p == NULL || size < 0 || pw->n > (size_t)size)
+        return -1;
+    memcpy(buf, pw->p, pw->n);
+    return (int)pw->n;
 }
 
-int jws_sign(enum jws_alg alg, const char *pem, size_t pem_len, const unsigned char *msg,
-             size_t msg_len, msal_buf *sig, ossl_err *err)
+int jws_sign(enum jws_alg alg, const char *pem, size_t pem_len, const jws_pass *pass,
+             const unsigned char *msg, size_t msg_len, msal_buf *sig, ossl_err *err)
 {
     BIO *bio = NULL;
     EVP_PKEY *key = NULL;
@@ -348,7 +353,7 @@ int jws_sign(enum jws_alg alg, const char *pem, size_t pem_len, const unsigned c
         return refuse(err, "the private key is too large");
     ERR_clear_error();
     if ((bio = BIO_new_mem_buf(pem, (int)pem_len)) == NULL ||
-        (key = PEM_read_bio_PrivateKey_ex(bio, NULL, no_password, NULL, NULL, NULL)) == NULL) {
+        (key = PEM_read_bio_PrivateKey_ex(bio, NULL, give_password, (void *)pass, NULL, NULL)) == NULL) {
         ossl_fail(err, "cannot read the private key");
         goto done;
     }
@@ -385,6 +390,89 @@ done:
     EVP_PKEY_free(key);
     BIO_free(bio);
     return ok;
+}
+
+int jws_cert_der(const char *pem, size_t pem_len, msal_buf *der, msal_buf *lens, ossl_err *err)
+{
+    BIO *bio;
+    X509 *x;
+    unsigned long e;
+    int count = 0;
+    if (pem_len > INT_MAX)
+        return refuse(err, "the certificate is too large"), -1;
+    ERR_clear_error();
+    if ((bio = BIO_new_mem_buf(pem, (int)pem_len)) == NULL)
+        return ossl_fail(err, "cannot read the certificate"), -1;
+    /* a certificate has no passphrase: never prompt */
+    while ((x = PEM_read_bio_X509(bio, NULL, give_password, NULL)) != NULL) {
+        int len = i2d_X509(x, NULL);
+        unsigned char *p;
+        size_t n;
+        if (len <= 0) {
+            X509_free(x);
+            BIO_free(bio);
+            return ossl_fail(err, "cannot encode the certificate"), -1;
+        }
+        if (!buf_reserve(der, (size_t)len)) {
+            X509_free(x);
+            BIO_free(bio);
+            return refuse(err, "out of memory"), -1;
+        }
+        p = (unsigned char *)der->p + der->n;
+        if (i2d_X509(x, &p) != len) {
+            X509_free(x);
+            BIO_free(bio);
+            return ossl_fail(err, "cannot encode the certificate"), -1;
+        }
+        der->n += (size_t)len;
+        X509_free(x);
+        n = (size_t)len;
+        buf_add(lens, &n, sizeof n);
+        if (lens->oom) {
+            BIO_free(bio);
+            return refuse(err, "out of memory"), -1;
+        }
+        count++;
+    }
+    BIO_free(bio);
+    /* the loop ends at the first read that fails: the end of the text (no
+     * start line left) is normal, anything else is a broken certificate */
+    e = ERR_peek_last_error();
+    if (e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE))
+        return ossl_fail(err, "cannot read the certificate"), -1;
+    ERR_clear_error();
+    return count;
+}
+
+int jws_cert_matches_key(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                         const jws_pass *pass, ossl_err *err)
+{
+    BIO *cb = NULL, *kb = NULL;
+    X509 *x = NULL;
+    EVP_PKEY *key = NULL;
+    int r = -1;
+    if (cert_len > INT_MAX || key_len > INT_MAX)
+        return refuse(err, "the certificate or key is too large"), -1;
+    ERR_clear_error();
+    if ((cb = BIO_new_mem_buf(cert_pem, (int)cert_len)) == NULL ||
+        (x = PEM_read_bio_X509(cb, NULL, give_password, NULL)) == NULL) {
+        ossl_fail(err, "cannot read the certificate");
+        goto done;
+    }
+    if ((kb = BIO_new_mem_buf(key_pem, (int)key_len)) == NULL ||
+        (key = PEM_read_bio_PrivateKey_ex(kb, NULL, give_password, (void *)pass, NULL, NULL)) == NULL) {
+        ossl_fail(err, "cannot read the private key");
+        goto done;
+    }
+    /* X509_get0_pubkey: owned by x; EVP_PKEY_eq compares the public parts */
+    r = X509_get0_pubkey(x) != NULL && EVP_PKEY_eq(key, X509_get0_pubkey(x)) == 1;
+    ERR_clear_error();
+done:
+    EVP_PKEY_free(key);
+    X509_free(x);
+    BIO_free(kb);
+    BIO_free(cb);
+    return r;
 }
 
 /* Appends bn as base64url of exactly width bytes, or of its minimal

@@ -37,11 +37,29 @@ typedef struct jws_jwk {
 int jws_verify(enum jws_alg alg, const jws_jwk *key, const unsigned char *msg, size_t msg_len,
                const unsigned char *sig, size_t sig_len, ossl_err *err);
 
-/* Signs msg with an unencrypted PEM private key (PKCS#8 or traditional)
- * and appends the JOSE form of the signature (raw r||s for ES256) to sig.
- * Returns 1, or 0 with err set. */
-int jws_sign(enum jws_alg alg, const char *pem, size_t pem_len, const unsigned char *msg,
-             size_t msg_len, msal_buf *sig, ossl_err *err);
+/* The passphrase of an encrypted PEM key (it may hold NULs); p NULL for
+ * none, and then an encrypted key is refused rather than prompted for. */
+typedef struct jws_pass {
+    const char *p;
+    size_t n;
+} jws_pass;
+
+/* Signs msg with a PEM private key (PKCS#8, encrypted PKCS#8 with pass, or
+ * traditional) and appends the JOSE form of the signature (raw r||s for
+ * ES256) to sig. Returns 1, or 0 with err set. */
+int jws_sign(enum jws_alg alg, const char *pem, size_t pem_len, const jws_pass *pass,
+             const unsigned char *msg, size_t msg_len, msal_buf *sig, ossl_err *err);
+
+/* The DER form of every certificate in a PEM text, in order (a leaf and
+ * its chain), appended to der; their lengths appended to lens as size_t.
+ * Returns the count (0 when the text holds none), or -1 with err set. */
+int jws_cert_der(const char *pem, size_t pem_len, msal_buf *der, msal_buf *lens, ossl_err *err);
+
+/* Whether the first certificate of cert_pem holds the public half of the
+ * PEM private key: 1 when it does, 0 when not, -1 with err set when either
+ * cannot be read. */
+int jws_cert_matches_key(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                         const jws_pass *pass, ossl_err *err);
 
 enum jws_kind { JWS_KIND_RSA, JWS_KIND_EC };
 

@@ -265,6 +265,22 @@ static int push_json(lua_State *L, json_scan *js, msal_buf *tmp, int depth)
     return 0;
 }
 
+/* Steps over a stored object's next member name and its ':' (js is just
+ * past the '{' or past the previous value): *name, *nn and *esc as
+ * json_string gives them. 0 at the closing '}'. Stored entries were
+ * checked when they were stored, so this does not check again. */
+static int next_member(json_scan *js, const char **name, size_t *nn, int *esc)
+{
+    if (json_next(js) == '}')
+        return 0;
+    if (json_next(js) == ',')
+        js->p++;
+    json_next(js);
+    json_string(js, name, nn, esc);
+    json_expect(js, ':');
+    return 1;
+}
+
 static void push_entry(lua_State *L, const store_entry *e)
 {
     json_scan js;
@@ -402,17 +418,12 @@ static int l_put(lua_State *L)
     if (old) {
         /* the old members first, in their order, new values where given */
         json_scan js;
+        const char *name, *vstart;
+        size_t nn;
+        int esc;
         json_init(&js, old->raw, old->raw_len);
         js.p++;
-        while (json_next(&js) != '}') {
-            const char *name, *vstart;
-            size_t nn;
-            int esc;
-            if (json_next(&js) == ',')
-                js.p++;
-            json_next(&js);
-            json_string(&js, &name, &nn, &esc);
-            json_expect(&js, ':');
+        while (next_member(&js, &name, &nn, &esc)) {
             json_next(&js);
             vstart = js.p;
             json_copy_value(&js, NULL, 1);
@@ -750,6 +761,9 @@ static int push_profile(lua_State *L, const char *text, size_t n, msal_buf *val)
 static void push_tenants(lua_State *L, const store_entry *e, msal_buf *tmp, msal_buf *val)
 {
     json_scan js;
+    const char *name;
+    size_t nn;
+    int esc;
     lua_createtable(L, 0, 3);
     push_field(L, e, F_REALM);
     lua_setfield(L, -2, "tenant_id");
@@ -757,15 +771,7 @@ static void push_tenants(lua_State *L, const store_entry *e, msal_buf *tmp, msal
     lua_setfield(L, -2, "local_account_id");
     json_init(&js, e->raw, e->raw_len);
     js.p++;
-    while (json_next(&js) != '}') {
-        const char *name;
-        size_t nn;
-        int esc;
-        if (json_next(&js) == ',')
-            js.p++;
-        json_next(&js);
-        json_string(&js, &name, &nn, &esc);
-        json_expect(&js, ':');
+    while (next_member(&js, &name, &nn, &esc)) {
         if (!esc && nn == 14 && memcmp(name, "tenantProfiles", 14) == 0 && json_next(&js) == '[') {
             int i = 0;
             js.p++;

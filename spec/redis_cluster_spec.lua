@@ -125,7 +125,7 @@ local n = 0
 while not io.open(arg[2]) do
   n = n + 1
   tc:access(true, function() tc.store:put("AccessToken", F.access_token({ secret = "w" .. n, target = "w" .. n })) end)
-  core.sleep_ms(2)
+  core.sleep_ms(10) -- steady, not a flood: this is about redirections, not contention
 end
 print("done " .. n .. " " .. plugin.router.redirects)
 ]])

@@ -60,8 +60,12 @@ describe("lua-msal-scm-1.rockspec", function()
       assert.is_true(code == 0, "luarocks make failed: see " .. tree .. "/log")
       local out = lines(("LUA_PATH_5_4='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH_5_4='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'local m = require(\"msal\"); io.write(type(m.PublicClientApplication.new), \" \", type(require(\"msal.core\").store.new))'")
         :format(tree, tree, tree))
+      -- install.bin: luarocks wraps bin/msal for the tree's Lua
+      local cli = lines(("LUA_PATH_5_4='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH_5_4='%s/lib/lua/5.4/?.so;;' %s/bin/msal --version")
+        :format(tree, tree, tree, tree))
       remove_tree()
       assert.same({ "function function" }, out)
+      assert.matches("^msal %(lua%-msal%) ", cli[1] or "")
     end)
   end
 end)

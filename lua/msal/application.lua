@@ -46,30 +46,26 @@ local function make_cache(c, client_id)
   return cache.new(client_id, require("msal.cache." .. kind).new(c.cache))
 end
 
---- Makes a public client application (scripts, CLIs, editor plugins).
--- Raises a ClientConfigurationError on a bad configuration.
--- @tparam table cfg `{auth = {client_id, authority, redirect_uri, protocol_mode,
---   known_authorities, authority_metadata, client_capabilities},
---   cache = {location = "memory"} | plugin, system = {token_renewal_offset,
---   logger = {level, pii, sink}, clock, transport, open_browser, loopback_timeout}}`
--- @treturn table the application
-function application.new_public(cfg)
-  local c, err = config.normalize(cfg)
-  if not c then error(err, 2) end
+-- The parts every application class shares (configuration, authority,
+-- cache, logger, events), as an object with metatable mt. Raises the
+-- ClientConfigurationError of a bad configuration at the caller's caller.
+local function new_app(cfg, mt, opts)
+  local c, err = config.normalize(cfg, opts)
+  if not c then error(err, 3) end
   local auth
   auth, err = authority.parse(c.auth.authority, c.auth.protocol_mode)
-  if not auth then error(err, 2) end
+  if not auth then error(err, 3) end
   local groups
   if c.auth.cloud_discovery_metadata then
     -- instance discovery answered in advance: its aliases and preferred
     -- cache host, and no discovery call
     groups, err = authority.parse_cloud_metadata(c.auth.cloud_discovery_metadata)
-    if not groups then error(err, 2) end
+    if not groups then error(err, 3) end
     authority.apply_groups(auth, groups)
   end
   local tc
   tc, err = make_cache(c, c.auth.client_id)
-  if not tc then error(err, 2) end
+  if not tc then error(err, 3) end
   if groups then
     local all = {}
     for _, g in ipairs(authority.CLOUDS) do all[#all + 1] = g end
@@ -93,8 +89,24 @@ function application.new_public(cfg)
     inflight = {},
     states = c.system.state_store or state_store.memory(wall),
     authority_type = auth.kind == "oidc" and "Generic" or auth.kind == "adfs" and "ADFS" or "MSSTS",
-  }, App)
+    -- a confidential client's (msal.client_credential); every token
+    -- request carries it (flows/refresh.lua's post)
+    credential = c.auth.credential,
+  }, mt)
   return self
+end
+application.new_app = new_app
+
+--- Makes a public client application (scripts, CLIs, editor plugins).
+-- Raises a ClientConfigurationError on a bad configuration.
+-- @tparam table cfg `{auth = {client_id, authority, redirect_uri, protocol_mode,
+--   known_authorities, authority_metadata, client_capabilities},
+--   cache = {location = "memory"} | plugin, system = {token_renewal_offset,
+--   logger = {level, pii, sink}, clock, transport, open_browser, loopback_timeout}}`
+-- @treturn table the application
+function application.new_public(cfg)
+  local app = new_app(cfg, App) -- not a tail call: errors name the caller's line
+  return app
 end
 
 -- The flows behind the public methods, each on a request already checked
@@ -111,6 +123,11 @@ local function checked(self, method, req, extra)
   if not r then return Promise.reject(err) end
   return run[method](self, r, extra)
 end
+-- Other application classes (msal.application.confidential) add their
+-- flows to run and check their requests the same way.
+application.run, application.checked = run, checked
+-- The events of an acquisition (events.around).
+application.ACQUIRE = ACQUIRE
 
 run.acquire_token_silent = silent.acquire
 
@@ -468,5 +485,7 @@ function App:on(event_type, fn)
   local id = self.events:add(fn, { event_type })
   return function() self.events:remove(id) end
 end
+
+application.App = App
 
 return application

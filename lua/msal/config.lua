@@ -12,7 +12,8 @@ local schema = {
     client_id = "string", authority = "string", redirect_uri = "string",
     post_logout_redirect_uri = "string", protocol_mode = "string", known_authorities = "table", authority_metadata = "string",
     cloud_discovery_metadata = "string", client_capabilities = "table",
-    client_secret = "string", client_certificate = "table", client_assertion = "string",
+    client_secret = "string", client_certificate = "table", client_assertion = "string|function",
+    azure_region = "string",
     oidc_options = { default_scopes = "table" },
   },
   cache = "table|string",
@@ -112,11 +113,19 @@ function config.default_scopes(oidc_options)
   return out
 end
 
---- Checks a configuration table and fills in defaults.
+local CREDENTIALS = { "client_secret", "client_certificate", "client_assertion", "azure_region" }
+
+--- Checks a configuration table and fills in defaults. A confidential
+-- client's credential becomes `auth.credential` (msal.client_credential):
+-- the secret or key itself is not copied into the result, so nothing that
+-- prints the configuration can show it. A public client refuses the
+-- credential keys instead of dropping them.
+-- @tparam table cfg
+-- @tparam[opt] table opts `{confidential = true}`
 -- @treturn[1] table the configuration, with defaults
 -- @treturn[2] nil
 -- @treturn[2] table ClientConfigurationError
-function config.normalize(cfg)
+function config.normalize(cfg, opts)
   if type(cfg) ~= "table" then return fail("configuration must be a table") end
   local ok, err = check(cfg, schema, "")
   if not ok then return nil, err end
@@ -139,6 +148,17 @@ function config.normalize(cfg)
     return fail("'system.token_renewal_offset' must be a number of seconds >= 0")
   end
   local logger = system.logger or {}
+  local credential
+  if opts and opts.confidential then
+    credential, err = require("msal.client_credential").new(auth, system.clock or require("msal.core").time)
+    if not credential then return nil, err end
+  else
+    for _, k in ipairs(CREDENTIALS) do
+      if auth[k] ~= nil then
+        return fail("'auth." .. k .. "' is for confidential clients: use msal.ConfidentialClientApplication")
+      end
+    end
+  end
   return {
     auth = {
       client_id = auth.client_id,
@@ -149,8 +169,7 @@ function config.normalize(cfg)
       authority_metadata = auth.authority_metadata,
       cloud_discovery_metadata = auth.cloud_discovery_metadata,
       client_capabilities = auth.client_capabilities or {},
-      client_secret = auth.client_secret, client_certificate = auth.client_certificate,
-      client_assertion = auth.client_assertion,
+      credential = credential, azure_region = auth.azure_region,
       oidc_options = { default_scopes = default_scopes },
     },
     cache = cfg.cache or { location = "memory" },

@@ -33,6 +33,10 @@ Error.__tostring = Error.tostring
 local names = {
   "AuthError", "InteractionRequiredAuthError", "ServerError", "ClientAuthError",
   "ClientConfigurationError", "BrowserAuthError",
+  -- a managed identity source's own failure (its `source` field names it:
+  -- "AppService", "AzureArc", "Imds"…): an unusable environment, the Azure
+  -- Arc key file, a user-assigned id the source cannot take
+  "ManagedIdentityError",
 }
 
 local function class(name)

@@ -3,6 +3,7 @@
 -- @module msal
 local Promise = require("msal.promise")
 local application = require("msal.application")
+local confidential = require("msal.application.confidential")
 local errors = require("msal.errors")
 local events = require("msal.events")
 local request = require("msal.request")
@@ -12,6 +13,8 @@ local auth_code = require("msal.flows.auth_code")
 local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
+  ManagedIdentityApplication = { new = require("msal.application.managed_identity").new },
+  ConfidentialClientApplication = { new = confidential.new },
   EventType = events.types,
   CacheLookupPolicy = request_options.CacheLookupPolicy,
   pkce = auth_code.pkce,
@@ -24,8 +27,17 @@ local msal = {
   run = Promise.run,
 }
 
+--- A credential chain for automation (environment, managed identity, the
+-- shared cache, interactive): see msal.credential_chain.
+-- @tparam table opts as credential_chain.new's
+-- @treturn table the chain
+function msal.credential_chain(opts)
+  return require("msal.credential_chain").new(opts)
+end
+
 for _, name in ipairs({ "InteractionRequiredAuthError", "ServerError", "ClientAuthError",
-                        "ClientConfigurationError", "BrowserAuthError" }) do
+                        "ClientConfigurationError", "BrowserAuthError",
+                        "ManagedIdentityError" }) do
   msal[name] = errors[name]
 end
 

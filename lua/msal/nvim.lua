@@ -255,4 +255,18 @@ local DEFAULTS = {
 -- @function PublicClientApplication.new
 M.PublicClientApplication = config.host_application(M.setup, DEFAULTS)
 
+--- msal.ManagedIdentityApplication.new for Neovim: calls `setup()` and
+-- defaults `system.transport` to the shared curl transport.
+-- @tparam[opt] table cfg as msal.ManagedIdentityApplication.new's
+-- @treturn table the application
+-- @raise ClientConfigurationError on a bad configuration
+-- @function ManagedIdentityApplication.new
+M.ManagedIdentityApplication = {
+  new = function(cfg)
+    M.setup()
+    return require("msal").ManagedIdentityApplication.new(config.with_system_defaults(cfg or {},
+      { transport = DEFAULTS.transport }))
+  end,
+}
+
 return M

@@ -196,4 +196,17 @@ local DEFAULTS = {
 -- @function PublicClientApplication.new
 M.PublicClientApplication = config.host_application(M.setup, DEFAULTS)
 
+--- msal.ManagedIdentityApplication.new with the cosocket transport as the
+-- default, after `setup()`. nginx hides the environment from workers unless
+-- `env` lists each variable; `system.env` passes them instead.
+-- @tparam[opt] table cfg as msal.ManagedIdentityApplication.new's
+-- @treturn table the application
+-- @function ManagedIdentityApplication.new
+M.ManagedIdentityApplication = {
+  new = function(cfg)
+    M.setup()
+    return require("msal").ManagedIdentityApplication.new(config.with_system_defaults(cfg or {}, DEFAULTS))
+  end,
+}
+
 return M

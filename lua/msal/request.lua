@@ -115,6 +115,16 @@ function request.search_scopes(scopes)
   return "openid profile"
 end
 
+--- A token's target (scopes joined by spaces, as caches keep them) as a
+-- list of scopes.
+-- @tparam[opt] string target
+-- @treturn table
+function request.scope_list(target)
+  local out = {}
+  for w in (target or ""):gmatch("%S+") do out[#out + 1] = w end
+  return out
+end
+
 --- Whether a claims request asks for anything (MSAL treats "{}" as none).
 function request.has_claims(claims)
   return type(claims) == "string" and claims:match("^%s*{%s*}%s*$") == nil and claims:match("%S") ~= nil

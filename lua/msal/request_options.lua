@@ -27,7 +27,8 @@ request_options.CacheLookupPolicy = {
 -- Each maps to the request's own option for it, when there is one.
 local RESERVED = {
   client_id = true, response_type = true, client_info = true, grant_type = true, device_code = true,
-  client_secret = true, client_assertion = true, client_assertion_type = true,
+  client_secret = true, client_assertion = true, client_assertion_type = true, assertion = "obo_assertion",
+  requested_token_use = true,
   scope = "scopes", redirect_uri = "redirect_uri", response_mode = "response_mode", state = "state",
   nonce = "nonce", code_challenge = "code_challenge", code_challenge_method = "code_challenge_method",
   claims = "claims", code = "code", code_verifier = "code_verifier", refresh_token = "refresh_token",
@@ -80,6 +81,14 @@ request_options.METHODS = {
     nonce = "string" }), optional = true },
   acquire_token_by_code = { keys = keys(BASE, QUERY, BODY, { code = "string", redirect_uri = "string",
     code_verifier = "string", nonce = "string", max_age = "number" }) },
+  -- ManagedIdentityApplication:acquire_token
+  ["acquire_token managed_identity"] = { keys = { resource = "string", force_refresh = "boolean",
+    claims = "string", correlation_id = "string" }, optional = true },
+  -- confidential clients (msal.application.confidential)
+  acquire_token_by_client_credential = { keys = keys(BASE, QUERY, BODY, { force_refresh = "boolean",
+    azure_region = "string" }) },
+  acquire_token_on_behalf_of = { keys = keys(BASE, QUERY, BODY, { obo_assertion = "string",
+    force_refresh = "boolean" }) },
   -- acquire_token: the silent call's keys and the interactive flow's
   ["acquire_token popup"] = { keys = keys(SILENT, POPUP) },
   ["acquire_token redirect"] = { keys = keys(SILENT, REDIRECT) },

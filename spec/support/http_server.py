@@ -131,6 +131,20 @@ class Server(ThreadingHTTPServer):
         pass  # clients that hang up or refuse the certificate are expected
 
 
+def serve(srv, ttl):
+    """Serves srv in a thread, tells the spec its port and pid on stdout (one
+    JSON line), and exits when the spec's process is gone or after ttl
+    seconds: gone with the test run even when it dies before its teardown.
+    The other fakes (mi_server.py) serve through this too."""
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    parent = os.getppid()
+    print(json.dumps({"port": srv.server_address[1], "pid": os.getpid()}), flush=True)
+    deadline = time.monotonic() + ttl
+    while time.monotonic() < deadline and os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cert")
@@ -142,14 +156,7 @@ def main():
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
         srv.tls = ctx
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    parent = os.getppid()
-    print(json.dumps({"port": srv.server_address[1], "pid": os.getpid()}), flush=True)
-    # Gone with the test run even when it dies before its teardown.
-    deadline = time.monotonic() + args.ttl
-    while time.monotonic() < deadline and os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
+    serve(srv, args.ttl)
 
 
 if __name__ == "__main__":

@@ -466,7 +466,8 @@ function Plugin:after_cache_access(ctx)
     -- a fresh one (re-applying the changes is harmless if it had committed);
     -- a Redis that is down fails the WATCH above and ends the loop
     self.conflicts = self.conflicts + 1
-    sleep_ms(math.random() * math.min(attempt, 8))
+    -- jittered and growing: two writers that keep colliding drift apart
+    sleep_ms(math.random() * math.min(2 ^ attempt, 32))
   end
   error(errors.ClientAuthError("cache_write_conflict",
     ("the Redis token cache at %s: partition %s kept changing; gave up after %d attempts")

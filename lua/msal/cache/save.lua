@@ -99,6 +99,8 @@ function save.response(tc, ctx, r, claims, ci)
     client_id = cid, secret = r.access_token, realm = realm, target = target,
     cached_at = tostring(now), expires_on = tostring(expires_on), extended_expires_on = tostring(ext),
     refresh_on = refresh_on and tostring(refresh_on) or nil, token_type = r.token_type,
+    -- the store's (and msal-node's) name for it
+    userAssertionHash = ctx.user_assertion_hash,
   })
 
   if r.refresh_token then
@@ -106,7 +108,8 @@ function save.response(tc, ctx, r, claims, ci)
     store:put("RefreshToken", { home_account_id = hid, environment = env, credential_type = "RefreshToken",
       client_id = cid, secret = r.refresh_token, family_id = family,
       -- msal-common keeps it (expiresOn) to refuse an expired token unsent
-      expires_on = r.refresh_token_expires_in and tostring(now + r.refresh_token_expires_in) or nil })
+      expires_on = r.refresh_token_expires_in and tostring(now + r.refresh_token_expires_in) or nil,
+      userAssertionHash = ctx.user_assertion_hash })
   end
   store:put("AppMetadata", { client_id = cid, environment = env, family_id = r.foci or false })
   out.stored = true

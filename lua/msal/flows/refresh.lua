@@ -23,7 +23,7 @@ refresh.SKU, refresh.VERSION = "lua-msal", "0.1.0"
 
 -- Refresh tokens to try for an account, best first: the family's (FOCI)
 -- unless this app is known not to be in the family, then the app's own.
-local function candidates(tc, account, env, client_id)
+local function candidates(tc, account, env, client_id, confidential)
   local store = tc.store
   local hid = account.home_account_id
   local meta_key = store:find("AppMetadata", { client_id = client_id, environment = env })[1]
@@ -39,7 +39,9 @@ local function candidates(tc, account, env, client_id)
       end
     end
   end
-  if not meta or meta.family_id == "1" then
+  -- a confidential client never redeems family tokens: they are public
+  -- first-party apps' (and its own answers carry no foci)
+  if (not meta or meta.family_id == "1") and not confidential then
     add(store:find("RefreshToken", { home_account_id = hid, environment = env, family_id = "1" }), true)
   end
   add(store:find("RefreshToken", { home_account_id = hid, environment = env, client_id = client_id }), false)
@@ -62,16 +64,24 @@ function refresh.headers(correlation_id, account)
   return h
 end
 
-local function split(s)
-  local out = {}
-  for w in s:gmatch("%S+") do out[#out + 1] = w end
-  return out
-end
-
 --- Sends a token request and turns the answer into a checked response or
 -- an error of MSAL's classes.
 -- @treturn promise of `r` (msal.token_response.check)
 function refresh.post(app, endpoint, body, headers)
+  if app.credential then
+    -- a confidential client authenticates every token request (MSAL's
+    -- client_secret_post, or a client assertion made for this endpoint)
+    return app.credential:params(endpoint):next(function(params)
+      return refresh.send(app, endpoint, body .. "&" .. network.form_encode(params), headers)
+    end)
+  end
+  return refresh.send(app, endpoint, body, headers)
+end
+
+--- Sends a token request as it is (refresh.post adds the client's
+-- credential first).
+-- @treturn promise of `r` (msal.token_response.check)
+function refresh.send(app, endpoint, body, headers)
   local log, started = app.log, loop.now_ms()
   -- which grant, where, and what came back: the token endpoint's URL names
   -- no user, and neither the body's secrets nor the answer are logged
@@ -119,11 +129,11 @@ function refresh.finish(app, r, ctx)
   local tc = app.token_cache
   -- the partition of the account this answer is for (Redis caches)
   local hid = ci and (ci.uid .. "." .. ci.utid) or (claims and claims.sub) or (ctx.account and ctx.account.home_account_id)
-  local saved = tc:for_partition({ home_account_id = hid, tenant_id = claims and claims.tid or ctx.realm })
+  local saved = tc:for_partition(ctx.partition or { home_account_id = hid, tenant_id = claims and claims.tid or ctx.realm })
     :access(true, save.response, tc, {
     client_id = app.client_id, environment = ctx.env, realm = ctx.realm,
     requested_scopes = ctx.scopes_list, now = ctx.started, authority_type = app.authority_type,
-    account = ctx.account, grant = ctx.grant,
+    account = ctx.account, grant = ctx.grant, user_assertion_hash = ctx.user_assertion_hash,
   }, r, claims, ci)
   -- the account as the answer's tenant sees it (a guest tenant's view)
   local account = saved.account_key and tc:account_at(saved.account_key, saved.realm) or ctx.account
@@ -131,7 +141,7 @@ function refresh.finish(app, r, ctx)
     access_token = r.access_token,
     id_token = r.id_token,
     id_token_claims = claims,
-    scopes = split(saved.target),
+    scopes = request.scope_list(saved.target),
     expires_on = saved.expires_on,
     ext_expires_on = saved.ext_expires_on,
     refresh_on = saved.refresh_on,
@@ -187,7 +197,8 @@ function refresh.acquire(app, req, ctx)
   return Promise.async(function()
     local tc = app.token_cache
     local part = { home_account_id = ctx.account.home_account_id, tenant_id = ctx.realm }
-    local all = tc:for_partition(part):access(false, candidates, tc, ctx.account, ctx.env, app.client_id)
+    local all = tc:for_partition(part):access(false, candidates, tc, ctx.account, ctx.env, app.client_id,
+      app.credential ~= nil)
     if #all == 0 then
       error(errors.InteractionRequiredAuthError("no_tokens_found",
         "no access token in the cache answers the request and there is no refresh token"), 0)

@@ -85,8 +85,7 @@ local targets, targets_size = {}, 0
 local function scopes_array(target)
   local a = targets[target]
   if a then return a end
-  a = {}
-  for w in target:gmatch("%S+") do a[#a + 1] = w end
+  a = request.scope_list(target)
   if targets_size >= 1000 then targets, targets_size = {}, 0 end
   targets[target], targets_size = a, targets_size + 1
   return a

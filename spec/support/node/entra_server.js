@@ -36,7 +36,9 @@
 //   POST B/T/oauth2/v2.0/token                       grants authorization_code
 //        (PKCE S256/plain checked when a challenge was sent), refresh_token,
 //        device_code (short form and URN), client_credentials (scope must be
-//        <resource>/.default).
+//        <resource>/.default), urn:ietf:params:oauth:grant-type:jwt-bearer
+//        (on-behalf-of: requested_token_use=on_behalf_of, assertion = a user's
+//        access token issued here; answers for that user).
 //   GET  B/T/oauth2/v2.0/logout                      302 to post_logout_redirect_uri.
 //   GET  B/oidc/userinfo                             a protected resource: with
 //        "Authorization: Bearer <access token issued here>" 200 {sub, oid, tid,
@@ -765,6 +767,19 @@ function token(ctx, entry) {
       body.access_token = opaque("at");
       state.accessTokens.set(body.access_token, { client_id: clientId, scope: scopes[0], expires_at: now() + cfg.expires_in });
       return applyOverride(body, entry && entry.override);
+    }
+    case "urn:ietf:params:oauth:grant-type:jwt-bearer": {
+      // on-behalf-of: a confidential client exchanges a user's access token
+      // issued here (the assertion) for one to another API, for that user
+      if (!confidential) throw new AadError("invalid_client");
+      if (f.requested_token_use !== "on_behalf_of") {
+        throw new AadError("invalid_request", { code: 50027, text: "requested_token_use must be on_behalf_of." });
+      }
+      const at = state.accessTokens.get(f.assertion);
+      if (!at || !at.user || at.expires_at < now()) {
+        throw new AadError("invalid_grant", { code: 50013, text: "Assertion failed signature validation or is expired." });
+      }
+      return issueTokens(ctx, { clientId, scope: f.scope, user: at.user, entry });
     }
     case undefined:
       throw new AadError("invalid_request");

@@ -32,6 +32,9 @@
 //   lua-msal-confidential  secret "s3cret" sent as client_secret_post (what MSAL
 //                          does) or client_secret_basic; same loopback redirect
 //                          URIs (any port) plus client_credentials.
+//   lua-msal-certificate   private_key_jwt: client assertions signed with the key
+//                          of spec/support/certs/client.crt (test only); same
+//                          redirect URIs and grants as lua-msal-confidential.
 //   PKCE (S256 only) is required on every authorization request, for both.
 //
 // Scopes: openid profile email offline_access, plus api.read api.write of the
@@ -141,6 +144,7 @@
 const crypto = require("crypto");
 const fs = require("fs");
 const http = require("http");
+const path = require("path");
 
 const API = "https://api.example.test";
 const API_SCOPES = ["api.read", "api.write"];
@@ -212,6 +216,14 @@ function signingJwks() {
   return { keys: [{ ...jwk, kid: crypto.randomBytes(8).toString("hex"), use: "sig", alg: "RS256" }] };
 }
 
+// The public key of the checked-in, test-only client certificate
+// (spec/support/certs/client.crt): lua-msal-certificate's client assertions
+// are signed with its key (PS256, or RS256 when asked).
+function testClientJwk() {
+  const pem = fs.readFileSync(path.join(__dirname, "..", "certs", "client.crt"));
+  return crypto.createPublicKey(pem).export({ format: "jwk" });
+}
+
 // grantIds whose refresh grants answer interaction_required (see findAccount).
 const interactionRequiredGrants = new Set();
 
@@ -240,6 +252,16 @@ function configuration(errors) {
         client_secret: "s3cret",
         application_type: "web",
         token_endpoint_auth_method: "client_secret_post",
+        grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+        response_types: ["code"],
+        ...redirects,
+      },
+      {
+        client_id: "lua-msal-certificate",
+        client_name: "lua-msal confidential client with a certificate",
+        application_type: "web",
+        token_endpoint_auth_method: "private_key_jwt",
+        jwks: { keys: [testClientJwk()] },
         grant_types: ["authorization_code", "refresh_token", "client_credentials"],
         response_types: ["code"],
         ...redirects,

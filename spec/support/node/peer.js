@@ -10,6 +10,16 @@
 //        its tenantProfiles and id token's tid
 //   node peer.js tenant_silent <cacheFile> <clientId> <authority> <homeAccountId> <tenantId> <scope> [<scope>...]
 //        acquireTokenSilent with the account as that tenant sees it
+//   node peer.js app_token <cacheFile> <clientId> <authority> <scope>
+//        a ConfidentialClientApplication's acquireTokenByClientCredential
+//        served from the cache (no network)
+//   node peer.js obo <cacheFile> <clientId> <authority> <assertion> <scope>
+//        a ConfidentialClientApplication's acquireTokenOnBehalfOf served from
+//        the cache (no network)
+//   node peer.js write_app_token <outFile> <clientId> <authority> <scope> <accessToken> <expiresIn>
+//        a ConfidentialClientApplication that redeems its client credential
+//        (the token endpoint's answer is canned: access token, expires_in)
+//        and serializes its cache to outFile
 //
 // Prints exactly one JSON document on stdout; on failure prints one line
 // "peer.js <command>: <errorCode>: <message>" on stderr and exits 1.
@@ -112,6 +122,15 @@ function loadedApp(cacheFile, clientId, authority) {
   return pca;
 }
 
+// A confidential client of the offline configuration: its secret is never
+// sent (the network client refuses, or answers one canned token response).
+function confidentialApp(clientId, authority, networkClient) {
+  const config = offlineConfig(clientId, authority);
+  config.auth.clientSecret = "peer-secret";
+  if (networkClient) config.system.networkClient = networkClient;
+  return new msal.ConfidentialClientApplication(config);
+}
+
 function usage() {
   throw Object.assign(new Error("usage: see header of peer.js"), { errorCode: "usage" });
 }
@@ -186,6 +205,58 @@ const commands = {
       });
     }
     return { accessToken: r.accessToken, fromCache: r.fromCache, tenantId: r.tenantId };
+  },
+
+  async app_token([cacheFile, clientId, authority, scope, ...extra]) {
+    if (!scope || extra.length) usage();
+    const cca = confidentialApp(clientId, authority);
+    cca.getTokenCache().deserialize(fs.readFileSync(cacheFile, "utf8"));
+    const r = await cca.acquireTokenByClientCredential({ scopes: [scope] });
+    if (networkAttempts.length) {
+      throw Object.assign(new Error(`tried the network: ${networkAttempts.join(", ")}`), {
+        errorCode: "network_attempted",
+      });
+    }
+    return {
+      accessToken: r.accessToken,
+      fromCache: r.fromCache,
+      tenantId: r.tenantId,
+      expiresOn: r.expiresOn ? Math.floor(r.expiresOn.getTime() / 1000) : null,
+    };
+  },
+
+  async obo([cacheFile, clientId, authority, assertion, scope, ...extra]) {
+    if (!scope || extra.length) usage();
+    const cca = confidentialApp(clientId, authority);
+    cca.getTokenCache().deserialize(fs.readFileSync(cacheFile, "utf8"));
+    const r = await cca.acquireTokenOnBehalfOf({ oboAssertion: assertion, scopes: [scope] });
+    if (networkAttempts.length) {
+      throw Object.assign(new Error(`tried the network: ${networkAttempts.join(", ")}`), {
+        errorCode: "network_attempted",
+      });
+    }
+    return {
+      accessToken: r.accessToken,
+      fromCache: r.fromCache,
+      homeAccountId: r.account ? r.account.homeAccountId : null,
+    };
+  },
+
+  async write_app_token([outFile, clientId, authority, scope, accessToken, expiresIn, ...extra]) {
+    if (!expiresIn || extra.length) usage();
+    const canned = {
+      sendGetRequestAsync: async (url) => refuse("GET", url),
+      sendPostRequestAsync: async () => ({
+        status: 200,
+        headers: {},
+        body: { token_type: "Bearer", expires_in: Number(expiresIn), ext_expires_in: Number(expiresIn),
+          access_token: accessToken },
+      }),
+    };
+    const cca = confidentialApp(clientId, authority, canned);
+    const r = await cca.acquireTokenByClientCredential({ scopes: [scope] });
+    fs.writeFileSync(outFile, cca.getTokenCache().serialize());
+    return { accessToken: r.accessToken, fromCache: r.fromCache };
   },
 
   async roundtrip([inFile, outFile, clientId, authority, ...extra]) {

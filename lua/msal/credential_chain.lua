@@ -1,0 +1,362 @@
+--- A credential chain for automation, in the order of azure-identity's
+-- DefaultAzureCredential: a service principal from the environment, a
+-- managed identity, the shared token cache, then an interactive sign-in.
+-- Each step either gets the token, or says it cannot be used here
+-- (`credential_unavailable`, or for the cache an InteractionRequiredAuthError)
+-- and the chain tries the next one; any other failure (the authority
+-- refused, the network, an unreadable cache) stops the chain, since a later
+-- step would hide it.
+--
+-- The environment and managed-identity steps need a confidential client and
+-- a managed-identity client, which this version does not have: when their
+-- environment variables are set they fail with `credential_unavailable`
+-- ("not in this version") and the chain moves on; when unset they are
+-- skipped. `credential_chain.steps` maps each name to its step's maker, so
+-- those clients plug in by replacing two entries.
+-- @module msal.credential_chain
+local Promise = require("msal.promise")
+local errors = require("msal.errors")
+
+local credential_chain = {}
+
+--- The steps in the order they are tried.
+credential_chain.ORDER = { "environment", "managed_identity", "shared_cache", "interactive" }
+
+--- The public client the Azure CLI uses (azure-identity's default for its
+-- developer credentials): tokens it cached are found with it.
+credential_chain.DEFAULT_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+credential_chain.DEFAULT_AUTHORITY = "https://login.microsoftonline.com/organizations"
+
+local function unavailable(name, message, fields)
+  fields = fields or {}
+  fields.credential = name
+  return errors.ClientAuthError("credential_unavailable", message, fields)
+end
+
+local function set(env, name)
+  local v = env(name)
+  return v ~= nil and v ~= ""
+end
+
+--- The shared cache file: `$XDG_CACHE_HOME/msal/token_cache.json`, else
+-- `~/.cache/msal/token_cache.json` (nil when neither variable is set).
+-- @tparam[opt] function env a getenv (default os.getenv)
+-- @treturn string|nil the path
+function credential_chain.default_cache_path(env)
+  env = env or os.getenv
+  local xdg = env("XDG_CACHE_HOME")
+  if xdg and xdg:sub(1, 1) == "/" then return xdg .. "/msal/token_cache.json" end
+  local home = env("HOME")
+  if home and home ~= "" then return home .. "/.cache/msal/token_cache.json" end
+  return nil
+end
+
+--- Makes the cache file's directory, private (0700), when it is missing, so
+-- the first sign-in can save its tokens there (the file cache writes the
+-- file, not its directories).
+-- @tparam string path the cache file
+-- @treturn[1] true
+-- @treturn[2] nil
+-- @treturn[2] table ClientAuthError `cache_io_error`
+function credential_chain.ensure_cache_dir(path)
+  local dir = path:match("^(.*)/[^/]+$")
+  if not dir or dir == "" then return true end
+  local st, _, code = require("msal.core").fileio.stat(dir)
+  if st or code ~= "ENOENT" then return true end
+  local ok = os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  if ok == true or ok == 0 then return true end
+  return nil, errors.ClientAuthError("cache_io_error", "cannot make the cache directory " .. dir)
+end
+
+--- How to sign in when the chain gets that far: "never" in CI (`CI` set),
+-- "browser" when there is a display ($DISPLAY, $WAYLAND_DISPLAY, macOS),
+-- else "device_code".
+-- @tparam[opt] function env a getenv (default os.getenv)
+-- @treturn string
+function credential_chain.default_interactive(env)
+  env = env or os.getenv
+  local ci = env("CI")
+  if ci and ci ~= "" and ci ~= "0" and ci:lower() ~= "false" then return "never" end
+  if set(env, "DISPLAY") or set(env, "WAYLAND_DISPLAY") then return "browser" end
+  local mac = io.open("/System/Library/CoreServices/SystemVersion.plist", "rb")
+  if mac then
+    mac:close()
+    return "browser"
+  end
+  return "device_code"
+end
+
+-- Steps. Each is made once per chain by `make(chain)` and has a `name` and
+-- `get_token(req) -> promise`.
+local steps = {}
+credential_chain.steps = steps
+
+--- environment: AZURE_CLIENT_ID, AZURE_TENANT_ID and one of
+-- AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH,
+-- AZURE_FEDERATED_TOKEN_FILE.
+function steps.environment(chain)
+  local env = chain.env
+  local kinds = { "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE" }
+  return { name = "environment", get_token = function(_)
+    local given
+    for _, k in ipairs(kinds) do
+      if set(env, k) then
+        given = k
+        break
+      end
+    end
+    if not given then
+      return Promise.reject(unavailable("environment",
+        "not configured (no AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE)",
+        { skipped = true }))
+    end
+    if not (set(env, "AZURE_CLIENT_ID") and set(env, "AZURE_TENANT_ID")) then
+      return Promise.reject(unavailable("environment",
+        given .. " is set but AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set"))
+    end
+    return Promise.reject(unavailable("environment",
+      given .. " is set: a service principal needs ConfidentialClientApplication (not in this version)"))
+  end }
+end
+
+-- MSAL's managed-identity sources, found from the environment in MSAL's
+-- order (the Azure Arc agent's file stands for its variables).
+local function managed_identity_source(env)
+  if set(env, "IDENTITY_ENDPOINT") then
+    if set(env, "IDENTITY_HEADER") then
+      return set(env, "IDENTITY_SERVER_THUMBPRINT") and "Service Fabric" or "App Service"
+    end
+    if set(env, "IMDS_ENDPOINT") then return "Azure Arc" end
+  end
+  if set(env, "MSI_ENDPOINT") then return "Cloud Shell" end
+  return nil
+end
+
+--- managed_identity: App Service, Azure Arc, Service Fabric and Cloud Shell
+-- are found from their variables; the IMDS endpoint (VMs) would need a
+-- probe over the network, which this version does not make.
+function steps.managed_identity(chain)
+  return { name = "managed_identity", get_token = function(_)
+    local source = managed_identity_source(chain.env)
+    if not source then
+      return Promise.reject(unavailable("managed_identity",
+        "no managed identity found in the environment (IMDS probing is not in this version)", { skipped = true }))
+    end
+    return Promise.reject(unavailable("managed_identity", "a managed identity (" .. source ..
+      ") is there but needs ManagedIdentityApplication (not in this version)"))
+  end }
+end
+
+-- The account the cache step signs in silently: the one named, else the
+-- only one (one per home account: a guest in several tenants is one user).
+local function pick_account(app, username)
+  local accounts = app:get_all_accounts()
+  if username then
+    local want = username:lower()
+    for _, a in ipairs(accounts) do
+      if a.username and a.username:lower() == want then return a end
+    end
+    return nil, errors.InteractionRequiredAuthError("no_account",
+      "no account with that username in the token cache: sign-in needed", { credential = "shared_cache" })
+  end
+  local homes, first, n = {}, nil, 0
+  for _, a in ipairs(accounts) do
+    if not homes[a.home_account_id] then
+      homes[a.home_account_id] = true
+      n = n + 1
+      first = first or a
+    end
+  end
+  if n == 0 then
+    return nil, errors.InteractionRequiredAuthError("no_account", "no account in the token cache: sign-in needed",
+      { credential = "shared_cache" })
+  end
+  if n > 1 then
+    return nil, unavailable("shared_cache", n .. " accounts in the token cache: name one (account / --account)")
+  end
+  return first
+end
+
+--- shared_cache: a silent call for the cache's account.
+function steps.shared_cache(chain)
+  return { name = "shared_cache", get_token = function(_, req)
+    local app = chain.app
+    local ok, account, err = pcall(pick_account, app, chain.account)
+    if not ok then return Promise.reject(account) end -- the cache cannot be read
+    if not account then return Promise.reject(err) end
+    chain.log:verbose("shared_cache: silent call for the cached account")
+    return app:acquire_token_silent({ scopes = req.scopes, account = account, claims = req.claims,
+      force_refresh = req.force_refresh, correlation_id = req.correlation_id })
+  end }
+end
+
+--- interactive: the system browser (loopback redirect) or a device code.
+function steps.interactive(chain)
+  return { name = "interactive", get_token = function(_, req, last)
+    local app = chain.app
+    -- a claims challenge the cache step met goes to the sign-in
+    local claims = req.claims or (last and last.claims) or nil
+    if chain.interactive == "device_code" then
+      return app:acquire_token_by_device_code({ scopes = req.scopes, claims = claims,
+        device_code_callback = chain.device_code_callback, correlation_id = req.correlation_id })
+    end
+    return app:acquire_token_popup({ scopes = req.scopes, claims = claims, login_hint = chain.account,
+      correlation_id = req.correlation_id })
+  end }
+end
+
+local function default_device_code_callback(info)
+  io.stderr:write(info.message, "\n")
+end
+
+local Chain = {}
+Chain.__index = Chain
+
+local function bad(msg)
+  error(errors.ClientConfigurationError("invalid_configuration", msg), 3)
+end
+
+local CHOICES = { browser = true, device_code = true, never = true }
+
+-- The application the cache and interactive steps share: the cache option
+-- as a file path, a cache configuration or a plugin.
+local function make_app(opts, env)
+  local cache = opts.cache
+  if cache == nil then cache = credential_chain.default_cache_path(env) end
+  if type(cache) == "string" then
+    -- a failure shows when the tokens are saved, as cache_io_error
+    credential_chain.ensure_cache_dir(cache)
+    cache = { location = "file", path = cache }
+  end
+  local msal = require("msal")
+  return msal.PublicClientApplication.new({
+    auth = { client_id = opts.client_id or credential_chain.DEFAULT_CLIENT_ID,
+      authority = opts.authority or credential_chain.DEFAULT_AUTHORITY, protocol_mode = opts.protocol_mode },
+    cache = cache, system = opts.system,
+  })
+end
+
+--- Makes a credential chain.
+-- Raises a ClientConfigurationError on a bad option.
+-- @tparam table opts `{client_id, authority, protocol_mode, cache (a file
+--   path, a cache configuration or a plugin; default the shared cache file),
+--   account (a username), exclude = {step names}, interactive ("browser" |
+--   "device_code" | "never"; default `default_interactive()`),
+--   device_code_callback(info) (default: the message on stderr), system (the
+--   application's), env (a getenv, default os.getenv)}`
+-- @treturn table the chain: `get_token(req)`, and `app`, the
+--   PublicClientApplication of its cache and interactive steps
+function credential_chain.new(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then bad("credential_chain takes a table of options") end
+  local known = { client_id = true, authority = true, protocol_mode = true, cache = true, account = true,
+    exclude = true, interactive = true, device_code_callback = true, system = true, env = true }
+  for k in pairs(opts) do
+    if not known[k] then bad("unknown credential_chain option '" .. tostring(k) .. "'") end
+  end
+  local env = opts.env or os.getenv
+  if type(env) ~= "function" then bad("'env' must be a function like os.getenv") end
+  if opts.account ~= nil and type(opts.account) ~= "string" then bad("'account' must be a username") end
+  local interactive = opts.interactive or credential_chain.default_interactive(env)
+  if not CHOICES[interactive] then bad("'interactive' must be \"browser\", \"device_code\" or \"never\"") end
+  local excluded = {}
+  if opts.exclude ~= nil and type(opts.exclude) ~= "table" then bad("'exclude' must be a list of step names") end
+  for _, name in ipairs(opts.exclude or {}) do
+    if not steps[name] then
+      bad("unknown credential '" .. tostring(name) .. "' in exclude: " .. table.concat(credential_chain.ORDER, ", "))
+    end
+    excluded[name] = true
+  end
+  if interactive == "never" then excluded.interactive = true end
+  local app = make_app(opts, env)
+  local self = setmetatable({
+    app = app, log = app.log, env = env, account = opts.account, interactive = interactive,
+    device_code_callback = opts.device_code_callback or default_device_code_callback,
+    excluded = excluded, list = {},
+  }, Chain)
+  for _, name in ipairs(credential_chain.ORDER) do
+    if not excluded[name] then self.list[#self.list + 1] = steps[name](self) end
+  end
+  return self
+end
+
+-- Whether the chain goes on after a step failed so: the step cannot be used
+-- here, or the cache has no token and a later step may sign in.
+local function moves_on(step, err)
+  if err.error_code == "credential_unavailable" then return true end
+  return step.name == "shared_cache" and errors.is_interaction_required(err)
+end
+
+-- The chain's answer when no step could get a token: the cache's
+-- InteractionRequiredAuthError when there was one (a sign-in would help),
+-- else credential_unavailable. Its message says what each step that was
+-- there met (steps with nothing configured are left out) and which steps
+-- were excluded.
+local function exhausted(self, attempts)
+  local parts, skipped, wanted = {}, {}, nil
+  for _, a in ipairs(attempts) do
+    local note = a.name .. ": " .. tostring(a.error.error_message)
+    if errors.is_interaction_required(a.error) then
+      wanted = a.error
+      table.insert(parts, 1, note)
+    elseif a.error.skipped then
+      skipped[#skipped + 1] = note
+    else
+      parts[#parts + 1] = note
+    end
+  end
+  if #parts == 0 then parts = skipped end
+  local excluded = {}
+  for _, name in ipairs(credential_chain.ORDER) do
+    if self.excluded[name] then excluded[#excluded + 1] = name end
+  end
+  if #parts == 0 then parts[1] = "no step to try" end
+  if #excluded > 0 then parts[#parts + 1] = "excluded: " .. table.concat(excluded, ", ") end
+  local summary = table.concat(parts, "; ")
+  if wanted then
+    return errors.InteractionRequiredAuthError(wanted.error_code, summary, { suberror = wanted.suberror,
+      claims = wanted.claims, correlation_id = wanted.correlation_id, attempts = attempts })
+  end
+  return errors.ClientAuthError("credential_unavailable", "no credential of the chain could get a token: " .. summary,
+    { attempts = attempts })
+end
+
+--- Gets a token from the first step that can.
+-- @tparam table req `{scopes, claims, force_refresh, correlation_id}`
+-- @treturn promise of the step's result (as acquire_token_silent's) with
+--   `credential`, the step's name; rejected with the first error that stops
+--   the chain, or, when every step was unavailable, InteractionRequiredAuthError
+--   (the cache had nothing and interaction is excluded) or ClientAuthError
+--   `credential_unavailable`; the error's `attempts` lists `{name, error}`
+function Chain:get_token(req)
+  if type(req) ~= "table" then
+    return Promise.reject(errors.ClientConfigurationError("invalid_request", "get_token takes {scopes = {...}}"))
+  end
+  return Promise.async(function()
+    local attempts, last = {}, nil
+    for _, step in ipairs(self.list) do
+      local r, err = step:get_token(req, last):await()
+      if r then
+        self.log:info("credential chain: token from " .. step.name)
+        r.credential = step.name
+        return r
+      end
+      if not errors.is_error(err) then err = errors.ClientAuthError("unexpected_error", tostring(err)) end
+      if err.error_code == "credential_unavailable" then
+        -- the chain's own words: no user data in them
+        self.log:info("credential chain: " .. step.name .. ": " .. tostring(err.error_message))
+      else
+        self.log:info("credential chain: " .. step.name .. ": " .. tostring(err.error_code))
+      end
+      attempts[#attempts + 1] = { name = step.name, error = err }
+      if not moves_on(step, err) then
+        err.attempts = attempts
+        error(err, 0)
+      end
+      last = err
+    end
+    error(exhausted(self, attempts), 0)
+  end)
+end
+
+return credential_chain
