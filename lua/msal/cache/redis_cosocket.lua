@@ -17,7 +17,9 @@
 -- TLS (`rediss://`): lua-nginx-module 0.10.23 (Debian 12) takes no CA per
 -- socket, so the server's certificate and name are verified against
 -- nginx's `lua_ssl_trusted_certificate` (and `lua_ssl_verify_depth`);
--- `tls.ca_file`/`ca_path` do not apply here. A client certificate
+-- `tls.ca_file`/`ca_path` do not apply here. nginx checks the certificate
+-- for a host name only, never an IP address: with an IP in the URL, name
+-- the certificate's host in `tls.server_name` (also sent as SNI). A client certificate
 -- (`tls.cert_file`, `key_file`) is shown through lua-resty-core's
 -- `setclientcert`.
 -- @module msal.cache.redis_cosocket
@@ -156,6 +158,15 @@ local function client_cert(tls)
   return cert, key
 end
 
+-- nginx checks a certificate for host names only (X509_check_host), never
+-- an IP address: what to say when the name checked was one.
+local function ip_hint(server_name)
+  if server_name:match("^[%d.]+$") or server_name:find(":", 1, true) then
+    return " (nginx checks the certificate for a host name, not an IP address: give cache.tls.server_name)"
+  end
+  return ""
+end
+
 --- Connects, as msal.core.redis.connect does (host, port, db, username,
 -- password, tls = true or {server_name, cert_file, key_file}, timeout_ms,
 -- reply caps), or takes a connection from nginx's keepalive pool.
@@ -192,13 +203,28 @@ function M.connect(o)
       ok, err = sock:setclientcert(cert, key)
       if not ok then return fail(self, ("cannot connect to %s: %s"):format(where, tostring(err)), "TLS") end
     end
-    ok, err = sock:sslhandshake(nil, server_name, true)
+    -- false: no session object back (nil asks for one, which this
+    -- lua-resty-core asserts on)
+    ok, err = sock:sslhandshake(false, server_name, true)
     if not ok then
       -- "<verify result number>: <reason>" is a certificate nginx's trust
-      -- store or the name check refused
-      local cert = tostring(err):match("^%d+: ") ~= nil
+      -- store refused, "certificate host mismatch" one not for the name
+      local text = tostring(err)
+      local mismatch = text:find("host mismatch", 1, true) ~= nil
+      local cert = mismatch or text:match("^%d+: ") ~= nil
+      if mismatch then text = text .. ip_hint(server_name) end
       return fail(self, ("cannot connect to %s: %s%s"):format(where,
-        cert and "certificate check failed: " or "TLS handshake failed: ", tostring(err)), cert and "CERT" or "TLS")
+        cert and "certificate check failed: " or "TLS handshake failed: ", text), cert and "CERT" or "TLS")
+    end
+    -- lua-nginx-module 0.10.23 can report success for a handshake that
+    -- finished at once although the certificate check failed; it has
+    -- closed the socket then (seen on loopback, now and then): a socket
+    -- closed right after the handshake is that check's failure
+    if not sock:getreusedtimes() then
+      self.sock = nil
+      return nil, ("cannot connect to %s: certificate check failed: nginx closed the connection after the "
+        .. "handshake (a certificate lua_ssl_trusted_certificate does not trust, or one not for %s)%s")
+        :format(where, server_name, ip_hint(server_name)), "CERT"
     end
   end
   if o.password then
