@@ -168,7 +168,10 @@ end
 --   rediss:// url: local_max_partitions is the in-process copies kept at
 --   most (a web app sees many users; older copies are dropped first);
 --   refresh_lock_wait_ms bounds the wait for another process's refresh of
---   the same token (0: no single flight across processes)
+--   the same token (0: no single flight across processes). Inside nginx
+--   (cosockets) the TLS trust is nginx's lua_ssl_trusted_certificate, not
+--   tls.ca_file/ca_path, and the name checked must be a host name (give
+--   tls.server_name when the url has an IP address)
 -- @treturn table the plugin (`before_cache_access`, `after_cache_access`,
 --   `partition_key_for`, `key_for`, `lock_key_for`, `index_key_for`,
 --   `close`)
