@@ -67,3 +67,142 @@ describe("redis_cosocket (scripted socket)", function()
     assert.is_nil(v); assert.equal("ETIMEDOUT", code)
   end)
 end)
+
+-- msal.cache.redis as it runs inside nginx, against a real redis-server:
+-- a stand-in `ngx` says which phase it is, and the cosocket connections are
+-- stand-ins over msal.core.redis connections that log what went over each
+-- and whether it was given back. What is checked is the plugin's part:
+-- cosockets in request phases, the C client elsewhere, one session per
+-- access, nothing kept between accesses, WATCH ... EXEC on one connection.
+describe("the Redis cache with cosockets (stand-in ngx, real redis-server)", function()
+  local core = require("msal.core")
+  local cjson = require("cjson")
+  local F = require("fixtures")
+  local redis_server = require("redis_server")
+
+  local server, phase, opened, c_connects, real_c_connect, cosock
+
+  setup(function()
+    server = redis_server.start()
+  end)
+
+  teardown(function()
+    if server then server:stop() end
+  end)
+
+  before_each(function()
+    local c = assert(core.redis.connect(server:conn_opts()))
+    c:command("FLUSHALL")
+    c:close()
+    phase, opened, c_connects = "content", {}, 0
+    _G.ngx = {
+      get_phase = function() return phase end,
+      socket = {},
+      sleep = function(s) core.sleep_ms(s * 1000) end,
+    }
+    real_c_connect = core.redis.connect
+    core.redis.connect = function(o)
+      c_connects = c_connects + 1
+      return real_c_connect(o)
+    end
+    package.loaded["msal.cache.redis_cosocket"] = nil
+    cosock = require("msal.cache.redis_cosocket")
+    cosock.connect = function(o)
+      local real, err, code = real_c_connect(o)
+      if not real then return nil, err, code end
+      local conn = { log = {}, kept = false }
+      opened[#opened + 1] = conn
+      function conn:command(...) self.log[#self.log + 1] = (...) return real:command(...) end
+      function conn:pipeline(cmds)
+        for _, cmd in ipairs(cmds) do self.log[#self.log + 1] = cmd[1] end
+        return real:pipeline(cmds)
+      end
+      function conn:is_open() return not self.kept and real:is_open() end
+      function conn:close() self.kept = true real:close() end
+      return conn
+    end
+  end)
+
+  after_each(function()
+    core.redis.connect = real_c_connect
+    package.loaded["msal.cache.redis_cosocket"] = nil
+    _G.ngx = nil
+  end)
+
+  local HID = "00000000-0000-0000-aaaa-000000000001." .. F.TENANT
+
+  local function doc(secret)
+    return F.doc({
+      Account = { F.account({ home_account_id = HID }) },
+      AccessToken = { F.access_token({ home_account_id = HID, secret = secret }) },
+      RefreshToken = { F.refresh_token({ home_account_id = HID, secret = "rt" }) },
+    })
+  end
+
+  local function new_cache()
+    local plugin = require("msal.cache.redis").new({ url = server:url(), local_ttl_ms = 0 })
+    local w = {
+      before_cache_access = function(_, ctx) ctx.partition_key = HID return plugin:before_cache_access(ctx) end,
+      after_cache_access = function(_, ctx) return plugin:after_cache_access(ctx) end,
+    }
+    return plugin, require("msal.cache").new(F.CLIENT, w)
+  end
+
+  local function secrets(tc)
+    return tc:access(false, function()
+      local out = {}
+      for _, k in ipairs(tc.store:find("AccessToken", {})) do out[#out + 1] = tc.store:get("AccessToken", k).secret end
+      return out
+    end)
+  end
+
+  it("uses a connection of its own per access in request phases, gives it back, keeps none", function()
+    local plugin, tc = new_cache()
+    tc:access(true, function() assert(tc.store:load(cjson.encode(doc("at-1")))) end)
+    assert.same({ "at-1" }, secrets(tc))
+    assert.same({ "at-1" }, secrets(tc))
+    assert.equal(0, c_connects)
+    -- a write: its read (before) and its WATCH ... EXEC (after); two reads
+    assert.equal(4, #opened)
+    for _, c in ipairs(opened) do assert.is_true(c.kept) end
+    assert.is_nil(next(plugin.router.conns), "the router kept a cosocket connection")
+    -- the write's WATCH, GET, MULTI ... EXEC went over one connection
+    local w = opened[2].log
+    assert.equal("WATCH", w[1])
+    assert.equal("EXEC", w[#w])
+    local c = assert(real_c_connect(server:conn_opts()))
+    assert.truthy(c:command("GET", plugin:key_for(F.CLIENT, HID)):find("at-1", 1, true))
+    c:close()
+  end)
+
+  it("uses the C client outside request phases (init_worker) and outside nginx", function()
+    local plugin, tc = new_cache()
+    phase = "init_worker"
+    tc:access(true, function() assert(tc.store:load(cjson.encode(doc("at-2")))) end)
+    assert.same({ "at-2" }, secrets(tc))
+    assert.equal(0, #opened)
+    assert.equal(1, c_connects) -- the router's own, kept across accesses
+    assert.is_not_nil(next(plugin.router.conns))
+    _G.ngx = nil
+    assert.same({ "at-2" }, secrets(tc))
+    assert.equal(0, #opened)
+    plugin:close()
+  end)
+
+  it("takes, holds and releases the refresh lock over cosockets, one session per try", function()
+    local plugin = new_cache()
+    local info = { client_id = F.CLIENT, home_account_id = HID }
+    local unlock = assert(plugin:lock_refresh("thumb", info):await())
+    local n = #opened
+    assert.is_true(n >= 1)
+    -- a second taker does not get it while it is held (a short wait)
+    plugin.refresh_lock_wait_ms = 30
+    local other = require("msal.cache.redis").new({ url = server:url(), refresh_lock_wait_ms = 30 })
+    assert.is_nil(other:lock_refresh("thumb", info):await())
+    unlock()
+    for _, c in ipairs(opened) do assert.is_true(c.kept) end
+    assert.equal(0, c_connects)
+    assert.truthy(other:lock_refresh("thumb", info):await())
+    assert.is_nil(next(plugin.router.conns))
+  end)
+end)
