@@ -242,3 +242,77 @@ describe("the Redis cache in nginx over TLS with an ACL user #host", function()
     srv = nil
   end)
 end)
+
+describe("the Redis cache in nginx with a Redis Cluster #host", function()
+  local redis_cluster = require("redis_cluster")
+  local dir, remove_dir, cluster, srv, key, slot
+
+  setup(function()
+    dir, remove_dir = proc.tempdir()
+    cluster = redis_cluster.start(dir)
+    key = "msal:{" .. CLIENT .. ":" .. HID .. "}"
+    slot = core.redis.key_slot(key)
+    -- nginx's way in is a node that does not serve the partition: its
+    -- first calls are redirected
+    local seed_node = 1
+    for i, n in ipairs(cluster.nodes) do
+      if n ~= cluster:owner(slot) then seed_node = i break end
+    end
+    srv = start_nginx(('{ location = "redis", url = %q, local_ttl_ms = %d }'):format(cluster:url(seed_node), LOCAL_TTL_MS))
+  end)
+
+  teardown(function()
+    stop_nginx(srv)
+    if cluster then cluster:stop() end
+    if remove_dir then remove_dir() end
+  end)
+
+  before_each(function()
+    entra.reset()
+    for i = 1, 3 do cluster:command(i, "FLUSHALL") end
+    core.sleep_ms(LOCAL_TTL_MS + 100)
+  end)
+
+  it("makes one token request for 30 concurrent requests needing one refresh, on the slot's node", function()
+    seed(srv, signed_in_cache(true))
+    local before = refresh_requests()
+    entra.next({ endpoint = "token", delay_ms = 300, when = { grant_type = "refresh_token" } })
+    local list = {}
+    for i = 1, 30 do list[i] = send(srv, "/token?hid=" .. HID) end
+    local distinct, tokens = 0, {}
+    for _, res in ipairs(assert(Promise.all(list):await())) do
+      assert.equal(200, res.status, res.body)
+      local t = cjson.decode(res.body).access_token
+      if not tokens[t] then tokens[t], distinct = true, distinct + 1 end
+    end
+    assert.equal(1, refresh_requests() - before)
+    assert.equal(1, distinct)
+    local stored = cluster:command(cluster:owner(slot), "GET", key)
+    assert.is_string(stored)
+    assert.truthy(stored:find(next(tokens), 1, true))
+    local _, stats = get_json(srv, "/stats")
+    assert.equal(0, stats.c_connects)
+  end)
+
+  it("follows the partition's slot to another node after a reshard", function()
+    seed(srv, signed_in_cache(false))
+    assert.equal(200, (get_json(srv, "/token?hid=" .. HID)))
+    local source = cluster:owner(slot)
+    local target
+    for _, n in ipairs(cluster.nodes) do if n ~= source then target = n break end end
+    cluster:begin_move(slot, target)
+    cluster:move_keys(slot, source, target)
+    cluster:end_move(slot, target)
+    core.sleep_ms(LOCAL_TTL_MS + 100)
+    local before = refresh_requests()
+    for _ = 1, 6 do
+      local status, doc = get_json(srv, "/token?hid=" .. HID)
+      assert.equal(200, status, cjson.encode(doc))
+      assert.is_true(doc.from_cache)
+    end
+    assert.equal(before, refresh_requests())
+    assert.is_string(cluster:command(target, "GET", key))
+    local _, stats = get_json(srv, "/stats")
+    assert.equal(0, stats.c_connects)
+  end)
+end)
