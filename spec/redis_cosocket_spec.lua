@@ -2,14 +2,16 @@
 -- the encoding, reads that arrive in pieces, and the C scanner's typed errors.
 -- (Running it inside nginx is still to do: see the h/cosock report.)
 describe("redis_cosocket (scripted socket)", function()
-  local M, sent, chunks, closed, kept
+  local M, sent, chunks, closed, kept, reused, handshake, pool
 
   before_each(function()
-    sent, chunks, closed, kept = {}, {}, false, false
+    sent, chunks, closed, kept, reused, pool = {}, {}, false, false, 0, nil
+    handshake = function() return true end
     local sock = {
       settimeouts = function() end,
-      connect = function() return true end,
-      getreusedtimes = function() return 0 end,
+      connect = function(_, _, _, o) pool = o.pool return true end,
+      getreusedtimes = function() if closed then return nil, "closed" end return reused end,
+      sslhandshake = function(_, ...) return handshake(...) end,
       send = function(_, s) sent[#sent + 1] = s; return #s end,
       receiveany = function()
         local c = table.remove(chunks, 1)
@@ -58,6 +60,63 @@ describe("redis_cosocket (scripted socket)", function()
     chunks = { "$100\r\n" }
     local v, _, code = c:command("GET", "k")
     assert.is_nil(v); assert.equal("EMSGSIZE", code)
+  end)
+
+  it("authenticates and selects only on a fresh connection, and pools by user, database and password", function()
+    chunks = { "+OK\r\n", "+OK\r\n" }
+    local o = { host = "127.0.0.1", port = 6379, username = "app", password = "secret", db = 2 }
+    local c = assert(M.connect(o))
+    assert.is_false(c.reused)
+    assert.equal("*3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$6\r\nsecret\r\n", sent[1])
+    assert.equal("*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n", sent[2])
+    assert.matches("app:2:", pool, 1, true)
+    assert.falsy(pool:find("secret", 1, true))
+    local first = pool
+    reused, sent = 1, {}
+    c = assert(M.connect(o))
+    assert.is_true(c.reused)
+    assert.same({}, sent)
+    o.password = "other"
+    M.connect(o)
+    assert.are_not.equal(first, pool)
+  end)
+
+  it("closes, rather than pools, a connection left inside WATCH or MULTI", function()
+    local c = assert(M.connect({ host = "127.0.0.1" }))
+    chunks = { "+OK\r\n" }
+    c:command("WATCH", "k")
+    c:close()
+    assert.is_false(kept); assert.is_true(closed)
+    closed = false
+    c = assert(M.connect({ host = "127.0.0.1" }))
+    chunks = { "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n" }
+    c:pipeline({ { "MULTI" }, { "SET", "k", "v" }, { "EXEC" } })
+    c:close()
+    assert.is_true(kept)
+  end)
+
+  it("types TLS failures: CERT for a certificate nginx refused, also when it only closed the socket", function()
+    handshake = function(reuse, name, verify)
+      assert.is_false(reuse); assert.equal("localhost", name); assert.is_true(verify)
+      return nil, "19: self-signed certificate in certificate chain"
+    end
+    local c, msg, code = M.connect({ host = "127.0.0.1", tls = { server_name = "localhost" } })
+    assert.is_nil(c); assert.equal("CERT", code)
+    assert.matches("certificate check failed: 19: self-signed", msg, 1, true)
+    handshake = function() return nil, "certificate host mismatch" end
+    closed = false
+    c, msg, code = M.connect({ host = "127.0.0.1", tls = true })
+    assert.is_nil(c); assert.equal("CERT", code)
+    assert.matches("give cache.tls.server_name", msg, 1, true)
+    -- lua-nginx-module 0.10.23: success reported, the socket closed
+    handshake = function() closed = true return true end
+    c, msg, code = M.connect({ host = "127.0.0.1", tls = { server_name = "localhost" } })
+    assert.is_nil(c); assert.equal("CERT", code)
+    assert.matches("nginx closed the connection after the handshake", msg, 1, true)
+    handshake = function() return nil, "handshake timed out" end
+    closed = false
+    c, _, code = M.connect({ host = "127.0.0.1", tls = true })
+    assert.is_nil(c); assert.equal("TLS", code)
   end)
 
   it("reports a stalled server as ETIMEDOUT", function()
