@@ -1,6 +1,6 @@
 -- msal.cache.redis_cosocket against a scripted stand-in for ngx.socket.tcp:
 -- the encoding, reads that arrive in pieces, and the C scanner's typed errors.
--- (Running it inside nginx is still to do: see the h/cosock report.)
+-- (Inside real nginx: spec/hosts/openresty_redis_spec.lua.)
 describe("redis_cosocket (scripted socket)", function()
   local M, sent, chunks, closed, kept, reused, handshake, pool
 
