@@ -74,6 +74,7 @@ build = {
     ["msal.cache.file"] = "lua/msal/cache/file.lua",
     ["msal.cache.redis"] = "lua/msal/cache/redis.lua",
     ["msal.cache.redis_router"] = "lua/msal/cache/redis_router.lua",
+    ["msal.cache.redis_cosocket"] = "lua/msal/cache/redis_cosocket.lua",
     ["msal.jwks"] = "lua/msal/jwks.lua",
     ["msal.cache.merge"] = "lua/msal/cache/merge.lua",
     ["msal.cache.partition"] = "lua/msal/cache/partition.lua",

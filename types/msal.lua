@@ -344,6 +344,10 @@ function msal_openresty.shared_dict_cache(dict_name, opts) end
 
 ---@param opts any
 ---@return any
+function msal_openresty.redis_cache(opts) end
+
+---@param opts any
+---@return any
 function msal_openresty.transport(opts) end
 
 ---@param env any

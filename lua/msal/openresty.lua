@@ -15,7 +15,9 @@
 --
 -- Tokens are shared by all workers through `shared_dict_cache` (a
 -- `lua_shared_dict`), which also makes N requests on any workers that need
--- one refresh send one token request.
+-- one refresh send one token request; or by several nginx hosts through the
+-- Redis cache (`cache = {location = "redis", url = …}` or `redis_cache`),
+-- which uses cosockets in request phases.
 -- @module msal.openresty
 local loop = require("msal.loop")
 local errors = require("msal.errors")
@@ -181,6 +183,26 @@ end
 -- @treturn table the cache plugin, for `cache = …`
 function M.shared_dict_cache(dict_name, opts)
   return require("msal.cache.shared_dict").new(dict_name, opts)
+end
+
+--- The Redis token cache (`msal.cache.redis`), as `cache = {location =
+-- "redis", …}` makes it: inside nginx, in phases where cosockets work
+-- (rewrite, access, content, timers), it talks to Redis over cosockets, one
+-- connection per cache access taken from and given back to nginx's
+-- keepalive pool, never the blocking C client; the refresh lock (`SET NX
+-- PX`, compare-and-delete) and Redis Cluster redirections work as outside
+-- nginx, so N requests on any workers (or any hosts) that need one refresh
+-- send one token request. Over TLS (`rediss://`) the server's certificate
+-- is verified against nginx's `lua_ssl_trusted_certificate`
+-- (lua-nginx-module 0.10.23 takes no CA per socket: `tls.ca_file` and
+-- `ca_path` do not apply), for a host name only: with an IP address in the
+-- URL give the certificate's name as `tls.server_name`. `tls.cert_file` and
+-- `key_file` (mTLS) are shown with lua-resty-core's `setclientcert`.
+-- @tparam table opts as `msal.cache.redis.new`'s (`url`, `partition`,
+--   `local_ttl_ms`, `timeout_ms`, `refresh_lock_wait_ms`, `tls`, …)
+-- @treturn table the cache plugin, for `cache = …`
+function M.redis_cache(opts)
+  return require("msal.cache.redis").new(opts)
 end
 
 local DEFAULTS = {

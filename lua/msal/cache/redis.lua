@@ -49,8 +49,21 @@
 -- server gets a typed error, never an allocation of its choosing. Not
 -- hiredis: 0.14 (Debian 12) has no TLS and allocated whatever a reply
 -- announced; not Debian's lua-redis: a 2014 snapshot that would add
--- luasocket. (Inside OpenResty, where C must not block, a cosocket client
--- is the choice.)
+-- luasocket.
+--
+-- **Inside OpenResty** (nginx with lua-nginx-module), in a phase where
+-- cosockets work (rewrite, access, content, timers, …), the cache talks to
+-- Redis over cosockets (msal.cache.redis_cosocket) instead, so no nginx
+-- worker ever blocks on Redis; in other phases (init_worker, filters, log)
+-- and outside nginx it uses the C client. A cosocket belongs to its request:
+-- each cache access (a before/after hook, one try of the refresh lock, its
+-- release) opens its own connections through a router session and gives
+-- them back to nginx's keepalive pool when it ends, so a WATCH … EXEC stays
+-- on one connection and nothing is shared between requests; the
+-- deployment's layout (cluster or not, slot map) is still learnt once per
+-- worker. Over TLS the certificate is verified against nginx's
+-- `lua_ssl_trusted_certificate` (lua-nginx-module 0.10.23 takes no CA per
+-- socket, so `tls.ca_file`/`ca_path` do not apply there).
 --
 -- **What the caller passes.** `TokenCache:access` gives the plugin
 -- `ctx = {token_cache, will_write, cache_has_changed}` and, optionally,
@@ -68,7 +81,7 @@ local redis_router = require("msal.cache.redis_router")
 local refresh_lock = require("msal.cache.refresh_lock")
 
 local crypto = core.crypto
-local now_ms, wall, sleep_ms = core.now_ms, core.time, core.sleep_ms
+local now_ms, wall, core_sleep_ms = core.now_ms, core.time, core.sleep_ms
 local unpack = table.unpack or unpack
 
 local redis = {}
@@ -77,6 +90,28 @@ local Plugin = {}
 Plugin.__index = Plugin
 
 local WRITE_ATTEMPTS = 25
+
+-- nginx phases where cosockets (and ngx.sleep) work: lua-nginx-module's
+-- ngx.socket.tcp context list, as msal.transport.openresty's.
+local COSOCKET_PHASES = {
+  rewrite = true, access = true, content = true, timer = true,
+  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true,
+}
+
+--- Whether the code runs inside nginx in a phase where cosockets work (and
+-- the Redis cache uses them rather than the blocking C client).
+-- @treturn boolean
+function redis.cosockets_here()
+  local ngx = rawget(_G, "ngx")
+  return type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
+    and COSOCKET_PHASES[ngx.get_phase()] == true
+end
+
+-- Waits ms without blocking an nginx worker.
+local function sleep_ms(ms)
+  if redis.cosockets_here() then return ngx.sleep(math.max(0.001, ms / 1000)) end
+  core_sleep_ms(ms)
+end
 
 local OPTIONS = {
   location = "string", url = "string", partition = "string", ttl_slack_s = "number",
@@ -133,7 +168,10 @@ end
 --   rediss:// url: local_max_partitions is the in-process copies kept at
 --   most (a web app sees many users; older copies are dropped first);
 --   refresh_lock_wait_ms bounds the wait for another process's refresh of
---   the same token (0: no single flight across processes)
+--   the same token (0: no single flight across processes). Inside nginx
+--   (cosockets) the TLS trust is nginx's lua_ssl_trusted_certificate, not
+--   tls.ca_file/ca_path, and the name checked must be a host name (give
+--   tls.server_name when the url has an IP address)
 -- @treturn table the plugin (`before_cache_access`, `after_cache_access`,
 --   `partition_key_for`, `key_for`, `lock_key_for`, `index_key_for`,
 --   `close`)
@@ -246,6 +284,20 @@ end
 --- Closes the connections (the next access opens what it needs).
 function Plugin:close()
   self.router:close()
+end
+
+-- Runs fn(p, ...) where p is the plugin, or, inside nginx where cosockets
+-- work, a view of it whose router is a session over cosockets: every other
+-- field is read from and written to the plugin. The session's connections
+-- go back to nginx's keepalive pool when fn ends, however it ends.
+function Plugin:with_access(fn, ...)
+  if not redis.cosockets_here() then return fn(self, ...) end
+  local session = self.router:session(require("msal.cache.redis_cosocket").connect)
+  local view = setmetatable({ router = session }, { __index = self, __newindex = self })
+  local ok, a, b = pcall(fn, view, ...)
+  session:close()
+  if not ok then error(a, 0) end
+  return a, b
 end
 
 --- Runs conn[method](conn, ...) on the connection to the node serving the
@@ -364,6 +416,11 @@ end
 -- Raises ClientAuthError "cache_unavailable" when Redis is needed and down.
 -- @tparam table ctx `{token_cache, will_write, partition_key?}`
 function Plugin:before_cache_access(ctx)
+  return self:with_access(self.read_partition, ctx)
+end
+
+-- before_cache_access's work, on the plugin or its cosocket view.
+function Plugin:read_partition(ctx)
   local tc = ctx.token_cache
   if ctx.partition_key == nil and not ctx.will_write then return self:install_all(tc) end
   local key = self:key_for(tc.client_id, ctx.partition_key)
@@ -417,6 +474,12 @@ end
 -- @tparam table ctx `{token_cache, cache_has_changed, partition_key?}`
 function Plugin:after_cache_access(ctx)
   if not ctx.cache_has_changed then return end
+  return self:with_access(self.write_partition, ctx)
+end
+
+-- after_cache_access's work, on the plugin or its cosocket view: the WATCH
+-- and the MULTI/EXEC it guards run on one session, so on one connection.
+function Plugin:write_partition(ctx)
   local tc = ctx.token_cache
   local st = self.installed[tc]
   if not st then return end -- before_cache_access failed: nothing was loaded
@@ -494,14 +557,15 @@ local REFRESH_LOCK_TTL_MS = 30000
 function Plugin:lock_refresh(thumbprint, info)
   local key = self:lock_key_for(info.client_id, self:partition_key_for(info)) .. ":" .. crypto.sha256_hex(thumbprint)
   local token = crypto.random_string(32)
+  local function call(p, ...) return p:run(false, "command", ...) end
   return refresh_lock.poll(function()
-    local ok, r = pcall(self.run, self, false, "command", "SET", key, token, "NX", "PX", tostring(REFRESH_LOCK_TTL_MS))
+    local ok, r = pcall(self.with_access, self, call, "SET", key, token, "NX", "PX", tostring(REFRESH_LOCK_TTL_MS))
     if not ok then return nil end
     if r == nil then return false end
     -- the next read must see what the previous holder wrote, not an
     -- in-process copy from before its refresh
     self.copies, self.ncopies = {}, 0
-    return function() pcall(self.run, self, false, "command", "EVAL", RELEASE, "1", key, token) end
+    return function() pcall(self.with_access, self, call, "EVAL", RELEASE, "1", key, token) end
   end, self.refresh_lock_wait_ms)
 end
 

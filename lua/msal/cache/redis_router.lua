@@ -18,6 +18,14 @@
 -- one (a pipeline's commands must share a slot, as a cluster's
 -- transactions must anyway). Calls without a key go to any node.
 --
+-- **Sessions.** Where a connection may live only as long as one piece of
+-- work (OpenResty's cosockets belong to their request), `router:session(
+-- connect)` gives a view that shares what the router knows of the
+-- deployment (mode, slot map, ASK targets) but opens its own connections
+-- with `connect`, and `session:close()` ends them (for cosockets: back to
+-- nginx's keepalive pool). Without a session the router keeps its
+-- connections (msal.core.redis's) across calls.
+--
 -- Results are msal.core.redis's: the reply, or nil, message, code. With
 -- `once` (a MULTI/EXEC whose WATCH is on one connection) the router neither
 -- follows a redirection nor repeats the call on a new connection: it
@@ -74,9 +82,13 @@ end
 --- A router that connects on first use.
 -- @tparam table conn_opts msal.core.redis.connect's options for the seed
 --   node (the other nodes get the same, with their own host and port)
-function router.new(conn_opts)
+-- @tparam[opt] function connect what opens a connection (default
+--   msal.core.redis.connect): `connect(opts)` -> connection, or nil,
+--   message, code
+function router.new(conn_opts, connect)
   return setmetatable({
     opts = conn_opts,
+    connect = connect, -- nil: msal.core.redis.connect, looked up per call
     seed = (conn_opts.host:find(":", 1, true) and "[" .. conn_opts.host .. "]" or conn_opts.host)
       .. ":" .. conn_opts.port,
     conns = {},       -- "host:port" -> connection
@@ -85,6 +97,16 @@ function router.new(conn_opts)
     asking = {},      -- slot -> {addr, until_ms}
     redirects = 0,    -- redirections followed (for tests and tuning)
   }, Router)
+end
+
+--- A view of the router with connections of its own, opened by connect:
+-- what it learns of the deployment (mode, slots, ASK targets, redirect
+-- count) is written to the router; its connections are not, and end with
+-- `session:close()`.
+-- @tparam function connect as router.new's
+-- @treturn table the session (the router's methods)
+function Router:session(connect)
+  return setmetatable({ conns = {}, connect = connect }, { __index = self, __newindex = self })
 end
 
 --- Whether the router found a cluster (and routes by slot).
@@ -109,10 +131,12 @@ function Router:conn_to(addr)
   o.host, o.port = split_addr(addr)
   if self.slots then o.db = nil end -- a cluster has database 0 only
   local err, code
-  c, err, code = rcore.connect(o)
+  c, err, code = (self.connect or rcore.connect)(o)
   if not c then return nil, err, code end
   self.conns[addr] = c
-  return c, true
+  -- a connection from a keepalive pool may have died idle: not fresh, so a
+  -- failure on it is retried once on another
+  return c, not c.reused
 end
 
 -- Where a slot's calls go now, and whether ASKING must go first.

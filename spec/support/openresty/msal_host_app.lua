@@ -9,13 +9,14 @@ local M = {}
 local app
 
 --- init_worker: the app of this worker, against `authority` (the
--- Entra-like authority's tenant).
+-- Entra-like authority's tenant); `opts.cache` replaces the
+-- shared-dictionary cache (e.g. `{location = "redis", url = …}`).
 function M.init(authority, client_id, opts)
   opts = opts or {}
   mo.setup()
   app = mo.PublicClientApplication.new({
     auth = { client_id = client_id, authority = authority },
-    cache = mo.shared_dict_cache("tokens", { lock_dict = "locks", lock_timeout = opts.lock_timeout or 10 }),
+    cache = opts.cache or mo.shared_dict_cache("tokens", { lock_dict = "locks", lock_timeout = opts.lock_timeout or 10 }),
     system = { http_timeout_ms = 10000 },
   })
 end
@@ -43,8 +44,14 @@ end
 function M.token()
   local args = ngx.req.get_uri_args()
   if args.mark then ngx.shared.tokens:set("slow_worker", ngx.worker.pid()) end
+  -- get_account reads the cache: a cache that cannot be read raises there
+  local found, account = pcall(account_of, args.hid)
+  if not found then
+    local e = type(account) == "table" and account or { error_code = "error", error_message = tostring(account) }
+    return reply(401, { error = e.error_code, name = e.name, message = e.error_message })
+  end
   local result, err = app:acquire_token_silent({ scopes = { args.scope or "User.Read" },
-    account = account_of(args.hid) }):await()
+    account = account }):await()
   if not result then
     return reply(401, { error = err.error_code, name = err.name, message = err.error_message })
   end
