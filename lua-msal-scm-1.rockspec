@@ -76,6 +76,7 @@ build = {
     ["msal.cache.redis_router"] = "lua/msal/cache/redis_router.lua",
     ["msal.cache.redis_cosocket"] = "lua/msal/cache/redis_cosocket.lua",
     ["msal.jwks"] = "lua/msal/jwks.lua",
+    ["msal.jwt"] = "lua/msal/jwt.lua",
     ["msal.cache.merge"] = "lua/msal/cache/merge.lua",
     ["msal.cache.partition"] = "lua/msal/cache/partition.lua",
     ["msal.transport.common"] = "lua/msal/transport/common.lua",

@@ -525,6 +525,66 @@ static int l_jws_verify(lua_State *L)
     return 1;
 }
 
+#define PUBKEY_MT "msal.public_key"
+
+/***
+ * A public key built once from a JWK, for many verifications: a resource
+ * server checks every request's token against the same few keys, and
+ * building a key costs more than an RSA verification.
+ * @function public_key
+ * @tparam table jwk `{kty, crv, alg, use, n, e, x, y}` as the issuer publishes it
+ * @treturn userdata the key, with `verify(alg, input, sig)` as jws_verify's
+ * @return or nil, message, BAD_DATA (kty, alg, use, members) | CRYPTO
+ */
+static int l_public_key(lua_State *L)
+{
+    jws_jwk jwk;
+    jws_key *key;
+    ossl_err err;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!read_jwk(L, 1, &jwk))
+        return 3;
+    key = lua_newuserdata(L, sizeof *key);
+    key->pkey = NULL;
+    luaL_setmetatable(L, PUBKEY_MT);
+    if (!jws_key_from_jwk(&jwk, key, &err))
+        return push_fail(L, &err);
+    return 1;
+}
+
+static int l_public_key_verify(lua_State *L)
+{
+    jws_key *key = luaL_checkudata(L, 1, PUBKEY_MT);
+    size_t an, mn, sn;
+    const char *name = luaL_checklstring(L, 2, &an);
+    const unsigned char *msg = (const unsigned char *)luaL_checklstring(L, 3, &mn);
+    const unsigned char *sig = (const unsigned char *)luaL_checklstring(L, 4, &sn);
+    enum jws_alg alg = jws_alg_parse(name, an);
+    ossl_err err;
+    int r;
+    luaL_argcheck(L, key->pkey != NULL, 1, "the key is closed");
+    if (alg == JWS_NONE)
+        return msal_push_error(L, "BAD_DATA", "unsupported alg '%s'", name);
+    r = jws_key_verify(key, alg, msg, mn, sig, sn, &err);
+    if (r < 0)
+        return push_fail(L, &err);
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+static int l_public_key_close(lua_State *L)
+{
+    jws_key_free(luaL_checkudata(L, 1, PUBKEY_MT));
+    return 0;
+}
+
+static void public_key_describe(lua_State *L, void *self)
+{
+    jws_key *key = self;
+    if (key->pkey != NULL)
+        lua_pushfstring(L, "%s %d", key->ec ? "EC" : "RSA", EVP_PKEY_get_bits(key->pkey));
+}
+
 /***
  * Signs with a PEM private key (jws.c).
  * @function jws_sign
@@ -781,9 +841,13 @@ void msal_open_crypto(lua_State *L)
         {"constant_time_equal", l_constant_time_equal},                           {"jwt_decode", l_jwt_decode},
         {"jws_verify", l_jws_verify},       {"jws_sign", l_jws_sign},             {"generate_key", l_generate_key},
         {"x509_der", l_x509_der},           {"x509_matches_key", l_x509_matches_key},
-        {"aes256gcm_seal", l_aes256gcm_seal}, {"aes256gcm_open", l_aes256gcm_open}, {NULL, NULL},
+        {"aes256gcm_seal", l_aes256gcm_seal}, {"aes256gcm_open", l_aes256gcm_open},
+        {"public_key", l_public_key},       {NULL, NULL},
     };
+    static const luaL_Reg key_methods[] = {{"verify", l_public_key_verify}, {NULL, NULL}};
+    static const msal_class key_class = {PUBKEY_MT, key_methods, l_public_key_close, public_key_describe, NULL, NULL};
     static const msal_class bufs_class = {BUFS_MT, NULL, l_bufs_gc, NULL, NULL, NULL};
     msal_newclass(L, &bufs_class);
+    msal_newclass(L, &key_class);
     luaL_newlib(L, funcs);
 }

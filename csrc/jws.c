@@ -274,39 +274,56 @@ static int der_to_es256(const unsigned char *der, size_t der_len, unsigned char 
     return ok ? 1 : refuse(err, "the ECDSA signature does not fit ES256");
 }
 
-int jws_verify(enum jws_alg alg, const jws_jwk *k, const unsigned char *msg, size_t msg_len,
-               const unsigned char *sig, size_t sig_len, ossl_err *err)
+int jws_key_from_jwk(const jws_jwk *k, jws_key *out, ossl_err *err)
 {
-    EVP_PKEY *key = NULL;
+    out->pkey = NULL;
+    out->alg = JWS_NONE;
+    if (k->kty.p == NULL)
+        return refuse(err, "the JWK has no kty");
+    out->ec = text_is(&k->kty, "EC");
+    if (!out->ec && !text_is(&k->kty, "RSA"))
+        return refuse(err, "the JWK's kty is neither RSA nor EC");
+    /* A key published for one alg must not verify another (RFC 7517 4.4). */
+    if (k->alg.p != NULL) {
+        out->alg = jws_alg_parse(k->alg.p, k->alg.n);
+        if (out->alg == JWS_NONE || (out->alg == JWS_ES256) != out->ec)
+            return refuse(err, "the JWK is for an alg this library does not verify");
+    }
+    if (k->use.p != NULL && !text_is(&k->use, "sig"))
+        return refuse(err, "the JWK is not for signatures");
+    ERR_clear_error();
+    out->pkey = out->ec ? ec_public(k, err) : rsa_public(k, err);
+    return out->pkey != NULL;
+}
+
+void jws_key_free(jws_key *key)
+{
+    EVP_PKEY_free(key->pkey);
+    key->pkey = NULL;
+}
+
+int jws_key_verify(const jws_key *key, enum jws_alg alg, const unsigned char *msg, size_t msg_len,
+                   const unsigned char *sig, size_t sig_len, ossl_err *err)
+{
     EVP_MD_CTX *md = NULL;
     unsigned char *der = NULL;
     int r = -1;
     if (alg == JWS_NONE)
         return refuse(err, "unsupported alg"), -1;
-    if (k->kty.p == NULL)
-        return refuse(err, "the JWK has no kty"), -1;
-    if (!text_is(&k->kty, alg == JWS_ES256 ? "EC" : "RSA"))
+    if ((alg == JWS_ES256) != key->ec)
         return refuse(err, "the JWK's kty does not match the alg"), -1;
-    /* A key published for one alg must not verify another (RFC 7517 4.4). */
-    if (k->alg.p != NULL && !text_is(&k->alg, alg_name(alg)))
+    if (key->alg != JWS_NONE && key->alg != alg)
         return refuse(err, "the JWK is for another alg"), -1;
-    if (k->use.p != NULL && !text_is(&k->use, "sig"))
-        return refuse(err, "the JWK is not for signatures"), -1;
-    ERR_clear_error();
-    key = alg == JWS_ES256 ? ec_public(k, err) : rsa_public(k, err);
-    if (key == NULL)
-        return -1;
     /* A wrong length is a wrong signature, not an unusable key. */
-    if (alg == JWS_ES256 ? sig_len != 2 * P256_LEN : sig_len != (size_t)EVP_PKEY_get_size(key)) {
-        r = 0;
-        goto done;
-    }
+    if (alg == JWS_ES256 ? sig_len != 2 * P256_LEN : sig_len != (size_t)EVP_PKEY_get_size(key->pkey))
+        return 0;
+    ERR_clear_error();
     if (alg == JWS_ES256) {
         if ((der = es256_to_der(sig, &sig_len, err)) == NULL)
-            goto done;
+            return -1;
         sig = der;
     }
-    if ((md = EVP_MD_CTX_new()) == NULL || !digest_init(md, alg, key, 0)) {
+    if ((md = EVP_MD_CTX_new()) == NULL || !digest_init(md, alg, key->pkey, 0)) {
         ossl_fail(err, "cannot start verifying");
         goto done;
     }
@@ -321,8 +338,23 @@ int jws_verify(enum jws_alg alg, const jws_jwk *k, const unsigned char *msg, siz
     }
 done:
     EVP_MD_CTX_free(md);
-    EVP_PKEY_free(key);
     free(der);
+    return r;
+}
+
+int jws_verify(enum jws_alg alg, const jws_jwk *k, const unsigned char *msg, size_t msg_len,
+               const unsigned char *sig, size_t sig_len, ossl_err *err)
+{
+    jws_key key;
+    int r;
+    if (alg == JWS_NONE)
+        return refuse(err, "unsupported alg"), -1;
+    if (k->kty.p != NULL && !text_is(&k->kty, alg == JWS_ES256 ? "EC" : "RSA"))
+        return refuse(err, "the JWK's kty does not match the alg"), -1;
+    if (!jws_key_from_jwk(k, &key, err))
+        return -1;
+    r = jws_key_verify(&key, alg, msg, msg_len, sig, sig_len, err);
+    jws_key_free(&key);
     return r;
 }
 

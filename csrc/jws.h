@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include <openssl/types.h>
+
 #include "buf.h"
 #include "ossl.h"
 
@@ -36,6 +38,26 @@ typedef struct jws_jwk {
  * not, -1 when the key or alg cannot be used (err says why). */
 int jws_verify(enum jws_alg alg, const jws_jwk *key, const unsigned char *msg, size_t msg_len,
                const unsigned char *sig, size_t sig_len, ossl_err *err);
+
+/* A public key from a JWK, built once and used for many verifications
+ * (parsing and checking a JWK costs more than an RSA verification). */
+typedef struct jws_key {
+    EVP_PKEY *pkey;
+    enum jws_alg alg; /* the JWK's alg; JWS_NONE when it names none */
+    int ec;           /* EC P-256, else RSA */
+} jws_key;
+
+/* Builds key from a public JWK (kty RSA or EC, use sig when named, alg one
+ * of ours when named). Returns 1, or 0 with err set and nothing to free. */
+int jws_key_from_jwk(const jws_jwk *k, jws_key *key, ossl_err *err);
+
+/* jws_verify with a built key: 1 valid, 0 not, -1 when the alg does not
+ * fit the key (err says why). */
+int jws_key_verify(const jws_key *key, enum jws_alg alg, const unsigned char *msg, size_t msg_len,
+                   const unsigned char *sig, size_t sig_len, ossl_err *err);
+
+/* Frees the key's OpenSSL object; safe twice. */
+void jws_key_free(jws_key *key);
 
 /* The passphrase of an encrypted PEM key (it may hold NULs); p NULL for
  * none, and then an encrypted key is refused rather than prompted for. */

@@ -587,3 +587,55 @@ describe("AES-256-GCM", function()
     assert.has_error(function() crypto.aes256gcm_seal(k, nil) end)
   end)
 end)
+
+describe("public_key (a JWK built once for many verifications)", function()
+  local input = b64u('{"alg":"x"}') .. "." .. b64u('{"sub":"1"}')
+
+  it("verifies like jws_verify, again and again, and refuses the other type's alg", function()
+    for _, c in ipairs({ { "RS256", "RSA" }, { "PS256", "RSA" }, { "ES256", "EC" } }) do
+      local alg, kind = c[1], c[2]
+      local pem, jwk = key(kind)
+      local k = assert(crypto.public_key(jwk))
+      assert.matches("^msal.public_key %(" .. kind, tostring(k))
+      local sig = assert(crypto.jws_sign(alg, pem, input))
+      for _ = 1, 3 do assert.is_true(k:verify(alg, input, sig)) end
+      assert.is_false(k:verify(alg, flip(input), sig))
+      local ok, msg, code = k:verify(alg == "ES256" and "RS256" or "ES256", input, sig)
+      assert.is_nil(ok)
+      assert.equal("BAD_DATA", code, msg)
+      ok, msg, code = k:verify("HS256", input, sig)
+      assert.is_nil(ok)
+      assert.equal("BAD_DATA", code, msg)
+    end
+  end)
+
+  it("keeps a JWK's alg: a key published for RS256 does not check PS256", function()
+    local pem, jwk = key("RSA")
+    jwk.alg = "RS256"
+    local k = assert(crypto.public_key(jwk))
+    local ok, msg, code = k:verify("PS256", input, assert(crypto.jws_sign("PS256", pem, input)))
+    assert.is_nil(ok)
+    assert.equal("BAD_DATA", code, msg)
+  end)
+
+  it("refuses unusable JWKs (BAD_DATA, or CRYPTO where OpenSSL refuses), and closes once or twice", function()
+    local _, rsa = key("RSA")
+    local _, ec = key("EC")
+    for _, bad in ipairs({
+      {}, { kty = "oct", k = "c2VjcmV0" }, { kty = "RSA", e = rsa.e }, { kty = "RSA", n = rsa.n:sub(1, 100), e = rsa.e },
+      { kty = "RSA", n = rsa.n, e = rsa.e, use = "enc" }, { kty = "RSA", n = rsa.n, e = rsa.e, alg = "RSA-OAEP" },
+      { kty = "RSA", n = rsa.n, e = rsa.e, alg = "ES256" }, { kty = "EC", crv = "P-384", x = ec.x, y = ec.y },
+      { kty = "EC", crv = "P-256", x = ec.x, y = ec.x }, { kty = "RSA", n = "!!", e = rsa.e },
+    }) do
+      local k, msg, code = crypto.public_key(bad)
+      assert.is_nil(k)
+      assert.equal(bad.x == ec.x and bad.y == ec.x and "CRYPTO" or "BAD_DATA", code, msg)
+    end
+    assert.has_error(function() crypto.public_key("jwk") end)
+    local k = assert(crypto.public_key(rsa))
+    getmetatable(k).__gc(k)
+    getmetatable(k).__gc(k)
+    assert.equal("msal.public_key (closed)", tostring(k))
+    assert.has_error(function() k:verify("RS256", input, "x") end)
+  end)
+end)

@@ -17,6 +17,7 @@ local targets = {
   store = "csrc/store.c csrc/json.c csrc/buf.c csrc/hugemem.c",
   http1 = "csrc/http1.c",
   resp = "csrc/resp.c",
+  jwk = "csrc/b64.c csrc/jws.c csrc/buf.c csrc/hugemem.c -lcrypto",
 }
 
 describe("fuzz targets", function()

@@ -58,6 +58,12 @@ function msal.ManagedIdentityError(code, message, fields) end
 ---@return any
 function msal.ServerError(code, message, fields) end
 
+---@param code any
+---@param message any
+---@param fields any
+---@return any
+function msal.TokenValidationError(code, message, fields) end
+
 ---@param list any
 ---@return any
 function msal.all(list) end
@@ -334,6 +340,10 @@ function ManagedIdentityApplication:get_managed_identity_source() end
 ---@return any
 function ManagedIdentityApplication:get_token_cache() end
 
+---@param opts any
+---@return any
+function msal_openresty.redis_cache(opts) end
+
 ---@return any
 function msal_openresty.setup() end
 
@@ -341,10 +351,6 @@ function msal_openresty.setup() end
 ---@param opts any
 ---@return any
 function msal_openresty.shared_dict_cache(dict_name, opts) end
-
----@param opts any
----@return any
-function msal_openresty.redis_cache(opts) end
 
 ---@param opts any
 ---@return any
@@ -365,5 +371,22 @@ function msal_credential_chain.ensure_cache_dir(path) end
 ---@param opts any
 ---@return any
 function msal_credential_chain.new(opts) end
+
+---@return any
+function msal.jwt.clear() end
+
+---@param defaults any
+---@return any
+function msal.jwt.for_host(defaults) end
+
+---@param opts any
+---@param defaults any
+---@return any
+function msal.jwt.verifier(opts, defaults) end
+
+---@param token any
+---@param opts any
+---@return any
+function msal.jwt.verify(token, opts) end
 
 return msal

@@ -25,6 +25,13 @@ for _, group in ipairs(authority.CLOUDS) do
   for _, host in ipairs(group) do cloud_of[host] = group end
 end
 
+--- The alias group of an Entra host (preferred cache host first), or nil.
+-- @tparam string hostname lower-case
+-- @treturn table|nil
+function authority.cloud(hostname)
+  return cloud_of[hostname]
+end
+
 --- Tenants that are not one tenant: the account's home tenant is used.
 authority.MULTI_TENANT = { common = true, organizations = true, consumers = true }
 
@@ -143,10 +150,16 @@ function authority.clear_cache()
   metadata_cache = {}
 end
 
+--- The OpenID configuration URL of a parsed authority (Entra's v2.0 one
+-- for Entra and B2C).
+-- @tparam table a a parsed authority
+-- @treturn string
 local function discovery_url(a)
   if a.kind == "aad" or a.kind == "b2c" then return a.url .. "/v2.0/.well-known/openid-configuration" end
   return a.url .. "/.well-known/openid-configuration"
 end
+
+authority.discovery_url = discovery_url
 
 local function endpoint_ok(s)
   return url.endpoint(s) ~= nil

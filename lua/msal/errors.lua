@@ -37,6 +37,8 @@ local names = {
   -- "AppService", "AzureArc", "Imds"…): an unusable environment, the Azure
   -- Arc key file, a user-assigned id the source cannot take
   "ManagedIdentityError",
+  -- a bearer token msal.jwt.verify refused; the code names the check
+  "TokenValidationError",
 }
 
 local function class(name)

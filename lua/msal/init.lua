@@ -18,6 +18,7 @@ local msal = {
   EventType = events.types,
   CacheLookupPolicy = request_options.CacheLookupPolicy,
   pkce = auth_code.pkce,
+  jwt = { verify = require("msal.jwt").verify, verifier = require("msal.jwt").verifier },
   is_interaction_required = errors.is_interaction_required,
   parse_claims_challenge = request.parse_claims_challenge,
   Promise = Promise,
@@ -37,7 +38,7 @@ end
 
 for _, name in ipairs({ "InteractionRequiredAuthError", "ServerError", "ClientAuthError",
                         "ClientConfigurationError", "BrowserAuthError",
-                        "ManagedIdentityError" }) do
+                        "ManagedIdentityError", "TokenValidationError" }) do
   msal[name] = errors[name]
 end
 

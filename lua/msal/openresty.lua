@@ -231,4 +231,24 @@ M.ManagedIdentityApplication = {
   end,
 }
 
+local jwt_host = require("msal.jwt").for_host(DEFAULTS)
+
+--- msal.jwt.verify with the cosocket transport as the default, after
+-- `setup()`: validates a request's bearer token in `access_by_lua` without
+-- blocking the worker (keys are fetched once per worker, then verified in C).
+-- @tparam string token
+-- @tparam table opts as msal.jwt.verifier's; pass the same table every time
+-- @treturn promise of the claims
+-- @function jwt.verify
+M.jwt = {
+  verify = function(token, opts)
+    M.setup()
+    return jwt_host.verify(token, opts)
+  end,
+  verifier = function(opts)
+    M.setup()
+    return jwt_host.verifier(opts)
+  end,
+}
+
 return M

@@ -13,7 +13,9 @@
 //         tokens, 86400), OIDC_IDT_TTL (id tokens, 3600), OIDC_DEVICE_TTL (device
 //         codes, 600), OIDC_DEVICE_INTERVAL (polling interval advertised by the
 //         device authorization endpoint, 1 s), OIDC_DEBUG=1 (log every request
-//         and server-side error on stderr).
+//         and server-side error on stderr), OIDC_AT_ALG=ES256 (the API's access
+//         tokens signed with a P-256 key, published beside the RSA one). Signing
+//         keys are fresh per start: restarting on the same port rotates them.
 //
 // Endpoints (issuer http://127.0.0.1:P; all listed in
 // /.well-known/openid-configuration):
@@ -149,6 +151,8 @@ const path = require("path");
 const API = "https://api.example.test";
 const API_SCOPES = ["api.read", "api.write"];
 
+const AT_ALG = process.env.OIDC_AT_ALG === "ES256" ? "ES256" : "RS256";
+
 function intEnv(name, fallback) {
   const v = process.env[name];
   if (v === undefined || v === "") return fallback;
@@ -210,10 +214,18 @@ function account(sub) {
 }
 
 function signingJwks() {
-  // A fresh RS256 key per run: nothing persistent, nothing checked in.
-  const { privateKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: "jwk" });
-  return { keys: [{ ...jwk, kid: crypto.randomBytes(8).toString("hex"), use: "sig", alg: "RS256" }] };
+  // Fresh keys per run (so a restart on the same port is a key rotation):
+  // nothing persistent, nothing checked in. RS256 signs id tokens; with
+  // OIDC_AT_ALG=ES256 a P-256 key signs the API's access tokens.
+  const key = (type, opts, alg) => ({
+    ...crypto.generateKeyPairSync(type, opts).privateKey.export({ format: "jwk" }),
+    kid: crypto.randomBytes(8).toString("hex"),
+    use: "sig",
+    alg,
+  });
+  const keys = [key("rsa", { modulusLength: 2048 }, "RS256")];
+  if (AT_ALG === "ES256") keys.push(key("ec", { namedCurve: "P-256" }, "ES256"));
+  return { keys };
 }
 
 // The public key of the checked-in, test-only client certificate
@@ -318,7 +330,7 @@ function configuration(errors) {
             audience: API,
             accessTokenTTL: ttl.at,
             accessTokenFormat: "jwt",
-            jwt: { sign: { alg: "RS256" } },
+            jwt: { sign: { alg: AT_ALG } },
           };
         },
       },
