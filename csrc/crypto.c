@@ -436,10 +436,13 @@ static int l_constant_time_equal(lua_State *L)
  * @function jwt_decode
  * @tparam string token
  * @tparam[opt] integer max_len refuse longer tokens before any allocation
+ * @tparam[opt] boolean input_len give the signing input's length instead of
+ *   a copy of it (a verifier passes the token and that length: no second
+ *   string of a few KB per token)
  * @treturn string header JSON
  * @treturn string payload JSON
  * @treturn string signature bytes
- * @treturn string the signing input (header.payload as sent)
+ * @treturn string|integer the signing input (header.payload as sent)
  * @return or nil, message, BAD_DATA
  */
 static int l_jwt_decode(lua_State *L)
@@ -447,6 +450,7 @@ static int l_jwt_decode(lua_State *L)
     size_t n;
     const char *tok = luaL_checklstring(L, 1, &n);
     lua_Integer max = luaL_optinteger(L, 2, JWT_DEFAULT_MAX_LEN);
+    int input_len = lua_toboolean(L, 3); /* read before scratch pushes */
     jwt_parts parts;
     const char *err;
     unsigned char *buf;
@@ -463,7 +467,10 @@ static int l_jwt_decode(lua_State *L)
     lua_pushlstring(L, (const char *)parts.header, parts.header_len);
     lua_pushlstring(L, (const char *)parts.payload, parts.payload_len);
     lua_pushlstring(L, (const char *)parts.signature, parts.signature_len);
-    lua_pushlstring(L, tok, parts.signing_input_len);
+    if (input_len)
+        lua_pushinteger(L, (lua_Integer)parts.signing_input_len);
+    else
+        lua_pushlstring(L, tok, parts.signing_input_len);
     return 4;
 }
 
@@ -533,7 +540,8 @@ static int l_jws_verify(lua_State *L)
  * building a key costs more than an RSA verification.
  * @function public_key
  * @tparam table jwk `{kty, crv, alg, use, n, e, x, y}` as the issuer publishes it
- * @treturn userdata the key, with `verify(alg, input, sig)` as jws_verify's
+ * @treturn userdata the key, with `verify(alg, input, sig[, input_len])` as
+ *   jws_verify's; with input_len only that prefix of input is checked
  * @return or nil, message, BAD_DATA (kty, alg, use, members) | CRYPTO
  */
 static int l_public_key(lua_State *L)
@@ -560,9 +568,12 @@ static int l_public_key_verify(lua_State *L)
     const unsigned char *msg = (const unsigned char *)luaL_checklstring(L, 3, &mn);
     const unsigned char *sig = (const unsigned char *)luaL_checklstring(L, 4, &sn);
     enum jws_alg alg = jws_alg_parse(name, an);
+    lua_Integer len = luaL_optinteger(L, 5, (lua_Integer)mn);
     ossl_err err;
     int r;
     luaL_argcheck(L, key->pkey != NULL, 1, "the key is closed");
+    luaL_argcheck(L, len >= 0 && (uintmax_t)len <= (uintmax_t)mn, 5, "must be within the input");
+    mn = (size_t)len;
     if (alg == JWS_NONE)
         return msal_push_error(L, "BAD_DATA", "unsupported alg '%s'", name);
     r = jws_key_verify(key, alg, msg, mn, sig, sn, &err);

@@ -1,0 +1,76 @@
+-- examples/openresty_api as a user runs it (only the port and the paths to
+-- this tree changed): access_by_lua protects /api/ with msal.jwt.verify
+-- against the real oidc-provider's access tokens, inside nginx.
+local files = require("files")
+local nginx = require("nginx")
+local msal = require("msal")
+
+local ROOT = os.getenv("MSAL_TEST_ROOT")
+local API = "https://api.example.test"
+
+local function oidc()
+  local b = os.getenv("MSAL_TEST_OIDC")
+  assert(b and b ~= "", "MSAL_TEST_OIDC is not set: start the local providers (spec/support/servers.sh)")
+  return b
+end
+
+local function example_conf()
+  local text = assert(files.read(ROOT .. "/examples/openresty_api/nginx.conf"))
+  local function sub(from, to)
+    local n
+    text, n = text:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%")))
+    assert(n > 0, "the example no longer has " .. from)
+  end
+  sub("listen 127.0.0.1:8081;", "listen 127.0.0.1:$PORT;")
+  sub("pid logs/nginx.pid;", "pid $PREFIX/nginx.pid;")
+  sub("$prefix/?.lua;", "$ROOT/examples/openresty_api/?.lua;")
+  sub("/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;", "$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;")
+  sub("/usr/local/lib/lua/5.1/?.so;", "$ROOT/build/luajit/?.so;")
+  return text
+end
+
+local function app_token(scope)
+  local app = msal.ConfidentialClientApplication.new({ auth = { client_id = "lua-msal-confidential",
+    client_secret = "s3cret", authority = oidc(), protocol_mode = "oidc" } })
+  return assert(app:acquire_token_by_client_credential({ scopes = { scope } }):await()).access_token
+end
+
+describe("examples/openresty_api #host", function()
+  local srv, token
+
+  setup(function()
+    token = app_token("api.read")
+    srv = nginx.start({ conf = example_conf(), env = {
+      MSAL_AUTHORITY = oidc(), MSAL_PROTOCOL_MODE = "oidc", MSAL_AUDIENCE = API, MSAL_SCOPE = "api.read",
+    } })
+  end)
+  teardown(function() if srv then srv:stop() end end)
+
+  it("serves a request with a valid bearer token, and hands the handler its claims", function()
+    for _ = 1, 5 do
+      local status, body = srv:get("/api/hello", { authorization = "Bearer " .. token })
+      assert.equal(200, status, body)
+      assert.truthy(body:find('"client":"lua-msal-confidential"', 1, true), body)
+      assert.truthy(body:find('"scopes":"api.read"', 1, true), body)
+    end
+  end)
+
+  it("answers 401 without a token or with a bad one, 403 without the scope (RFC 6750)", function()
+    local status, body, headers = srv:get("/api/hello")
+    assert.equal(401, status, body)
+    assert.equal('Bearer realm="api"', headers["www-authenticate"])
+    local forged = token:gsub("[^.]*$", "AAAA")
+    status, body, headers = srv:get("/api/hello", { authorization = "Bearer " .. forged })
+    assert.equal(401, status, body)
+    assert.truthy(headers["www-authenticate"]:find('error="invalid_token"', 1, true))
+    assert.truthy(body:find("invalid_signature", 1, true), body)
+    status, body = srv:get("/api/hello", { authorization = "Bearer not.a.jwt" })
+    assert.equal(401, status, body)
+    status, body, headers = srv:get("/api/hello", { authorization = "Bearer " .. app_token("api.write") })
+    assert.equal(403, status, body)
+    assert.truthy(headers["www-authenticate"]:find('error="insufficient_scope"', 1, true))
+    -- the log says which check failed, never the token
+    assert.truthy(srv:error_log():find("invalid_signature", 1, true))
+    assert.falsy(srv:error_log():find(token:match("^[^.]*%.[^.]*"), 1, true))
+  end)
+end)
