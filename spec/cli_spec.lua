@@ -291,24 +291,31 @@ describe("msal token", function()
     assert.equal(second.access_token .. "\n", out)
   end)
 
-  it("moves past a service principal or managed identity it cannot use yet, to the cache", function()
+  it("gets an app token for a service principal from the environment, and never shows its secret", function()
+    local env = { AZURE_CLIENT_ID = "lua-msal-confidential", AZURE_TENANT_ID = entra.TENANT,
+      AZURE_AUTHORITY_HOST = entra.base(), AZURE_CLIENT_SECRET = "s3cret" }
+    local out, rc, err = run(home, "token -s https://graph.microsoft.com/.default --interactive never -v " .. at(home),
+      { env = env })
+    assert.equal(0, rc, err)
+    assert.matches("^[%w%-_%.]+\n$", out)
+    assert.matches("token from environment", err)
+    assert.is_nil(err:find("s3cret", 1, true))
+  end)
+
+  it("moves past a managed identity it cannot reach, to the cache", function()
     local r = seed(home)
-    local env = { AZURE_CLIENT_ID = "app", AZURE_TENANT_ID = entra.TENANT, AZURE_CLIENT_SECRET = "s3cret",
-      IDENTITY_ENDPOINT = "http://127.0.0.1:1/msi", IDENTITY_HEADER = "h" }
+    local env = { IDENTITY_ENDPOINT = "http://127.0.0.1:1/msi", IDENTITY_HEADER = "h" }
     local out, rc, err = run(home, "token -s User.Read --interactive never -v " .. at(home), { env = env })
     assert.equal(0, rc, err)
     assert.equal(r.access_token .. "\n", out)
-    assert.matches("environment: AZURE_CLIENT_SECRET is set: a service principal needs ConfidentialClientApplication " ..
-      "%(not in this version%)", err)
-    assert.matches("managed_identity: a managed identity %(App Service%) is there but needs ManagedIdentityApplication", err)
-    assert.is_nil(err:find("s3cret", 1, true))
-    -- chosen alone, they say so and exit 7
-    out, rc, err = run(home, "token -s User.Read --credential environment --credential managed_identity " .. at(home),
+    assert.matches("managed_identity: the App Service endpoint cannot be reached", err)
+    -- chosen alone, it says so and exits 7
+    out, rc, err = run(home, "token -s https://vault.azure.net/.default --credential managed_identity " .. at(home),
       { env = env })
     assert.equal(7, rc, err)
     assert.equal("", out)
     assert.is_true(one_line(err), err)
-    assert.matches("not in this version", err)
+    assert.matches("cannot be reached", err)
   end)
 
   it("takes options from flags, then the environment, then the configuration file", function()
@@ -677,20 +684,78 @@ describe("msal.credential_chain", function()
 
   it("gets the token from the first step that can, and says what each one met", function()
     local chain = msal.credential_chain({ client_id = CLIENT, authority = authority(), cache = { location = "memory" },
-      interactive = "never", env = env_of({ AZURE_CLIENT_ID = "a", AZURE_TENANT_ID = "t",
-        AZURE_FEDERATED_TOKEN_FILE = "/var/run/token" }) })
+      interactive = "never", env = env_of({ AZURE_CLIENT_ID = "a", AZURE_FEDERATED_TOKEN_FILE = "/var/run/token" }) })
     local _, err = chain:get_token({ scopes = { "User.Read" } }):await()
     assert.equal("InteractionRequiredAuthError", err.name)
     assert.equal("no_account", err.error_code)
     assert.equal("environment", err.attempts[1].name)
     assert.equal("credential_unavailable", err.attempts[1].error.error_code)
-    assert.matches("ConfidentialClientApplication %(not in this version%)", err.attempts[1].error.error_message)
+    assert.matches("AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set", err.attempts[1].error.error_message)
     assert.is_true(err.attempts[2].error.skipped)
     assert.equal("shared_cache", err.attempts[3].name)
     local r = entra.sign_in(chain.app)
     local got = assert(chain:get_token({ scopes = { "User.Read" } }):await())
     assert.equal("shared_cache", got.credential)
     assert.equal(r.access_token, got.access_token)
+  end)
+
+  it("gets an app token for a service principal from the environment (secret, federated token file)", function()
+    local dir, remove = proc.tempdir()
+    local token_file = dir .. "/token"
+    files.write(token_file, "eyJhbGciOiJub25lIn0.e30.\n")
+    for _, cred in ipairs({ { AZURE_CLIENT_SECRET = "s3cret" }, { AZURE_FEDERATED_TOKEN_FILE = token_file } }) do
+      local vars = { AZURE_CLIENT_ID = "lua-msal-confidential", AZURE_TENANT_ID = entra.TENANT,
+        AZURE_AUTHORITY_HOST = entra.base() .. "/" }
+      for k, v in pairs(cred) do vars[k] = v end
+      local chain = msal.credential_chain({ client_id = CLIENT, authority = authority(), cache = { location = "memory" },
+        interactive = "never", env = env_of(vars) })
+      local r = assert(chain:get_token({ scopes = { "https://graph.microsoft.com/.default" } }):await())
+      assert.equal("environment", r.credential)
+      assert.is_string(r.access_token)
+      assert.equal(entra.TENANT, r.tenant_id)
+      assert.is_true(assert(chain:get_token({ scopes = { "https://graph.microsoft.com/.default" } }):await()).from_cache)
+    end
+    local forms = {}
+    for _, q in ipairs(entra.requests("token")) do
+      if q.form.grant_type == "client_credentials" then forms[#forms + 1] = q.form end
+    end
+    assert.equal(2, #forms)
+    assert.equal("s3cret", forms[1].client_secret)
+    assert.equal("eyJhbGciOiJub25lIn0.e30.", forms[2].client_assertion)
+    -- an unreadable certificate file stops the chain: a later step would hide it
+    local chain = msal.credential_chain({ client_id = CLIENT, authority = authority(), cache = { location = "memory" },
+      interactive = "never", env = env_of({ AZURE_CLIENT_ID = "x", AZURE_TENANT_ID = entra.TENANT,
+        AZURE_CLIENT_CERTIFICATE_PATH = dir .. "/missing.pem" }) })
+    local _, err = chain:get_token({ scopes = { "https://graph.microsoft.com/.default" } }):await()
+    assert.equal("invalid_environment", err.error_code)
+    assert.matches("AZURE_CLIENT_CERTIFICATE_PATH", err.error_message)
+    remove()
+  end)
+
+  it("gets a token from the managed identity the environment names, and moves on when it cannot be reached", function()
+    local mi = require("mi_fake").start()
+    mi:reset({})
+    local ok, err = pcall(function()
+      local chain = msal.credential_chain({ client_id = CLIENT, authority = authority(), cache = { location = "memory" },
+        interactive = "never", env = env_of({ IDENTITY_ENDPOINT = mi.url .. "/msi/token", IDENTITY_HEADER = "h" }) })
+      local r = assert(chain:get_token({ scopes = { "https://vault.azure.net/.default" } }):await())
+      assert.equal("managed_identity", r.credential)
+      assert.is_string(r.access_token)
+      local log = mi:log()
+      assert.equal("https://vault.azure.net", log[#log].query.resource)
+      assert.equal("h", log[#log].headers["x-identity-header"])
+      -- nothing listening: unavailable, and the cache step is tried next
+      chain = msal.credential_chain({ client_id = CLIENT, authority = authority(), cache = { location = "memory" },
+        interactive = "never", env = env_of({ IDENTITY_ENDPOINT = "http://127.0.0.1:1/msi/token", IDENTITY_HEADER = "h" }),
+        system = { http_timeout_ms = 2000 } })
+      local _, e = chain:get_token({ scopes = { "https://vault.azure.net/.default" } }):await()
+      assert.equal("managed_identity", e.attempts[2].name)
+      assert.equal("credential_unavailable", e.attempts[2].error.error_code)
+      assert.matches("cannot be reached", e.attempts[2].error.error_message)
+      assert.equal("shared_cache", e.attempts[3].name)
+    end)
+    mi:stop()
+    assert(ok, err)
   end)
 
   it("signs in with a device code as its last step", function()

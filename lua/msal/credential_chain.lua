@@ -7,12 +7,13 @@
 -- refused, the network, an unreadable cache) stops the chain, since a later
 -- step would hide it.
 --
--- The environment and managed-identity steps need a confidential client and
--- a managed-identity client, which this version does not have: when their
--- environment variables are set they fail with `credential_unavailable`
--- ("not in this version") and the chain moves on; when unset they are
--- skipped. `credential_chain.steps` maps each name to its step's maker, so
--- those clients plug in by replacing two entries.
+-- The environment step is a ConfidentialClientApplication (a service
+-- principal: client credentials), the managed-identity step a
+-- ManagedIdentityApplication; each is skipped when its variables are unset.
+-- The managed-identity step knows a source by its variables only: the
+-- IMDS endpoint of VMs would need a probe over the network, which this
+-- version does not make. `credential_chain.steps` maps each name to its
+-- step's maker.
 -- @module msal.credential_chain
 local Promise = require("msal.promise")
 local errors = require("msal.errors")
@@ -91,13 +92,66 @@ end
 local steps = {}
 credential_chain.steps = steps
 
+-- A file's content, or nil and a ClientConfigurationError naming the
+-- variable that points at it.
+local function read_file(var, path)
+  local f, why = io.open(path, "rb")
+  local text = f and f:read("*a")
+  if f then f:close() end
+  if not text then
+    return nil, errors.ClientConfigurationError("invalid_environment",
+      var .. " names a file that cannot be read: " .. tostring(why or path))
+  end
+  return text
+end
+
+-- The service principal's ConfidentialClientApplication, made once from
+-- the variables azure-identity's EnvironmentCredential reads.
+local function service_principal(chain, given)
+  if chain.service_principal then return chain.service_principal end
+  local env = chain.env
+  local host = set(env, "AZURE_AUTHORITY_HOST") and env("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com"
+  local auth = { client_id = env("AZURE_CLIENT_ID"), authority = host:gsub("/+$", "") .. "/" .. env("AZURE_TENANT_ID") }
+  if given == "AZURE_CLIENT_SECRET" then
+    auth.client_secret = env("AZURE_CLIENT_SECRET")
+  elseif given == "AZURE_CLIENT_CERTIFICATE_PATH" then
+    -- one PEM file with the key and the certificate, as azure-identity takes it
+    local pem, err = read_file(given, env(given))
+    if not pem then return nil, err end
+    auth.client_certificate = { private_key = pem, certificate = pem,
+      passphrase = set(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD") and env("AZURE_CLIENT_CERTIFICATE_PASSWORD") or nil,
+      x5c = env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN") == "true" or env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN") == "1" }
+  else
+    -- workload identity: the platform rotates the file, so it is read per request
+    local path = env(given)
+    auth.client_assertion = function()
+      local jwt, err = read_file(given, path)
+      if not jwt then error(err, 0) end
+      return (jwt:gsub("%s+$", ""))
+    end
+  end
+  local ok, app = pcall(require("msal").ConfidentialClientApplication.new, { auth = auth, system = chain.system })
+  if not ok then return nil, app end
+  chain.service_principal = app
+  return app
+end
+
+-- The request keys a step passes on to its client.
+local function pass_on(req, extra)
+  local out = extra or {}
+  out.force_refresh, out.claims, out.correlation_id = req.force_refresh, req.claims, req.correlation_id
+  return out
+end
+
 --- environment: AZURE_CLIENT_ID, AZURE_TENANT_ID and one of
--- AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH,
--- AZURE_FEDERATED_TOKEN_FILE.
+-- AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH (with
+-- AZURE_CLIENT_CERTIFICATE_PASSWORD, AZURE_CLIENT_SEND_CERTIFICATE_CHAIN),
+-- AZURE_FEDERATED_TOKEN_FILE; AZURE_AUTHORITY_HOST for other clouds. The
+-- scopes are an app's (`<resource>/.default`).
 function steps.environment(chain)
   local env = chain.env
   local kinds = { "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE" }
-  return { name = "environment", get_token = function(_)
+  return { name = "environment", get_token = function(_, req)
     local given
     for _, k in ipairs(kinds) do
       if set(env, k) then
@@ -114,10 +168,18 @@ function steps.environment(chain)
       return Promise.reject(unavailable("environment",
         given .. " is set but AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set"))
     end
-    return Promise.reject(unavailable("environment",
-      given .. " is set: a service principal needs ConfidentialClientApplication (not in this version)"))
+    local app, err = service_principal(chain, given)
+    if not app then return Promise.reject(err) end
+    return app:acquire_token_by_client_credential(pass_on(req, { scopes = req.scopes }))
   end }
 end
+
+-- The variables MSAL's managed-identity sources read (passed to the
+-- ManagedIdentityApplication as system.env, so the chain's env applies).
+local MI_VARS = { "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+  "MSI_ENDPOINT", "MSI_SECRET", "DEFAULT_IDENTITY_CLIENT_ID", "AZURE_POD_IDENTITY_AUTHORITY_HOST" }
+
+local MI_SYSTEM = { "transport", "logger", "clock", "http_timeout_ms", "token_renewal_offset" }
 
 -- MSAL's managed-identity sources, found from the environment in MSAL's
 -- order (the Azure Arc agent's file stands for its variables).
@@ -132,18 +194,51 @@ local function managed_identity_source(env)
   return nil
 end
 
---- managed_identity: App Service, Azure Arc, Service Fabric and Cloud Shell
--- are found from their variables; the IMDS endpoint (VMs) would need a
--- probe over the network, which this version does not make.
+-- A resource from the scopes (managed identity asks by resource).
+local function resource_of(scopes)
+  local s = type(scopes) == "table" and #scopes == 1 and scopes[1]
+  if type(s) ~= "string" then return nil end
+  return (s:gsub("/%.default$", ""))
+end
+
+--- managed_identity: App Service, Azure Arc, Service Fabric, Machine
+-- Learning and Cloud Shell are found from their variables (AZURE_CLIENT_ID
+-- names a user-assigned identity); the IMDS endpoint (VMs) would need a
+-- probe over the network, which this version does not make. A source that
+-- cannot be reached is unavailable and the chain moves on.
 function steps.managed_identity(chain)
-  return { name = "managed_identity", get_token = function(_)
-    local source = managed_identity_source(chain.env)
+  return { name = "managed_identity", get_token = function(_, req)
+    local env = chain.env
+    local source = managed_identity_source(env)
     if not source then
       return Promise.reject(unavailable("managed_identity",
         "no managed identity found in the environment (IMDS probing is not in this version)", { skipped = true }))
     end
-    return Promise.reject(unavailable("managed_identity", "a managed identity (" .. source ..
-      ") is there but needs ManagedIdentityApplication (not in this version)"))
+    local resource = resource_of(req.scopes)
+    if not resource then
+      return Promise.reject(unavailable("managed_identity", "a managed identity takes one scope (<resource>/.default)"))
+    end
+    if not chain.managed_identity then
+      local vars = {}
+      for _, k in ipairs(MI_VARS) do
+        if set(env, k) then vars[k] = env(k) end
+      end
+      -- the chain's system options a managed-identity client takes
+      local system = { env = vars }
+      for _, k in ipairs(MI_SYSTEM) do system[k] = (chain.system or {})[k] end
+      local ok, app = pcall(require("msal").ManagedIdentityApplication.new, { system = system,
+        managed_identity = set(env, "AZURE_CLIENT_ID") and { user_assigned_client_id = env("AZURE_CLIENT_ID") } or nil })
+      if not ok then return Promise.reject(app) end
+      chain.managed_identity = app
+    end
+    return chain.managed_identity:acquire_token({ resource = resource, force_refresh = req.force_refresh,
+      claims = req.claims, correlation_id = req.correlation_id }):catch(function(err)
+      if type(err) == "table" and (err.error_code == "network_error" or err.error_code == "request_timeout") then
+        return Promise.reject(unavailable("managed_identity", "the " .. source .. " endpoint cannot be reached: "
+          .. tostring(err.error_message)))
+      end
+      return Promise.reject(err)
+    end)
   end }
 end
 
@@ -270,7 +365,7 @@ function credential_chain.new(opts)
   if interactive == "never" then excluded.interactive = true end
   local app = make_app(opts, env)
   local self = setmetatable({
-    app = app, log = app.log, env = env, account = opts.account, interactive = interactive,
+    app = app, log = app.log, env = env, system = opts.system, account = opts.account, interactive = interactive,
     device_code_callback = opts.device_code_callback or default_device_code_callback,
     excluded = excluded, list = {},
   }, Chain)
