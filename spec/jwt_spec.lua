@@ -61,7 +61,7 @@ describe("msal.jwt.verify against oidc-provider's access tokens", function()
   before_each(function()
     jwt.clear()
     token = token or api_token(oidc())
-    opts = { authority = oidc(), protocol_mode = "oidc", audience = API, transport = counting() }
+    opts = { authority = oidc(), protocol_mode = "OIDC", audience = API, transport = counting() }
   end)
 
   it("accepts a valid RS256 token, then verifies from the cached keys with no request", function()
@@ -287,6 +287,7 @@ describe("msal.jwt.verify with Entra's issuers", function()
       { audience = "x", jwks_uri = "https://k.example/keys" },
       { audience = "x", jwks_uri = "http://keys.example/keys", issuer = "i" },
       { authority = "not a url", audience = "x" },
+      { authority = opts.authority, audience = "x", protocol_mode = "saml" },
     }) do
       local ok, err = pcall(jwt.verifier, o)
       assert.is_false(ok)

@@ -207,7 +207,11 @@ function jwt.verifier(opts, defaults)
     self.algs = set_of(algs)
     local jwks_uri = opts.jwks_uri and endpoint(opts.jwks_uri, "jwks_uri")
     if opts.authority then
-      local a, aerr = authority.parse(opts.authority, opts.protocol_mode)
+      local mode = opts.protocol_mode and opts.protocol_mode:lower()
+      if mode ~= nil and mode ~= "aad" and mode ~= "oidc" then
+        error(bad_option("'protocol_mode' is \"aad\" or \"oidc\""), 0)
+      end
+      local a, aerr = authority.parse(opts.authority, mode)
       if not a then error(aerr, 0) end
       self.discovery = authority.discovery_url(a)
       self.jwks_override = jwks_uri
