@@ -25,6 +25,10 @@ local function str(v)
   return type(v) == "string" and v or nil
 end
 
+local function lower(v)
+  return type(v) == "string" and v:lower() or ""
+end
+
 -- The id token's tenant, as MSAL reads it (tid, else B2C's tfp or acr).
 local function claims_tenant(claims)
   return str(claims.tid) or str(claims.tfp) or str(claims.acr)
@@ -207,21 +211,43 @@ function accounts.save(store, keys, a, claims, ci)
     }), true
   end
   local e = store:get("Account", key)
+  -- other entries of the account's own tenant are copies of it (another
+  -- library's key for the same account, as msal-python's differs from
+  -- msal-node's): their profiles join the one kept and they go. The one
+  -- kept is another library's when there is one (its environment is not
+  -- ours): msal-python finds accounts under its own environment only.
+  local copies, sources = {}, { e }
+  for _, k in ipairs(keys) do
+    local c = k ~= key and store:get("Account", k)
+    if c and type(c.realm) == "string" and type(e.realm) == "string" and c.realm:lower() == e.realm:lower() then
+      if lower(e.environment) == lower(a.environment) and lower(c.environment) ~= lower(a.environment) then
+        copies[#copies + 1], sources[1] = key, c
+        sources[#sources + 1] = e
+        key, e = k, c
+      else
+        copies[#copies + 1] = k
+        sources[#sources + 1] = c
+      end
+    end
+  end
   -- the tenant this response is for: the id token's, else the account's
   local tenant = claims_tenant(claims) or e.realm
-  local list, found = {}, false
-  for _, p in ipairs(entry_profiles(hid, e.tenantProfiles, e.realm, e.local_account_id)) do
-    if p.tenant_id == tenant then
-      p, found = profile, true
+  local list, seen = {}, {}
+  for _, src in ipairs(sources) do
+    for _, p in ipairs(entry_profiles(hid, src.tenantProfiles, src.realm, src.local_account_id)) do
+      if not seen[p.tenant_id] then
+        seen[p.tenant_id] = true
+        list[#list + 1] = encode_profile(p.tenant_id == tenant and profile or p)
+      end
     end
-    list[#list + 1] = encode_profile(p)
   end
-  if not found and tenant and tenant ~= "" then list[#list + 1] = encode_profile(profile) end
+  if not seen[tenant] and tenant and tenant ~= "" then list[#list + 1] = encode_profile(profile) end
   local fields = { tenantProfiles = list }
   if tenant == e.realm then
     fields.local_account_id, fields.username = a.local_account_id, a.username
     fields.name, fields.client_info = str(claims.name) or "", a.client_info
   end
+  for _, k in ipairs(copies) do store:remove("Account", k) end
   return store:put("Account", fields, key), false
 end
 

@@ -231,14 +231,17 @@ function refresh.acquire(app, req, ctx)
         return try(refresh.finish(app, r, ctx))
       end
       last = err
-      if err.suberror == "bad_token" then
+      local bad = err.suberror == "bad_token"
+      if bad then
         -- MSAL deletes a refresh token only when the server says it is bad
         tc:for_partition(part):access(true, function() tc.store:remove("RefreshToken", cand.key) end)
       end
       -- a family token another app minted may be refused for this one: the
-      -- app's own token is next
-      if not (cand.family and cands[i + 1] and (err.name == "InteractionRequiredAuthError"
-          or err.error_code == "invalid_grant" or err.suberror == "client_mismatch")) then
+      -- app's own token is next; and of several copies of the app's own (a
+      -- file another library wrote too), one the server calls spent is not
+      -- the last word: msal-python tries each in turn as well
+      if not (cands[i + 1] and (bad or cand.family and (err.name == "InteractionRequiredAuthError"
+          or err.error_code == "invalid_grant" or err.suberror == "client_mismatch"))) then
         break
       end
     end
