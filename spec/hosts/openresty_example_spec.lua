@@ -2,27 +2,12 @@
 -- the port and the paths to this tree changed, against the Entra-like
 -- authority: a browser signs in by redirect and calls the downstream API
 -- through /api/ with the token acquire_token_silent gives the app.
-local files = require("files")
 local entra = require("entra")
 local nginx = require("nginx")
 local network = require("msal.network")
 
-local ROOT = os.getenv("MSAL_TEST_ROOT")
 
-local function example_conf()
-  local text = assert(files.read(ROOT .. "/examples/openresty/nginx.conf"))
-  local function sub(from, to)
-    local n
-    text, n = text:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%")))
-    assert(n > 0, "the example no longer has " .. from)
-  end
-  sub("listen 127.0.0.1:8080;", "listen 127.0.0.1:$PORT;")
-  sub("pid logs/nginx.pid;", "pid $PREFIX/nginx.pid;")
-  sub("$prefix/?.lua;", "$ROOT/examples/openresty/?.lua;")
-  sub("/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;", "$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;")
-  sub("/usr/local/lib/lua/5.1/?.so;", "$ROOT/build/luajit/?.so;")
-  return text
-end
+local function example_conf() return nginx.example_conf("openresty", "127.0.0.1:8080") end
 
 describe("examples/openresty #host", function()
   local srv

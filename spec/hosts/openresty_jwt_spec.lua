@@ -1,11 +1,9 @@
 -- examples/openresty_api as a user runs it (only the port and the paths to
 -- this tree changed): access_by_lua protects /api/ with msal.jwt.verify
 -- against the real oidc-provider's access tokens, inside nginx.
-local files = require("files")
 local nginx = require("nginx")
 local msal = require("msal")
 
-local ROOT = os.getenv("MSAL_TEST_ROOT")
 local API = "https://api.example.test"
 
 local function oidc()
@@ -14,20 +12,7 @@ local function oidc()
   return b
 end
 
-local function example_conf()
-  local text = assert(files.read(ROOT .. "/examples/openresty_api/nginx.conf"))
-  local function sub(from, to)
-    local n
-    text, n = text:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%")))
-    assert(n > 0, "the example no longer has " .. from)
-  end
-  sub("listen 127.0.0.1:8081;", "listen 127.0.0.1:$PORT;")
-  sub("pid logs/nginx.pid;", "pid $PREFIX/nginx.pid;")
-  sub("$prefix/?.lua;", "$ROOT/examples/openresty_api/?.lua;")
-  sub("/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;", "$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;")
-  sub("/usr/local/lib/lua/5.1/?.so;", "$ROOT/build/luajit/?.so;")
-  return text
-end
+local function example_conf() return nginx.example_conf("openresty_api", "127.0.0.1:8081") end
 
 local function app_token(scope)
   local app = msal.ConfidentialClientApplication.new({ auth = { client_id = "lua-msal-confidential",

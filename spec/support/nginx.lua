@@ -251,4 +251,26 @@ function M.start(opts)
   error(last, 2)
 end
 
+--- An examples/<dir>/nginx.conf as a user runs it, with only its port, pid
+-- file and paths pointed at this tree (for `start{conf = …}`).
+-- @tparam string dir the example's folder under examples/
+-- @tparam string listen its `listen` address, e.g. "127.0.0.1:8080"
+-- @treturn string the configuration
+-- @raise when the example no longer has a line this rewrites
+function M.example_conf(dir, listen)
+  local root = os.getenv("MSAL_TEST_ROOT")
+  local text = assert(files.read(root .. "/examples/" .. dir .. "/nginx.conf"))
+  local function sub(from, to)
+    local n
+    text, n = text:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%")))
+    assert(n > 0, "the example no longer has " .. from)
+  end
+  sub("listen " .. listen .. ";", "listen 127.0.0.1:$PORT;")
+  sub("pid logs/nginx.pid;", "pid $PREFIX/nginx.pid;")
+  sub("$prefix/?.lua;", "$ROOT/examples/" .. dir .. "/?.lua;")
+  sub("/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;", "$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;")
+  sub("/usr/local/lib/lua/5.1/?.so;", "$ROOT/build/luajit/?.so;")
+  return text
+end
+
 return M
