@@ -291,6 +291,41 @@ describe("msal token", function()
     assert.equal(second.access_token .. "\n", out)
   end)
 
+  it("run 8 at once on one cache file, makes one token request per needed refresh and corrupts nothing", function()
+    -- a redeemed refresh token is refused, so a second refresh of the same
+    -- token would fail; each takes 150 ms, so all eight are waiting then
+    entra.config({ rt_single_use = true })
+    entra.next({ endpoint = "token", when = { grant_type = "refresh_token" }, override = {}, delay_ms = 150,
+      count = 1000 })
+    seed(home)
+    local path = home .. "/cache/token_cache.json"
+    for round = 1, 3 do
+      local doc = cjson.decode(files.read(path))
+      doc.AccessToken = {}
+      files.write(path, cjson.encode(doc))
+      local before = entra.refresh_requests()
+      local runs = {}
+      for i = 1, 8 do runs[i] = start(home, "token -s User.Read --interactive never " .. at(home)) end
+      local token
+      for i, h in ipairs(runs) do
+        local rc = h.wait(60000)
+        assert.equal(0, rc, "round " .. round .. ", run " .. i .. ": " .. h.stderr())
+        local out = h.stdout()
+        assert.is_true(one_line(out), out)
+        token = token or out
+        assert.equal(token, out, "round " .. round .. ": two runs printed different tokens")
+      end
+      assert.equal(1, entra.refresh_requests() - before, "round " .. round)
+      doc = cjson.decode(files.read(path))
+      local function count(t) local n = 0 for _ in pairs(t) do n = n + 1 end return n end
+      assert.equal(1, count(doc.Account), "round " .. round)
+      assert.equal(1, count(doc.RefreshToken), "round " .. round)
+      assert.equal(1, count(doc.AccessToken), "round " .. round)
+      local _, at_entry = next(doc.AccessToken)
+      assert.equal(token, at_entry.secret .. "\n")
+    end
+  end)
+
   it("gets an app token for a service principal from the environment, and never shows its secret", function()
     local env = { AZURE_CLIENT_ID = "lua-msal-confidential", AZURE_TENANT_ID = entra.TENANT,
       AZURE_AUTHORITY_HOST = entra.base(), AZURE_CLIENT_SECRET = "s3cret" }
