@@ -26,16 +26,26 @@ external_dependencies = {
 build = {
   type = "builtin",
   modules = {
+    -- two shared objects, as the Makefile builds them: a process that
+    -- makes no request never loads libcurl (msal.core.http)
     ["msal.core"] = {
       sources = {
         "csrc/b64.c", "csrc/bigalloc.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
-        "csrc/http.c", "csrc/http1.c", "csrc/hugemem.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/lockfile.c", "csrc/loop.c", "csrc/loopback.c", "csrc/lstore.c", "csrc/poller.c",
-        "csrc/redis.c", "csrc/resp.c", "csrc/store.c", "csrc/stream.c",
+        "csrc/http1.c", "csrc/hugemem.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/lockfile.c", "csrc/loop.c",
+        "csrc/loopback.c", "csrc/lstore.c", "csrc/open_core.c", "csrc/poller.c", "csrc/redis.c", "csrc/resp.c",
+        "csrc/store.c", "csrc/stream.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "curl", "ssl", "crypto" },
-      incdirs = { "csrc", "$(LIBCURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(LIBCURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "ssl", "crypto" },
+      incdirs = { "csrc", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)" },
+    },
+    ["msal.core.http"] = {
+      sources = { "csrc/http.c", "csrc/core.c", "csrc/clock.c", "csrc/buf.c", "csrc/hugemem.c", "csrc/poller.c", "csrc/http1.c" },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "curl" },
+      incdirs = { "csrc", "$(LIBCURL_INCDIR)" },
+      libdirs = { "$(LIBCURL_LIBDIR)" },
     },
     ["msal"] = "lua/msal/init.lua",
     ["msal.application"] = "lua/msal/application.lua",

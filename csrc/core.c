@@ -1,7 +1,7 @@
-/* luaopen_msal_core: one shared object whose table gathers the small Lua
- * faces of the C core's files, and the helpers those faces share: the
- * error shape (core.h), option reading, and classes with their tostring
- * and pollable face. */
+/* The helpers the C core's Lua faces share: the error shape (core.h),
+ * option reading, classes with their tostring and pollable face, and
+ * pinning a module. Linked into both shared objects, msal.core
+ * (open_core.c) and msal.core.http (http.c). */
 #define _GNU_SOURCE /* dladdr() and Dl_info are GNU extensions */
 #include <dlfcn.h>
 #include <errno.h>
@@ -14,16 +14,16 @@
 #include "core.h"
 #include "poller.h"
 
-/* lua_close() dlclose()s this module, which would unload libcurl with it
+/* lua_close() dlclose()s a module, which would unload libcurl with it
  * while process-wide state that points into it (its thread-specific data,
  * OpenSSL's exit handlers) lives on; a later exit then reads unmapped code
  * (LeakSanitizer's exit scan crashed on exactly that). Pin the module, and so
- * its libraries, for the life of the process. The handle is never closed on
- * purpose. */
-static void pin_module(void)
+ * its libraries, for the life of the process; addr is any function of the
+ * module. The handle is never closed on purpose. */
+void msal_pin_module(void *addr)
 {
     Dl_info info;
-    if (dladdr((void *)pin_module, &info) && info.dli_fname)
+    if (dladdr(addr, &info) && info.dli_fname)
         (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
@@ -277,26 +277,4 @@ void msal_newclass(lua_State *L, const msal_class *c)
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
-}
-
-int luaopen_msal_core(lua_State *L)
-{
-    static const struct {
-        const char *name;
-        void (*open)(lua_State *L);
-    } parts[] = {
-        {"store", msal_open_store},   {"crypto", msal_open_crypto}, {"http", msal_open_http},
-        {"loop", msal_open_loop},     {"fileio", msal_open_fileio}, {"redis", msal_open_redis},
-        {"loopback", msal_open_loopback},
-    };
-    size_t i;
-    pin_module();
-    msal_wrap_big_alloc(L);
-    lua_newtable(L);
-    msal_open_clock(L); /* now_ms, sleep_ms, time: straight into core */
-    for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        parts[i].open(L);
-        lua_setfield(L, -2, parts[i].name);
-    }
-    return 1;
 }

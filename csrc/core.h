@@ -53,13 +53,16 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-int luaopen_msal_core(lua_State *L);
+int luaopen_msal_core(lua_State *L);      /* open_core.c */
+int luaopen_msal_core_http(lua_State *L); /* http.c: its own shared object, for libcurl */
+/* Keeps the shared object holding addr (and so its libraries) loaded for
+ * the life of the process: see core.c. */
+void msal_pin_module(void *addr);
 /* Adds now_ms, time and sleep_ms to the table on top of the stack. */
 void msal_open_clock(lua_State *L);
 /* Each of these pushes its module table. */
 void msal_open_store(lua_State *L);  /* store.c, lstore.c: the token store */
 void msal_open_crypto(lua_State *L); /* crypto.c: OpenSSL */
-void msal_open_http(lua_State *L);   /* http.c: libcurl multi */
 void msal_open_loop(lua_State *L);   /* loop.c: the poll loop */
 void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
 void msal_open_redis(lua_State *L);  /* redis.c: the Redis client (RESP, TCP/TLS) for the Redis cache */

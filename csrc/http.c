@@ -884,7 +884,7 @@ static int l_version(lua_State *L)
     return 1;
 }
 
-void msal_open_http(lua_State *L)
+int luaopen_msal_core_http(lua_State *L)
 {
     static int curl_ready = 0;
     static const luaL_Reg methods[] = {
@@ -900,6 +900,8 @@ void msal_open_http(lua_State *L)
             luaL_error(L, "curl_global_init failed");
         curl_ready = 1;
     }
+    msal_pin_module((void *)luaopen_msal_core_http);
     msal_newclass(L, &multi_class);
     luaL_newlib(L, funcs);
+    return 1;
 }

@@ -3,6 +3,7 @@
 -- starts: spec/support/http_server.py, plain and with a self-signed cert.
 local cjson = require("cjson")
 local core = require("msal.core")
+local http = require("msal.core.http")
 local loop = require("msal.loop")
 local curl = require("msal.transport.curl")
 local proc = require("proc")
@@ -356,7 +357,7 @@ describe("msal.core.http and msal.transport.curl", function()
 
   describe("the C multi handle", function()
     it("is pollable: pollfd, events, timeout, step, result", function()
-      local m = core.http.new()
+      local m = http.new()
       assert.is_true(m:pollfd() >= 0)
       assert.equal("r", m:events())
       assert.is_nil(m:timeout())
@@ -382,7 +383,7 @@ describe("msal.core.http and msal.transport.curl", function()
     end)
 
     it("reports canceled requests through step and keeps results until taken", function()
-      local m = core.http.new()
+      local m = http.new()
       local a = m:request({ url = srv.url .. "/x?delay=2000" })
       local b = m:request({ url = srv.url .. "/x?body=b" })
       assert.is_true(m:cancel(a))
@@ -400,13 +401,13 @@ describe("msal.core.http and msal.transport.curl", function()
     end)
 
     it("frees requests in flight and unread results on close and on collection", function()
-      local m = core.http.new()
+      local m = http.new()
       for _ = 1, 5 do m:request({ url = srv.url .. "/x?delay=500", body = "x" }) end
       local done = m:request({ url = srv.url .. "/x" })
       while m:pending() > 5 do m:step(50) end
       assert.is_number(done)
       m:close() -- ASan's leak check fails the run if anything stays
-      m = core.http.new()
+      m = http.new()
       m:request({ url = srv.url .. "/x?delay=500" })
       m:step(10)
       m = nil -- luacheck: ignore
@@ -417,17 +418,17 @@ describe("msal.core.http and msal.transport.curl", function()
     it("closes on leaving a to-be-closed scope (Lua 5.4)", function()
       if _VERSION ~= "Lua 5.4" then return end
       local chunk = assert(load([[
-        local core, url = ...
-        local m <close> = core.http.new()
+        local http, url = ...
+        local m <close> = http.new()
         m:request({ url = url })
         return m
       ]]))
-      local m = chunk(core, srv.url .. "/x?delay=500")
+      local m = chunk(http, srv.url .. "/x?delay=500")
       assert.equal("msal.http.multi (closed)", tostring(m))
     end)
 
     it("waits on several fds at once with loop.wait", function()
-      local a, b = core.http.new(), core.http.new()
+      local a, b = http.new(), http.new()
       assert.same({}, core.loop.wait({ a:pollfd(), b:pollfd() }, 0))
       b:request({ url = srv.url .. "/x?delay=100" })
       b:step(0) -- starts the transfer: curl's socket is now watched
@@ -443,7 +444,7 @@ describe("msal.core.http and msal.transport.curl", function()
     end)
 
     it("says which libcurl it uses", function()
-      assert.matches("^libcurl/", core.http.version())
+      assert.matches("^libcurl/", http.version())
     end)
   end)
 end)

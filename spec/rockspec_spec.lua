@@ -31,14 +31,23 @@ local function lines(cmd)
 end
 
 describe("lua-msal-scm-1.rockspec", function()
-  it("builds every C source into msal.core", function()
-    local listed = {}
-    for _, s in ipairs(rockspec().build.modules["msal.core"].sources) do listed[s] = true end
-    for _, f in ipairs(lines("ls csrc/*.c")) do
-      assert.is_true(listed[f] == true, f .. " is not in the rockspec")
-      listed[f] = nil
+  it("builds the C sources into msal.core and msal.core.http as the Makefile does", function()
+    local mods = rockspec().build.modules
+    local function set(list)
+      local t = {}
+      for _, f in ipairs(list) do t[f] = true end
+      return t
     end
-    assert.is_nil(next(listed))
+    local make = {}
+    for _, var in ipairs({ "CORE_SRC", "HTTP_SRC" }) do
+      make[var] = set(lines("make -s --no-print-directory print-" .. var))
+    end
+    assert.same(make.CORE_SRC, set(mods["msal.core"].sources))
+    assert.same(make.HTTP_SRC, set(mods["msal.core.http"].sources))
+    -- libcurl only in msal.core.http
+    assert.is_nil(make.CORE_SRC["csrc/http.c"])
+    assert.same({ "ssl", "crypto" }, mods["msal.core"].libraries)
+    assert.same({ "curl" }, mods["msal.core.http"].libraries)
   end)
   it("installs every Lua module under its name", function()
     local mods = rockspec().build.modules
@@ -49,7 +58,7 @@ describe("lua-msal-scm-1.rockspec", function()
       n = n + 1
     end
     local installed = 0
-    for name in pairs(mods) do if name ~= "msal.core" then installed = installed + 1 end end
+    for name in pairs(mods) do if not name:match("^msal%.core") then installed = installed + 1 end end
     assert.equal(n, installed)
   end)
   if _VERSION == "Lua 5.4" and not os.getenv("MSAL_TEST_ASAN") then
@@ -58,13 +67,13 @@ describe("lua-msal-scm-1.rockspec", function()
       local _, code = proc.sh(("luarocks --lua-version=5.4 --tree=%s make --deps-mode=none lua-msal-scm-1.rockspec >%s/log 2>&1")
         :format(tree, tree), { dir = ROOT })
       assert.is_true(code == 0, "luarocks make failed: see " .. tree .. "/log")
-      local out = lines(("LUA_PATH_5_4='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH_5_4='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'local m = require(\"msal\"); io.write(type(m.PublicClientApplication.new), \" \", type(require(\"msal.core\").store.new))'")
+      local out = lines(("LUA_PATH_5_4='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH_5_4='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'local m = require(\"msal\"); io.write(type(m.PublicClientApplication.new), \" \", type(require(\"msal.core\").store.new), \" \", require(\"msal.core.http\").version():match(\"^libcurl\"))'")
         :format(tree, tree, tree))
       -- install.bin: luarocks wraps bin/msal for the tree's Lua
       local cli = lines(("LUA_PATH_5_4='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH_5_4='%s/lib/lua/5.4/?.so;;' %s/bin/msal --version")
         :format(tree, tree, tree, tree))
       remove_tree()
-      assert.same({ "function function" }, out)
+      assert.same({ "function function libcurl" }, out)
       assert.matches("^msal %(lua%-msal%) ", cli[1] or "")
     end)
   end

@@ -89,7 +89,7 @@ end
 -- (whole request, default 30000)
 -- @treturn table transport
 function M.new(opts)
-  local http = require("msal.core").http
+  local http = require("msal.core.http")
   local self = setmetatable({
     _multi = http.new(pick(opts, OPTION_NAMES)),
     _done = {}, -- request id -> done callback, while in flight
