@@ -49,6 +49,7 @@ build = {
     },
     ["msal"] = "lua/msal/init.lua",
     ["msal.application"] = "lua/msal/application.lua",
+    ["msal.lazy"] = "lua/msal/lazy.lua",
     ["msal.application.confidential"] = "lua/msal/application/confidential.lua",
     ["msal.client_credential"] = "lua/msal/client_credential.lua",
     ["msal.flows.client_credential"] = "lua/msal/flows/client_credential.lua",

@@ -21,7 +21,7 @@
 
 #if MSAL_WRAP_BIG_ALLOC
 
-#define MSAL_BIG_BLOCK ((size_t)8 << 20) /* rounding up wastes at most 1/4 */
+#define MSAL_BIG_BLOCK ((size_t)8 << 20)
 #define MAX_BIG 32                       /* live big blocks tracked per state */
 #define MAX_STATES 64                    /* states wrapped per process */
 

@@ -5,8 +5,10 @@
 #include "hugemem.h"
 
 /* From this size on, a buffer moves to huge pages: a serialized cache of
- * 10,000 accounts is 120 MB. */
-#define BUF_MAP_MIN ((size_t)8 << 20)
+ * 10,000 accounts is 120 MB, and even a 100-account file (1.3 MB) read
+ * into 4 KiB pages costs ~300 first-touch faults, several ms on the VMs
+ * this project runs on (hugemem.h). */
+#define BUF_MAP_MIN ((size_t)1 << 20)
 
 void buf_init(msal_buf *b)
 {

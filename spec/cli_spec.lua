@@ -291,6 +291,29 @@ describe("msal token", function()
     assert.equal(second.access_token .. "\n", out)
   end)
 
+  it("answers a cache hit without loading libcurl or the flows it does not run", function()
+    -- what keeps a hit's process short (bench/README.md, the command line)
+    local r = seed(home)
+    files.write(home .. "/probe.lua", [[
+      local rc = require("msal.cli.main").run(arg)
+      local names = {}
+      for k in pairs(package.loaded) do names[#names + 1] = k end
+      io.stderr:write(table.concat(names, " "), "\n")
+      os.exit(rc)]])
+    local out, rc, err = proc.run(env_words(home) .. " " .. proc.LUA .. " " .. proc.quote(home .. "/probe.lua") ..
+      " token -s User.Read --interactive never " .. at(home))
+    assert.equal(0, rc, err)
+    assert.equal(r.access_token .. "\n", out)
+    local loaded = {}
+    for name in err:gmatch("%S+") do loaded[name] = true end
+    assert.is_true(loaded["msal.flows.silent"], err)
+    for _, name in ipairs({ "msal.core.http", "msal.transport.curl", "msal.flows.device_code", "msal.flows.popup",
+        "msal.flows.authorize", "msal.loopback", "msal.flows.client_credential", "msal.jwt",
+        "msal.application.managed_identity" }) do
+      assert.is_nil(loaded[name], name .. " was loaded")
+    end
+  end)
+
   it("run 8 at once on one cache file, makes one token request per needed refresh and corrupts nothing", function()
     -- a redeemed refresh token is refused, so a second refresh of the same
     -- token would fail; each takes 150 ms, so all eight are waiting then

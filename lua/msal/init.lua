@@ -9,16 +9,17 @@ local events = require("msal.events")
 local request = require("msal.request")
 local request_options = require("msal.request_options")
 local auth_code = require("msal.flows.auth_code")
+local lazy = require("msal.lazy")
 
 local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
-  ManagedIdentityApplication = { new = require("msal.application.managed_identity").new },
+  ManagedIdentityApplication = lazy.require("msal.application.managed_identity", { "new" }),
   ConfidentialClientApplication = { new = confidential.new },
   EventType = events.types,
   CacheLookupPolicy = request_options.CacheLookupPolicy,
   pkce = auth_code.pkce,
-  jwt = { verify = require("msal.jwt").verify, verifier = require("msal.jwt").verifier },
+  jwt = lazy.require("msal.jwt", { "verify", "verifier" }),
   is_interaction_required = errors.is_interaction_required,
   parse_claims_challenge = request.parse_claims_challenge,
   Promise = Promise,

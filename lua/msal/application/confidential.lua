@@ -4,8 +4,9 @@
 -- ConfidentialClientApplication reads what this one writes and the reverse.
 -- @module msal.application.confidential
 local application = require("msal.application")
-local client_credential = require("msal.flows.client_credential")
-local obo = require("msal.flows.obo")
+local lazy = require("msal.lazy")
+local client_credential = lazy.require("msal.flows.client_credential")
+local obo = lazy.require("msal.flows.obo")
 
 local confidential = {}
 

@@ -8,7 +8,7 @@ local core = require("msal.core")
 local errors = require("msal.errors")
 local request = require("msal.request")
 local request_options = require("msal.request_options")
-local authorize = require("msal.flows.authorize")
+local authorize = require("msal.lazy").require("msal.flows.authorize")
 
 local try = errors.try
 
