@@ -47,7 +47,12 @@ man:
 clean:
 	rm -rf build
 
-.PHONY: all asan test example bench man clean docs
+# The LuaLS stubs (types/) from the LDoc comments and the option checkers
+# (checked in; docs_spec checks they are current).
+types: build/lua5.4/$(SO)
+	scripts/gen-types
+
+.PHONY: all asan test example bench man clean docs types
 
 # API reference from the LDoc comments (Debian: lua-ldoc); config in config.ld.
 docs:
