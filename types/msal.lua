@@ -295,6 +295,15 @@ local Error = {}
 ---@return string
 function Error:tostring() end
 
+--- What an event callback receives (msal-browser's EventMessage in snake_case).
+---@class msal.EventMessage
+---@field event_type string an msal.EventType value
+---@field interaction_type? string "silent", "popup", "redirect", "device_code"…
+---@field payload? any the result or account, by event
+---@field error? msal.Error
+---@field timestamp number
+---@field correlation_id? string
+
 --- `cache = {location = "file", …}`: the MSAL cache file shared with msal-node, msal-python, the Azure CLI.
 --- Fields: the keys msal.config.CACHE_KEYS.file accepts.
 ---@class msal.FileCacheOptions
@@ -805,7 +814,7 @@ function msal.PublicClientApplication.new(cfg) end
 --- `device_code` (resolve the token) or `redirect` (resolves `{url, state}`
 --- to send the user to).
 ---@param req msal.AcquireTokenPopupRequest|msal.AcquireTokenRedirectRequest|msal.AcquireTokenDeviceCodeRequest the request (as for acquire_token_silent, plus the interactive flow's fields)
----@param opts table `{interaction = "popup" | "device_code" | "redirect"}`
+---@param opts {interaction: "popup"|"device_code"|"redirect"} `{interaction = "popup" | "device_code" | "redirect"}`
 ---@return msal.Promise.AuthenticationResultOrRedirectStart # of the result (redirect: of `{url, state}`)
 function PublicClientApplication:acquire_token(req, opts) end
 
@@ -858,8 +867,8 @@ function PublicClientApplication:acquire_token_redirect(req) end
 function PublicClientApplication:acquire_token_silent(req) end
 
 --- Registers an event callback for all events, or the listed types.
----@param fn function called with the event `{event_type, interaction_type, payload, error, timestamp}`
----@param event_types? table msal.EventType values; all when nil
+---@param fn fun(event: msal.EventMessage) called with the event `{event_type, interaction_type, payload, error, timestamp}`
+---@param event_types? string[] msal.EventType values; all when nil
 ---@return string # id for remove_event_callback
 function PublicClientApplication:add_event_callback(fn, event_types) end
 
@@ -934,7 +943,7 @@ function PublicClientApplication:logout_redirect(req) end
 
 --- Subscribes fn to one event type.
 ---@param event_type string an msal.EventType value
----@param fn function called with the event
+---@param fn fun(event: msal.EventMessage) called with the event
 ---@return function # unsubscribe
 function PublicClientApplication:on(event_type, fn) end
 
@@ -954,7 +963,7 @@ function PublicClientApplication:remove_event_callback(id) end
 --- the cache (a file cache keeps it across processes; see the README),
 --- per client id. nil clears it; so does removing the account. Emits
 --- ACTIVE_ACCOUNT_CHANGED (no payload, as msal-browser) when it changes.
----@param account msal.AccountInfo from get_all_accounts, get_account or a result
+---@param account msal.AccountInfo|nil from get_all_accounts, get_account or a result
 function PublicClientApplication:set_active_account(account) end
 
 --- Runs fn between the plugin's two hooks. The plugin may load the cache in
@@ -976,7 +985,7 @@ function TokenCache:account_at(key, realm) end
 --- tenant realm sees it (msal.cache.accounts.view): acct itself when it is
 --- this cache's snapshot of that, else one from the store (nil when the
 --- store has no such account).
----@param acct table an account
+---@param acct msal.AccountInfo an account
 ---@param env string the environment
 ---@param realm string the tenant
 ---@return msal.AccountInfo|nil # the account
@@ -1060,18 +1069,18 @@ function TokenCache:new_store() end
 --- are looked up when first read (msal.cache.accounts), so listing 10,000
 --- accounts does not decode 10,000 id tokens. One metatable per cache
 --- carries the way back to it.
----@param acct table an account table
----@return table # acct
+---@param acct msal.AccountInfo an account table
+---@return msal.AccountInfo # acct
 function TokenCache:own(acct) end
 
 --- Whether acct is one of this cache's account snapshots.
----@param acct table
+---@param acct msal.AccountInfo
 ---@return boolean
 function TokenCache:owns(acct) end
 
 --- Removes an account and every token of it (in any alias environment),
 --- and forgets it as any application's active account.
----@param acct table the account
+---@param acct msal.AccountInfo the account
 ---@return number # how many entries were removed
 ---@return boolean # whether it was this application's active account
 function TokenCache:remove_account(acct) end
@@ -1087,7 +1096,7 @@ function TokenCache:remove_all_accounts() end
 function TokenCache:serialize() end
 
 --- Sets (or, with nil, clears) the application's active account.
----@param acct table|nil the account, nil to clear it
+---@param acct msal.AccountInfo|nil the account, nil to clear it
 ---@return boolean # whether that changed it
 function TokenCache:set_active_account(acct) end
 
@@ -1144,8 +1153,8 @@ function ConfidentialClientApplication:acquire_token_on_behalf_of(req) end
 function ConfidentialClientApplication:acquire_token_silent(req) end
 
 --- Registers an event callback for all events, or the listed types.
----@param fn function called with the event `{event_type, interaction_type, payload, error, timestamp}`
----@param event_types? table msal.EventType values; all when nil
+---@param fn fun(event: msal.EventMessage) called with the event `{event_type, interaction_type, payload, error, timestamp}`
+---@param event_types? string[] msal.EventType values; all when nil
 ---@return string # id for remove_event_callback
 function ConfidentialClientApplication:add_event_callback(fn, event_types) end
 
@@ -1180,7 +1189,7 @@ function ConfidentialClientApplication:get_token_cache() end
 
 --- Subscribes fn to one event type.
 ---@param event_type string an msal.EventType value
----@param fn function called with the event
+---@param fn fun(event: msal.EventMessage) called with the event
 ---@return function # unsubscribe
 function ConfidentialClientApplication:on(event_type, fn) end
 

@@ -22,7 +22,7 @@ function credential_chain.default_interactive(env) end
 --- file, not its directories).
 ---@param path string the cache file
 ---@return true?
----@return table? # ClientAuthError `cache_io_error`
+---@return msal.Error? # ClientAuthError `cache_io_error`
 function credential_chain.ensure_cache_dir(path) end
 
 --- Makes a credential chain.

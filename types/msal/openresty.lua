@@ -17,7 +17,7 @@ local openresty = {}
 --- `ca_path` do not apply), for a host name only: with an IP address in the
 --- URL give the certificate's name as `tls.server_name`. `tls.cert_file` and
 --- `key_file` (mTLS) are shown with lua-resty-core's `setclientcert`.
----@param opts table as `msal.cache.redis.new`'s (`url`, `partition`, `local_ttl_ms`, `timeout_ms`, `refresh_lock_wait_ms`, `tls`, …)
+---@param opts msal.RedisCacheOptions as `msal.cache.redis.new`'s (`url`, `partition`, `local_ttl_ms`, `timeout_ms`, `refresh_lock_wait_ms`, `tls`, …)
 ---@return msal.CachePlugin # the cache plugin, for `cache = …`
 function openresty.redis_cache(opts) end
 
