@@ -135,7 +135,7 @@ M.requests = {
 M.field_types = {
   scopes = "string[]", extra_scopes_to_consent = "string[]", known_authorities = "string[]",
   client_capabilities = "string[]", default_scopes = "string[]", required_scopes = "string[]",
-  required_roles = "string[]", allowed_tenants = "string[]", algorithms = "(\"RS256\"|\"PS256\"|\"ES256\")[]",
+  required_roles = "string[]", allowed_tenants = "string[]", algorithms = "string[]",
   account = "msal.AccountInfo", device_code_callback = "fun(info: msal.DeviceCodeInfo)",
   extra_query_parameters = "table<string, string|number>", extra_body_parameters = "table<string, string|number>",
   token_body_parameters = "table<string, string|number>",

@@ -332,7 +332,7 @@ function Error:tostring() end
 --- msal.jwt.verify's and msal.jwt.verifier's options.
 --- Fields: the keys msal.jwt.OPTIONS accepts.
 ---@class msal.JwtOptions
----@field algorithms? ("RS256"|"PS256"|"ES256")[] a subset of `{"RS256", "PS256", "ES256"}`
+---@field algorithms? string[] a subset of `{"RS256", "PS256", "ES256"}`
 ---@field allowed_tenants? string[] tenant ids (`tid`) accepted (multi-tenant APIs)
 ---@field audience string|string[] the accepted `aud` values (an app ID URI, the API's client id)
 ---@field authority? string where to discover the issuer and `jwks_uri` (its OpenID configuration, as applications do)
@@ -565,7 +565,7 @@ local msal_Promise_AuthenticationResultOrRedirectStart = {}
 ---@return msal.Promise promise
 function msal_Promise_AuthenticationResultOrRedirectStart:next(on_ok, on_err) end
 --- Wait for the promise (in a coroutine, or turning the loop outside one).
----@return (msal.AuthenticationResult|msal.RedirectStart)? value
+---@return msal.AuthenticationResult|msal.RedirectStart|nil value
 ---@return msal.Error? err the rejection, when the value is nil
 function msal_Promise_AuthenticationResultOrRedirectStart:await() end
 
@@ -1268,7 +1268,7 @@ function JwtVerifier:verify(token) end
 msal.jwt = require("msal.jwt")
 ---@type table<string, string>
 msal.EventType = {}
----@type {Default: 0, AccessToken: 1, AccessTokenAndRefreshToken: 2, RefreshToken: 3, RefreshTokenAndNetwork: 4, Skip: 5}
+---@type table<string, integer> Default, AccessToken, AccessTokenAndRefreshToken, RefreshToken, RefreshTokenAndNetwork, Skip
 msal.CacheLookupPolicy = {}
 ---@type string
 msal._VERSION = ""
