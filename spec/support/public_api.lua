@@ -91,7 +91,8 @@ function M.list()
   end
   -- the objects credential_chain.new and jwt.verifier return: only the
   -- methods meant for callers (the rest are the object's own steps)
-  local chain = require("msal.credential_chain").new({ env = function() return nil end, interactive = "never" })
+  local chain = require("msal.credential_chain").new({ env = function() return nil end, interactive = "never",
+    cache = { location = "memory" } })
   add(out, seen, "CredentialChain", ":", methods_of(chain), { get_token = true })
   local okv, verifier = pcall(require("msal.jwt").verifier, { audience = "api",
     authority = "https://login.microsoftonline.com/common" })
