@@ -59,7 +59,12 @@ man:
 clean:
 	rm -rf build
 
-.PHONY: all asan test example bench man clean docs
+# The LuaLS stubs (types/) from the LDoc comments and the option checkers
+# (checked in; docs_spec checks they are current).
+types: build/lua5.4/$(SO)
+	scripts/gen-types
+
+.PHONY: all asan test example bench man clean docs types
 
 # `make print-CORE_SRC`: a variable's words, one a line (rockspec_spec
 # checks the rockspec builds what this file builds)

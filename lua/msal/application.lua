@@ -189,6 +189,7 @@ end
 --   claims, account, redirect_uri, response_mode ("query" | "form_post" |
 --   "fragment"), authority, correlation_id, extra_query_parameters,
 --   extra_body_parameters}`
+-- @treturn Promise resolving to `{url, state}`: send the user to url
 function App:acquire_token_redirect(req)
   return checked(self, "acquire_token_redirect", req)
 end
@@ -196,6 +197,8 @@ end
 --- Sign-in by redirect: acquire_token_redirect with the OpenID scopes.
 -- Emits LOGIN_START now, and LOGIN_SUCCESS (payload: the result) or
 -- LOGIN_FAILURE when handle_redirect_promise finishes it.
+-- @tparam[opt] table req as acquire_token_redirect's
+-- @treturn Promise resolving to `{url, state}`
 function App:login_redirect(req)
   return checked(self, "login_redirect", req)
 end
@@ -215,11 +218,14 @@ end
 -- `system.loopback_timeout` (s) bounds the wait (BrowserAuthError `timed_out`).
 -- @tparam table req as acquire_token_redirect's, plus `success_template` and
 --   `error_template` (the HTML the browser shows afterwards) and `open_browser`
+-- @treturn Promise of the result
 function App:acquire_token_popup(req)
   return checked(self, "acquire_token_popup", req)
 end
 
 --- Sign-in in the system browser: acquire_token_popup with the OpenID scopes.
+-- @tparam[opt] table req as acquire_token_popup's
+-- @treturn Promise of the result
 function App:login_popup(req)
   return checked(self, "login_popup", req)
 end
@@ -244,8 +250,9 @@ end
 --- Finishes a redirect: checks the state (known, not yet used), classifies
 -- an error answer as MSAL does, redeems the code (once) and caches the
 -- tokens. Resolves nil when the input is not a redirect response.
--- @param input the redirect URL, its query string, or a table of parameters
+-- @tparam string|table input the redirect URL, its query string, or a table of parameters
 --   (a form_post body)
+-- @treturn Promise of the result, or of nil when input is no redirect response
 function App:handle_redirect_promise(input)
   local params, err = authorize.params_of(input)
   if not params then return Promise.reject(err) end
@@ -267,6 +274,7 @@ local INTERACTIONS = { popup = "acquire_token_popup", redirect = "acquire_token_
 -- @tparam table req the request (as for acquire_token_silent, plus the
 --   interactive flow's fields)
 -- @tparam table opts `{interaction = "popup" | "device_code" | "redirect"}`
+-- @treturn Promise of the result (redirect: of `{url, state}`)
 function App:acquire_token(req, opts)
   local interaction = type(opts) == "table" and opts.interaction or nil
   if not INTERACTIONS[interaction] then
@@ -416,6 +424,7 @@ end
 -- local_account_id, name and id_token_claims), or nil. An empty filter or
 -- an unknown key raises ClientConfigurationError.
 -- @tparam table filter
+-- @treturn table|nil the account
 function App:get_account(filter)
   if type(filter) ~= "table" or next(filter) == nil then
     error(errors.ClientConfigurationError("invalid_account_filter",
@@ -429,6 +438,7 @@ end
 --- Removes an account and its tokens from the cache (and as the active
 -- account): ACCOUNT_REMOVED (payload: the account) when it was there,
 -- ACTIVE_ACCOUNT_CHANGED when it was the active account.
+-- @tparam table account from get_all_accounts, get_account or a result
 -- @treturn promise resolving when done
 function App:remove_account(account)
   local ok, n, was_active = pcall(self.token_cache.remove_account, self.token_cache, account)
@@ -458,6 +468,7 @@ end
 
 --- The active account, as the tenant it was set in sees it; nil when none
 -- is set or it has left the cache.
+-- @treturn table|nil the account
 function App:get_active_account()
   local ok, r = pcall(self.token_cache.get_active_account, self.token_cache)
   if not ok then error(r, 2) end
@@ -465,22 +476,28 @@ function App:get_active_account()
 end
 
 --- The token cache: `serialize()`, `deserialize(json)`, `get_all_accounts()`…
+-- @treturn table the TokenCache
 function App:get_token_cache()
   return self.token_cache
 end
 
 --- Registers an event callback for all events, or the listed types.
+-- @tparam function fn called with the event `{event_type, interaction_type, payload, error, timestamp}`
+-- @tparam[opt] table event_types msal.EventType values; all when nil
 -- @treturn string id for remove_event_callback
 function App:add_event_callback(fn, event_types)
   return self.events:add(fn, event_types)
 end
 
 --- Removes an event callback by id.
+-- @tparam string id add_event_callback's
 function App:remove_event_callback(id)
   return self.events:remove(id)
 end
 
 --- Subscribes fn to one event type.
+-- @tparam string event_type an msal.EventType value
+-- @tparam function fn called with the event
 -- @treturn function unsubscribe
 function App:on(event_type, fn)
   local id = self.events:add(fn, { event_type })

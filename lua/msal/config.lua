@@ -24,6 +24,10 @@ local schema = {
   },
 }
 
+-- The schema is the list of accepted keys: scripts/gen-types makes the LuaLS
+-- classes of the configuration from it, so the annotations cannot drift.
+config.SCHEMA = schema
+
 local function fail(msg)
   return nil, errors.ClientConfigurationError("invalid_configuration", msg)
 end
@@ -190,6 +194,8 @@ local CACHE_KEYS = {
   redis = { location = true, url = true, partition = true, ttl_slack_s = true, local_ttl_ms = true, key_prefix = true,
     timeout_ms = true, refresh_token_ttl_s = true, local_max_partitions = true, refresh_lock_wait_ms = true, tls = true },
 }
+
+config.CACHE_KEYS = CACHE_KEYS
 
 --- What `cache` names: "plugin" (a table with the two hooks), or a
 -- built-in location ("memory", "file", "redis") whose keys are known.

@@ -311,6 +311,11 @@ local function bad(msg)
   error(errors.ClientConfigurationError("invalid_configuration", msg), 3)
 end
 
+-- The options credential_chain.new accepts (scripts/gen-types makes the
+-- LuaLS class of them from this list).
+credential_chain.OPTIONS = { client_id = true, authority = true, protocol_mode = true, cache = true, account = true,
+  exclude = true, interactive = true, device_code_callback = true, system = true, env = true }
+
 local CHOICES = { browser = true, device_code = true, never = true }
 
 -- The application the cache and interactive steps share: the cache option
@@ -344,10 +349,8 @@ end
 function credential_chain.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then bad("credential_chain takes a table of options") end
-  local known = { client_id = true, authority = true, protocol_mode = true, cache = true, account = true,
-    exclude = true, interactive = true, device_code_callback = true, system = true, env = true }
   for k in pairs(opts) do
-    if not known[k] then bad("unknown credential_chain option '" .. tostring(k) .. "'") end
+    if not credential_chain.OPTIONS[k] then bad("unknown credential_chain option '" .. tostring(k) .. "'") end
   end
   local env = opts.env or os.getenv
   if type(env) ~= "function" then bad("'env' must be a function like os.getenv") end

@@ -64,6 +64,8 @@ end
 
 --- Whether err is an InteractionRequiredAuthError: the caller should fall
 -- back to an interactive flow.
+-- @tparam any err a rejection reason
+-- @treturn boolean
 function errors.is_interaction_required(err)
   return type(err) == "table" and err.name == "InteractionRequiredAuthError"
 end

@@ -54,6 +54,9 @@ local OPTIONS = {
   jwks_refetch_s = "number", jwks_max_age_s = "number", max_token_bytes = "number",
 }
 
+-- read by scripts/gen-types for the LuaLS class of the options
+jwt.OPTIONS = OPTIONS
+
 local function refuse(code, message)
   return errors.TokenValidationError(code, message)
 end

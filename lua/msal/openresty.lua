@@ -240,6 +240,13 @@ local jwt_host = require("msal.jwt").for_host(DEFAULTS)
 -- @tparam table opts as msal.jwt.verifier's; pass the same table every time
 -- @treturn promise of the claims
 -- @function jwt.verify
+
+--- msal.jwt.verifier with the cosocket transport as the default, after
+-- `setup()`: for a handler that keeps its verifier itself.
+-- @tparam table opts as msal.jwt.verifier's
+-- @treturn table the verifier, with `verify(token)`
+-- @raise ClientConfigurationError for bad options
+-- @function jwt.verifier
 M.jwt = {
   verify = function(token, opts)
     M.setup()

@@ -132,7 +132,7 @@ function Promise.new(executor)
 end
 
 --- A promise fulfilled with `v` (or `v` itself when it is a promise).
--- @param v
+-- @tparam any v
 -- @treturn Promise
 function Promise.resolve(v)
   if getmetatable(v) == mt then return v end
@@ -141,14 +141,14 @@ end
 
 --- A promise fulfilled with `v`, which the caller knows is not a promise:
 -- the cache-hit path, which saves resolve's metatable check (a C call).
--- @param v any value but a promise
+-- @tparam any v any value but a promise
 -- @treturn Promise
 function Promise.fulfilled(v)
   return setmetatable({ _state = FULFILLED, _value = v }, mt)
 end
 
 --- A promise rejected with `e`.
--- @param e rejection reason, kept as-is
+-- @tparam any e rejection reason, kept as-is
 -- @treturn Promise
 function Promise.reject(e)
   local p = setmetatable({ _state = REJECTED, _value = e }, mt)
@@ -157,7 +157,7 @@ function Promise.reject(e)
 end
 
 --- Whether `x` is a promise created by this module.
--- @param x
+-- @tparam any x
 -- @treturn boolean
 function Promise.is_promise(x)
   return getmetatable(x) == mt
@@ -166,7 +166,7 @@ end
 --- Called with `(err, p)` for a rejected promise that has no handler once
 -- the job queue has drained. Replace it to log differently or to fail
 -- tests; the default prints one line to stderr.
--- @param err rejection reason
+-- @tparam any err rejection reason
 -- @tparam Promise p
 function Promise.on_unhandled(err, p) -- luacheck: no unused args
   io.stderr:write("msal: unhandled promise rejection: ", tostring(err), "\n")
@@ -264,7 +264,8 @@ end
 -- standalone, it turns the loop until the promise settles (raising
 -- "deadlock: promise can never settle" if nothing could settle it).
 -- A settled promise returns at once without touching the loop.
--- @return the value, or nil and the rejection reason
+-- @treturn any the value, or nil when the promise rejected
+-- @treturn any the rejection reason, when it rejected
 function methods:await()
   if self._state == PENDING then return await_pending(self) end
   return outcome(self)
@@ -273,7 +274,7 @@ end
 --- Run `fn(...)` in a new coroutine in which `await` suspends.
 -- The body starts immediately and runs until its first pending `await`.
 -- @tparam function fn
--- @param ... arguments for fn
+-- @tparam any ... arguments for fn
 -- @treturn Promise fulfilled with fn's first return value (a returned
 -- promise is adopted), or rejected with the error fn throws
 function Promise.async(fn, ...)

@@ -16,6 +16,7 @@ local KEYS = {
   tenant_id = "string", local_account_id = "string", username = "string", name = "string",
   login_hint = "string", sid = "string", is_home_tenant = "boolean",
 }
+account_filter.KEYS = KEYS -- read by scripts/gen-types (LuaLS's msal.AccountFilter)
 local ACCOUNT_LEVEL = { home_account_id = true, environment = true, authority_type = true }
 -- Tenant-level keys an account's own fields can answer.
 local OWN_FIELDS = { username = true, local_account_id = true, name = true }

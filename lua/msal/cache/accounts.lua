@@ -165,6 +165,7 @@ end
 
 local VIEW_FIELDS = { "home_account_id", "environment", "tenant_id", "username", "local_account_id", "name",
   "authority_type" }
+accounts.VIEW_FIELDS = VIEW_FIELDS -- docs_spec: LuaLS's msal.AccountInfo covers them
 
 --- One tenant's view of an account: its tenant_id, local_account_id, name
 -- and username from that tenant's profile (and, on reading, its id

@@ -67,6 +67,7 @@ end
 -- store per partition (msal.cache.shared_dict) swaps them in as `tc.store`.
 -- The cache's derived state (hit records, account snapshots) follows
 -- whichever store is `tc.store`.
+-- @treturn userdata the store (msal.core.store)
 function TokenCache:new_store()
   local store = core.store.new()
   store:set_aliases(self.aliases)
@@ -90,6 +91,7 @@ cache.error_from_store = cache_error
 
 --- Names the partition (account or tenant) the next access concerns, for
 -- partitioned plugins (Redis): `{home_account_id, tenant_id}`.
+-- @tparam table info `{home_account_id, tenant_id}`
 -- @treturn table self
 function TokenCache:for_partition(info)
   self.partition = info
@@ -120,9 +122,13 @@ local function hooks_of(self, plugin)
   return h
 end
 
--- Runs fn between the plugin's two hooks. The plugin may load the cache in
+--- Runs fn between the plugin's two hooks. The plugin may load the cache in
 -- before_cache_access (deserialize) and persist it in after_cache_access.
 -- ctx.partition_key is set when the access concerns one partition.
+-- @tparam boolean will_write whether fn may change the cache
+-- @tparam function fn
+-- @tparam any ... fn's arguments
+-- @treturn any what fn returns
 function TokenCache:access(will_write, fn, ...)
   local plugin = self.plugin
   local info = self.partition
@@ -154,7 +160,9 @@ end
 -- rename), without making it a Lua string first.
 -- @tparam string path
 -- @tparam[opt=0600] integer mode
--- @treturn true, or nil and a message
+-- @treturn[1] boolean true
+-- @treturn[2] nil
+-- @treturn[2] string what failed
 function TokenCache:write_file(path, mode)
   return self.store:write_file(path, mode)
 end
@@ -172,15 +180,19 @@ function TokenCache:deserialize(json)
   if not ok then error(cache_error(err), 2) end
 end
 
--- Accounts are read-only snapshots; id_token_claims and tenant_profiles
+--- Accounts are read-only snapshots; id_token_claims and tenant_profiles
 -- are looked up when first read (msal.cache.accounts), so listing 10,000
 -- accounts does not decode 10,000 id tokens. One metatable per cache
 -- carries the way back to it.
+-- @tparam table acct an account table
+-- @treturn table acct
 function TokenCache:own(acct)
   return setmetatable(acct, self.account_mt)
 end
 
 --- Whether acct is one of this cache's account snapshots.
+-- @tparam table acct
+-- @treturn boolean
 function TokenCache:owns(acct)
   return getmetatable(acct) == self.account_mt
 end
@@ -259,6 +271,8 @@ local function find_account(self, field, value)
 end
 
 --- The account with this home_account_id, or nil.
+-- @tparam string id
+-- @treturn table|nil the account
 function TokenCache:get_account_by_home_id(id)
   if type(id) ~= "string" then return nil end
   -- a cache partitioned by account (Redis, a shared dictionary) finds it in
@@ -291,11 +305,15 @@ function TokenCache:find_accounts(filter, first_only)
 end
 
 --- The account with this local_account_id, or nil.
+-- @tparam string id
+-- @treturn table|nil the account
 function TokenCache:get_account_by_local_id(id)
   return self:access(false, find_account, self, "local_account_id", id)
 end
 
 --- The account with this username (compared without case), or nil.
+-- @tparam string name
+-- @treturn table|nil the account
 function TokenCache:get_account_by_username(name)
   return self:access(false, find_account, self, "username", name)
 end
@@ -315,6 +333,7 @@ end
 
 --- Removes an account and every token of it (in any alias environment),
 -- and forgets it as any application's active account.
+-- @tparam table acct the account
 -- @treturn number how many entries were removed
 -- @treturn boolean whether it was this application's active account
 function TokenCache:remove_account(acct)
@@ -345,6 +364,7 @@ end
 --- The application's active account (msal.cache.active_account), as the
 -- tenant it was set in sees it; nil when none is set or it is not in the
 -- cache any more.
+-- @treturn table|nil the account
 function TokenCache:get_active_account()
   return self:access(false, function()
     local f = active_account.filter(self.store, self.client_id)
@@ -354,6 +374,7 @@ function TokenCache:get_active_account()
 end
 
 --- Sets (or, with nil, clears) the application's active account.
+-- @tparam table|nil acct the account, nil to clear it
 -- @treturn boolean whether that changed it
 function TokenCache:set_active_account(acct)
   -- the store is read inside: a plugin may swap it in before_cache_access
@@ -365,6 +386,7 @@ end
 -- store, see new_store). A load drops them all;
 -- after a put or remove a record is checked against its home account's
 -- generation (store:home_generation) before it is used again.
+-- @tparam string scopes the normalised scope list
 -- @treturn table the records
 -- @treturn number the store's generation
 function TokenCache:hits_for(scopes)
@@ -401,6 +423,10 @@ end
 -- tenant realm sees it (msal.cache.accounts.view): acct itself when it is
 -- this cache's snapshot of that, else one from the store (nil when the
 -- store has no such account).
+-- @tparam table acct an account
+-- @tparam string env the environment
+-- @tparam string realm the tenant
+-- @treturn table|nil the account
 function TokenCache:account_for(acct, env, realm)
   if self:owns(acct) and acct.tenant_id == realm and acct.environment == env then return acct end
   local store, hid = self.store, acct.home_account_id
@@ -411,12 +437,18 @@ end
 --- The account of an Account entry, as the tenant realm sees it.
 -- @tparam string key
 -- @tparam[opt] string realm
+-- @treturn table|nil the account
 function TokenCache:account_at(key, realm)
   local a = self.store:account(key)
   return a and accounts.view(self:own(a), realm) or nil
 end
 
 --- The raw id token of (home account, environment, client, realm), or nil.
+-- @tparam string hid home_account_id
+-- @tparam string env environment
+-- @tparam string client_id
+-- @tparam string realm tenant id
+-- @treturn string|nil the id token
 function TokenCache:id_token_for(hid, env, client_id, realm)
   return self.store:find_first("IdToken",
     { home_account_id = hid, environment = env, client_id = client_id, realm = realm }, "secret")

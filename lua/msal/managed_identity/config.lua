@@ -30,6 +30,9 @@ local schema = {
   },
 }
 
+-- read by scripts/gen-types for the LuaLS classes of the configuration
+mi_config.SCHEMA = schema
+
 -- The user-assigned kinds, in MSAL's order of precedence.
 local KINDS = { "user_assigned_client_id", "user_assigned_resource_id", "user_assigned_object_id" }
 
