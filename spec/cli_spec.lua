@@ -309,7 +309,7 @@ describe("msal token", function()
     assert.is_true(loaded["msal.flows.silent"], err)
     for _, name in ipairs({ "msal.core.http", "msal.transport.curl", "msal.flows.device_code", "msal.flows.popup",
         "msal.flows.authorize", "msal.loopback", "msal.flows.client_credential", "msal.jwt",
-        "msal.application.managed_identity" }) do
+        "msal.flows.managed_identity", "msal.managed_identity.sources" }) do
       assert.is_nil(loaded[name], name .. " was loaded")
     end
   end)

@@ -14,7 +14,7 @@ local lazy = require("msal.lazy")
 local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
-  ManagedIdentityApplication = lazy.require("msal.application.managed_identity", { "new" }),
+  ManagedIdentityApplication = { new = require("msal.application.managed_identity").new },
   ConfidentialClientApplication = { new = confidential.new },
   EventType = events.types,
   CacheLookupPolicy = request_options.CacheLookupPolicy,

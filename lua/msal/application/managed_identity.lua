@@ -9,8 +9,8 @@ local config = require("msal.config")
 local logger = require("msal.logger")
 local core = require("msal.core")
 local mi_config = require("msal.managed_identity.config")
-local sources = require("msal.managed_identity.sources")
-local flow = require("msal.flows.managed_identity")
+local sources = require("msal.lazy").require("msal.managed_identity.sources")
+local flow = require("msal.lazy").require("msal.flows.managed_identity")
 
 local M = {}
 
