@@ -166,6 +166,9 @@ M.field_types = {
   ["msal.CredentialChainOptions.interactive"] = "\"browser\"|\"device_code\"|\"never\"",
   ["msal.CredentialChainOptions.system"] = "msal.SystemOptions",
   ["msal.CredentialChainOptions.env"] = "fun(name: string): string?",
+  ["msal.CredentialChainOptions.imds_probe"] = "\"azure\"|\"always\"|\"never\"",
+  ["msal.CredentialChainOptions.imds_probe_timeout_ms"] = "number",
+  ["msal.CredentialChainOptions.azure_vm_tag_file"] = "string",
   ["msal.MemoryCacheOptions.location"] = "\"memory\"", ["msal.FileCacheOptions.location"] = "\"file\"",
   ["msal.RedisCacheOptions.location"] = "\"redis\"",
 }
@@ -187,6 +190,9 @@ M.field_desc = {
   ["msal.CredentialChainOptions.account"] = "the username to pick from the shared cache",
   ["msal.CredentialChainOptions.cache"] = "a cache file path, a cache configuration or a plugin (default: the shared cache file)",
   ["msal.CredentialChainOptions.env"] = "a getenv (default os.getenv)",
+  ["msal.CredentialChainOptions.imds_probe"] = "when to probe IMDS: on an Azure VM (default, or MSAL_IMDS_PROBE), always, never",
+  ["msal.CredentialChainOptions.imds_probe_timeout_ms"] = "how long the IMDS probe waits (default 1000)",
+  ["msal.CredentialChainOptions.azure_vm_tag_file"] = "the SMBIOS chassis asset tag file that marks an Azure VM",
   exclude = "steps to skip: environment, managed_identity, shared_cache, interactive",
 }
 

@@ -34,6 +34,8 @@ local function env_words(home, vars, plain)
   add(jit and "LUA_PATH" or "LUA_PATH_5_4", package.path)
   add(jit and "LUA_CPATH" or "LUA_CPATH_5_4", package.cpath)
   add("HOME", home)
+  -- on an Azure VM the chain would probe the real IMDS
+  if not (vars and vars.MSAL_IMDS_PROBE) then add("MSAL_IMDS_PROBE", "never") end
   local keys = {}
   for k in pairs(vars or {}) do keys[#keys + 1] = k end
   table.sort(keys)
@@ -738,7 +740,14 @@ end)
 describe("msal.credential_chain", function()
   before_each(function() entra.reset() end)
 
-  local function env_of(t) return function(k) return t[k] end end
+  -- no IMDS probe unless a test asks: on an Azure VM the default would
+  -- probe the real IMDS
+  local function env_of(t)
+    return function(k)
+      if k == "MSAL_IMDS_PROBE" and t[k] == nil then return "never" end
+      return t[k]
+    end
+  end
 
   it("gets the token from the first step that can, and says what each one met", function()
     local chain = msal.credential_chain({ client_id = CLIENT, authority = authority(), cache = { location = "memory" },
@@ -816,6 +825,71 @@ describe("msal.credential_chain", function()
     assert(ok, err)
   end)
 
+  it("probes IMDS once, without the Metadata header, then gets its token", function()
+    local mi = require("mi_fake").start()
+    mi:reset({})
+    -- what IMDS answers a request without the header
+    mi:script({ { status = 400, json = { error = "invalid_request", error_description = "Required metadata header not specified" } } })
+    local ok, err = pcall(function()
+      -- AKS pod identity names the endpoint: probed on any machine
+      local chain = msal.credential_chain({ client_id = CLIENT, authority = authority(), cache = { location = "memory" },
+        interactive = "never", env = env_of({ AZURE_POD_IDENTITY_AUTHORITY_HOST = mi.url, MSAL_IMDS_PROBE = "azure" }) })
+      local r = assert(chain:get_token({ scopes = { "https://vault.azure.net/.default" } }):await())
+      assert.equal("managed_identity", r.credential)
+      r = assert(chain:get_token({ scopes = { "https://storage.azure.com/.default" } }):await())
+      assert.equal("managed_identity", r.credential)
+      local log = mi:log()
+      assert.equal(3, #log)
+      assert.equal("/metadata/identity/oauth2/token", log[1].path)
+      assert.is_nil(log[1].headers.metadata)
+      assert.equal("true", log[2].headers.metadata)
+      assert.equal("https://vault.azure.net", log[2].query.resource)
+      assert.equal("https://storage.azure.com", log[3].query.resource)
+    end)
+    mi:stop()
+    assert(ok, err)
+  end)
+
+  it("probes IMDS's own address only on an Azure VM, and moves on when it does not answer", function()
+    local dir, remove = proc.tempdir()
+    local tag = dir .. "/chassis_asset_tag"
+    local sent = {}
+    local transport = { request = function(_, req, cb)
+      sent[#sent + 1] = req
+      cb({ kind = "timeout", message = "no answer" })
+    end }
+    local function chain_on(tag_text, opts)
+      files.write(tag, tag_text)
+      local o = { client_id = CLIENT, authority = authority(), cache = { location = "memory" }, interactive = "never",
+        env = env_of({ MSAL_IMDS_PROBE = "azure" }), azure_vm_tag_file = tag, system = { transport = transport } }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      return msal.credential_chain(o)
+    end
+    local _, e = chain_on("7783-7084-3265-9085-8269-3286-77\n", { imds_probe_timeout_ms = 300 })
+      :get_token({ scopes = { "https://vault.azure.net/.default" } }):await()
+    assert.equal(1, #sent)
+    assert.equal("http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01", sent[1].url)
+    assert.is_nil(sent[1].headers.Metadata)
+    assert.equal(300, sent[1].timeout_ms)
+    assert.equal("credential_unavailable", e.attempts[2].error.error_code)
+    assert.matches("IMDS did not answer at http://169.254.169.254/%S+ within 300 ms", e.attempts[2].error.error_message)
+    assert.equal("shared_cache", e.attempts[3].name)
+    -- another machine: no request at all, and the reason
+    sent = {}
+    _, e = chain_on("No Asset Tag\n"):get_token({ scopes = { "https://vault.azure.net/.default" } }):await()
+    assert.same({}, sent)
+    assert.is_true(e.attempts[2].error.skipped)
+    assert.matches("not an Azure VM", e.attempts[2].error.error_message)
+    -- never: not even on an Azure VM; always: even elsewhere
+    _, e = chain_on("7783-7084-3265-9085-8269-3286-77", { imds_probe = "never" })
+      :get_token({ scopes = { "https://vault.azure.net/.default" } }):await()
+    assert.same({}, sent)
+    assert.matches("IMDS probing is off", e.attempts[2].error.error_message)
+    chain_on("", { imds_probe = "always" }):get_token({ scopes = { "https://vault.azure.net/.default" } }):await()
+    assert.equal(1, #sent)
+    remove()
+  end)
+
   it("signs in with a device code as its last step", function()
     local shown
     local chain = msal.credential_chain({ client_id = CLIENT, authority = authority(), cache = { location = "memory" },
@@ -848,5 +922,15 @@ describe("msal.credential_chain", function()
     ok, err = pcall(msal.credential_chain, { interactive = "popup", cache = { location = "memory" } })
     assert.is_false(ok)
     assert.matches("'interactive' must be", err.error_message)
+    for _, c in ipairs({ { { imds_probe = "sometimes" }, "'imds_probe' must be" },
+        { { imds_probe_timeout_ms = 0 }, "'imds_probe_timeout_ms' must be" },
+        { { azure_vm_tag_file = 1 }, "'azure_vm_tag_file' must be a path" },
+        { { env = env_of({ MSAL_IMDS_PROBE = "yes" }) }, "MSAL_IMDS_PROBE must be" } }) do
+      c[1].cache = { location = "memory" }
+      ok, err = pcall(msal.credential_chain, c[1])
+      assert.is_false(ok)
+      assert.equal("ClientConfigurationError", err.name)
+      assert.matches(c[2], err.error_message, 1, true)
+    end
   end)
 end)

@@ -222,11 +222,14 @@ local TokenCache = {}
 ---@class msal.CredentialChainOptions
 ---@field account? string the username to pick from the shared cache
 ---@field authority? string the authority URL (default https://login.microsoftonline.com/common)
+---@field azure_vm_tag_file? string the SMBIOS chassis asset tag file that marks an Azure VM
 ---@field cache? string|msal.FileCacheOptions|msal.RedisCacheOptions|msal.CachePlugin a cache file path, a cache configuration or a plugin (default: the shared cache file)
 ---@field client_id? string the application (client) id
 ---@field device_code_callback? fun(info: msal.DeviceCodeInfo)
 ---@field env? fun(name: string): string? a getenv (default os.getenv)
 ---@field exclude? string[] steps to skip: environment, managed_identity, shared_cache, interactive
+---@field imds_probe? "azure"|"always"|"never" when to probe IMDS: on an Azure VM (default, or MSAL_IMDS_PROBE), always, never
+---@field imds_probe_timeout_ms? number how long the IMDS probe waits (default 1000)
 ---@field interactive? "browser"|"device_code"|"never" the last step's kind (default: browser when there is a display)
 ---@field protocol_mode? "aad"|"oidc"
 ---@field system? msal.SystemOptions

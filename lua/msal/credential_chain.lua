@@ -10,10 +10,11 @@
 -- The environment step is a ConfidentialClientApplication (a service
 -- principal: client credentials), the managed-identity step a
 -- ManagedIdentityApplication; each is skipped when its variables are unset.
--- The managed-identity step knows a source by its variables only: the
--- IMDS endpoint of VMs would need a probe over the network, which this
--- version does not make. `credential_chain.steps` maps each name to its
--- step's maker.
+-- The managed-identity step knows most sources by their variables; IMDS
+-- (VMs, scale sets, AKS pod identity) has none, so it is probed over the
+-- network, by default only on a machine whose SMBIOS says Azure (see
+-- `imds_probe`). `credential_chain.steps` maps each name to its step's
+-- maker.
 -- @module msal.credential_chain
 local Promise = require("msal.promise")
 local errors = require("msal.errors")
@@ -201,44 +202,105 @@ local function resource_of(scopes)
   return (s:gsub("/%.default$", ""))
 end
 
+-- Azure VMs carry this chassis asset tag (cloud-init recognises Azure by it
+-- too). Elsewhere nothing answers at IMDS's link-local address, and a
+-- probe there waits for its whole timeout on every run.
+local AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
+local ASSET_TAG_FILE = "/sys/class/dmi/id/chassis_asset_tag"
+local IMDS_PROBE_TIMEOUT_MS = 1000
+
+local function on_azure_vm(chain)
+  local f = io.open(chain.azure_vm_tag_file or ASSET_TAG_FILE, "r")
+  if not f then return false end
+  local tag = f:read("*l")
+  f:close()
+  return tag ~= nil and tag:match("^%s*(.-)%s*$") == AZURE_ASSET_TAG
+end
+
+-- Why IMDS is not tried here, or nil when it is.
+local function imds_skipped(chain)
+  local mode = chain.imds_probe
+  if mode == "never" then return "IMDS probing is off (imds_probe = \"never\")" end
+  if mode == "always" or set(chain.env, "AZURE_POD_IDENTITY_AUTHORITY_HOST") or on_azure_vm(chain) then return nil end
+  return "this is not an Azure VM (its SMBIOS asset tag says so; imds_probe = \"always\" probes anyway)"
+end
+
+-- Whether IMDS answers at all, asked once per chain like azure-identity's
+-- probe: a request without the Metadata header, which IMDS refuses with an
+-- HTTP error, quickly; only no answer within the timeout means no IMDS.
+local function probe_imds(chain, url)
+  if chain.imds_answered ~= nil then return Promise.fulfilled(chain.imds_answered) end
+  local transport = chain.system and chain.system.transport or require("msal.transport.curl").new()
+  local ms = chain.imds_probe_timeout_ms or IMDS_PROBE_TIMEOUT_MS
+  return Promise.new(function(resolve)
+    transport:request({ method = "GET", url = url .. "?api-version=2018-02-01", headers = {},
+      timeout_ms = ms, connect_timeout_ms = ms }, function(err)
+      chain.imds_answered = err == nil
+      resolve(chain.imds_answered)
+    end)
+  end)
+end
+
+-- A token from the managed identity application the environment describes.
+local function managed_identity_token(chain, req, resource, source)
+  local env = chain.env
+  if not chain.managed_identity then
+    local vars = {}
+    for _, k in ipairs(MI_VARS) do
+      if set(env, k) then vars[k] = env(k) end
+    end
+    -- the chain's system options a managed-identity client takes
+    local system = { env = vars }
+    for _, k in ipairs(MI_SYSTEM) do system[k] = (chain.system or {})[k] end
+    local ok, app = pcall(require("msal").ManagedIdentityApplication.new, { system = system,
+      managed_identity = set(env, "AZURE_CLIENT_ID") and { user_assigned_client_id = env("AZURE_CLIENT_ID") } or nil })
+    if not ok then return Promise.reject(app) end
+    chain.managed_identity = app
+  end
+  return chain.managed_identity:acquire_token({ resource = resource, force_refresh = req.force_refresh,
+    claims = req.claims, correlation_id = req.correlation_id }):catch(function(err)
+    if type(err) == "table" and (err.error_code == "network_error" or err.error_code == "request_timeout") then
+      return Promise.reject(unavailable("managed_identity", "the " .. source .. " endpoint cannot be reached: "
+        .. tostring(err.error_message)))
+    end
+    return Promise.reject(err)
+  end)
+end
+
 --- managed_identity: App Service, Azure Arc, Service Fabric, Machine
 -- Learning and Cloud Shell are found from their variables (AZURE_CLIENT_ID
--- names a user-assigned identity); the IMDS endpoint (VMs) would need a
--- probe over the network, which this version does not make. A source that
--- cannot be reached is unavailable and the chain moves on.
+-- names a user-assigned identity); IMDS by a probe (`imds_probe`). A source
+-- that cannot be reached is unavailable and the chain moves on.
 function steps.managed_identity(chain)
   return { name = "managed_identity", get_token = function(_, req)
     local env = chain.env
     local source = managed_identity_source(env)
+    local probe_url
     if not source then
-      return Promise.reject(unavailable("managed_identity",
-        "no managed identity found in the environment (IMDS probing is not in this version)", { skipped = true }))
+      local skipped = imds_skipped(chain)
+      if skipped then
+        return Promise.reject(unavailable("managed_identity", "no managed identity found in the environment, and "
+          .. skipped, { skipped = true }))
+      end
+      local url, err = require("msal.managed_identity.sources").imds_endpoint({
+        AZURE_POD_IDENTITY_AUTHORITY_HOST = env("AZURE_POD_IDENTITY_AUTHORITY_HOST") })
+      if not url then return Promise.reject(err) end
+      source, probe_url = "IMDS", url
     end
     local resource = resource_of(req.scopes)
     if not resource then
       return Promise.reject(unavailable("managed_identity", "a managed identity takes one scope (<resource>/.default)"))
     end
-    if not chain.managed_identity then
-      local vars = {}
-      for _, k in ipairs(MI_VARS) do
-        if set(env, k) then vars[k] = env(k) end
-      end
-      -- the chain's system options a managed-identity client takes
-      local system = { env = vars }
-      for _, k in ipairs(MI_SYSTEM) do system[k] = (chain.system or {})[k] end
-      local ok, app = pcall(require("msal").ManagedIdentityApplication.new, { system = system,
-        managed_identity = set(env, "AZURE_CLIENT_ID") and { user_assigned_client_id = env("AZURE_CLIENT_ID") } or nil })
-      if not ok then return Promise.reject(app) end
-      chain.managed_identity = app
+    if probe_url then
+      return probe_imds(chain, probe_url):next(function(answered)
+        if not answered then
+          return Promise.reject(unavailable("managed_identity", "IMDS did not answer at " .. probe_url .. " within "
+            .. (chain.imds_probe_timeout_ms or IMDS_PROBE_TIMEOUT_MS) .. " ms"))
+        end
+        return managed_identity_token(chain, req, resource, source)
+      end)
     end
-    return chain.managed_identity:acquire_token({ resource = resource, force_refresh = req.force_refresh,
-      claims = req.claims, correlation_id = req.correlation_id }):catch(function(err)
-      if type(err) == "table" and (err.error_code == "network_error" or err.error_code == "request_timeout") then
-        return Promise.reject(unavailable("managed_identity", "the " .. source .. " endpoint cannot be reached: "
-          .. tostring(err.error_message)))
-      end
-      return Promise.reject(err)
-    end)
+    return managed_identity_token(chain, req, resource, source)
   end }
 end
 
@@ -314,7 +376,10 @@ end
 -- The options credential_chain.new accepts (scripts/gen-types makes the
 -- LuaLS class of them from this list).
 credential_chain.OPTIONS = { client_id = true, authority = true, protocol_mode = true, cache = true, account = true,
-  exclude = true, interactive = true, device_code_callback = true, system = true, env = true }
+  exclude = true, interactive = true, device_code_callback = true, system = true, env = true, imds_probe = true,
+  imds_probe_timeout_ms = true, azure_vm_tag_file = true }
+
+local IMDS_PROBES = { azure = true, always = true, never = true }
 
 local CHOICES = { browser = true, device_code = true, never = true }
 
@@ -343,7 +408,12 @@ end
 --   account (a username), exclude = {step names}, interactive ("browser" |
 --   "device_code" | "never"; default `default_interactive()`),
 --   device_code_callback(info) (default: the message on stderr), system (the
---   application's), env (a getenv, default os.getenv)}`
+--   application's), env (a getenv, default os.getenv), imds_probe ("azure":
+--   probe IMDS only on an Azure VM or with AZURE_POD_IDENTITY_AUTHORITY_HOST
+--   set, the default, or the MSAL_IMDS_PROBE variable's; "always"; "never"),
+--   imds_probe_timeout_ms (default
+--   1000), azure_vm_tag_file (the SMBIOS chassis asset tag that marks an
+--   Azure VM; default /sys/class/dmi/id/chassis_asset_tag)}`
 -- @treturn table the chain: `get_token(req)`, and `app`, the
 --   PublicClientApplication of its cache and interactive steps
 function credential_chain.new(opts)
@@ -366,11 +436,23 @@ function credential_chain.new(opts)
     excluded[name] = true
   end
   if interactive == "never" then excluded.interactive = true end
+  local probe = opts.imds_probe or env("MSAL_IMDS_PROBE") or "azure"
+  if not IMDS_PROBES[probe] then
+    bad((opts.imds_probe and "'imds_probe'" or "MSAL_IMDS_PROBE") .. " must be \"azure\", \"always\" or \"never\"")
+  end
+  local ms = opts.imds_probe_timeout_ms
+  if ms ~= nil and not (type(ms) == "number" and ms >= 1 and ms <= 60000) then
+    bad("'imds_probe_timeout_ms' must be a number of milliseconds from 1 to 60000")
+  end
+  if opts.azure_vm_tag_file ~= nil and type(opts.azure_vm_tag_file) ~= "string" then
+    bad("'azure_vm_tag_file' must be a path")
+  end
   local app = make_app(opts, env)
   local self = setmetatable({
     app = app, log = app.log, env = env, system = opts.system, account = opts.account, interactive = interactive,
     device_code_callback = opts.device_code_callback or default_device_code_callback,
-    excluded = excluded, list = {},
+    excluded = excluded, list = {}, imds_probe = probe, imds_probe_timeout_ms = ms,
+    azure_vm_tag_file = opts.azure_vm_tag_file,
   }, Chain)
   for _, name in ipairs(credential_chain.ORDER) do
     if not excluded[name] then self.list[#self.list + 1] = steps[name](self) end

@@ -27,7 +27,7 @@ function credential_chain.ensure_cache_dir(path) end
 
 --- Makes a credential chain.
 --- Raises a ClientConfigurationError on a bad option.
----@param opts msal.CredentialChainOptions `{client_id, authority, protocol_mode, cache (a file path, a cache configuration or a plugin; default the shared cache file), account (a username), exclude = {step names}, interactive ("browser" | "device_code" | "never"; default `default_interactive()`), device_code_callback(info) (default: the message on stderr), system (the application's), env (a getenv, default os.getenv)}`
+---@param opts msal.CredentialChainOptions `{client_id, authority, protocol_mode, cache (a file path, a cache configuration or a plugin; default the shared cache file), account (a username), exclude = {step names}, interactive ("browser" | "device_code" | "never"; default `default_interactive()`), device_code_callback(info) (default: the message on stderr), system (the application's), env (a getenv, default os.getenv), imds_probe ("azure": probe IMDS only on an Azure VM or with AZURE_POD_IDENTITY_AUTHORITY_HOST set, the default, or the MSAL_IMDS_PROBE variable's; "always"; "never"), imds_probe_timeout_ms (default 1000), azure_vm_tag_file (the SMBIOS chassis asset tag that marks an Azure VM; default /sys/class/dmi/id/chassis_asset_tag)}`
 ---@return msal.CredentialChain # the chain: `get_token(req)`, and `app`, the PublicClientApplication of its cache and interactive steps
 function credential_chain.new(opts) end
 

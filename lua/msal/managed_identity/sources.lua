@@ -99,14 +99,19 @@ local function azure_arc(env, _, opts, by_file)
     params = IMDS_PARAM, arc = { token_dir = opts.arc_token_dir }, confirm_identity = true }
 end
 
-local function imds(env)
-  local ep = sources.IMDS_ENDPOINT
+--- The IMDS token endpoint: AZURE_POD_IDENTITY_AUTHORITY_HOST's (AKS pod
+-- identity), else IMDS's own address.
+-- @tparam table env the variables (`{name = value}`)
+-- @treturn string the URL, or nil and a ManagedIdentityError
+function sources.imds_endpoint(env)
   local host = env.AZURE_POD_IDENTITY_AUTHORITY_HOST
-  if host then
-    local err
-    ep, err = endpoint("Imds", "AZURE_POD_IDENTITY_AUTHORITY_HOST", host:gsub("/$", "") .. IMDS_PATH)
-    if not ep then return nil, err end
-  end
+  if not host then return sources.IMDS_ENDPOINT end
+  return endpoint("Imds", "AZURE_POD_IDENTITY_AUTHORITY_HOST", host:gsub("/$", "") .. IMDS_PATH)
+end
+
+local function imds(env)
+  local ep, err = sources.imds_endpoint(env)
+  if not ep then return nil, err end
   return { name = "Imds", method = "GET", url = ep, api_version = "2018-02-01", metadata = true,
     params = IMDS_PARAM, imds = true }
 end
