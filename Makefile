@@ -1,4 +1,4 @@
-# Builds msal.core and msal.core.http for Lua 5.4 and for LuaJIT (the 5.1 ABI of OpenResty and
+# Builds msal.core and its parts for Lua 5.4 and for LuaJIT (the 5.1 ABI of OpenResty and
 # Neovim) from one source tree, plus an ASan+UBSan build for the tests.
 # `make test` is the whole suite; `make example` the main job (see README).
 
@@ -9,21 +9,28 @@ DEFS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 LUA54_INC ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-# Two shared objects: msal.core (store, crypto, loop, files, Redis,
-# loopback) and msal.core.http (libcurl), so that a process that never
-# makes a request never loads libcurl's ~30 libraries (bench/README.md).
-# HTTP_SRC: http.c and the helpers it shares with the core.
+# Four shared objects: msal.core (store, loop, files, loopback) and, loaded
+# on first use, msal.core.http (libcurl), msal.core.crypto (libcrypto) and
+# msal.core.redis (libssl): a process that makes no request and verifies
+# nothing never loads those libraries (bench/README.md, the command line).
+# Each of the three has its file(s) and the helpers it shares with the core.
 SRC = $(wildcard csrc/*.c)
 HDR = $(wildcard csrc/*.h)
-HTTP_SRC = csrc/http.c csrc/core.c csrc/clock.c csrc/buf.c csrc/hugemem.c csrc/poller.c csrc/http1.c
-CORE_SRC = $(filter-out csrc/http.c,$(SRC))
-CORE_LIBS = -lssl -lcrypto
+SHARED_SRC = csrc/core.c csrc/clock.c csrc/buf.c csrc/hugemem.c csrc/poller.c
+HTTP_SRC = csrc/http.c csrc/http1.c $(SHARED_SRC)
+CRYPTO_SRC = csrc/crypto.c csrc/jws.c csrc/jwt.c csrc/b64.c $(SHARED_SRC)
+REDIS_SRC = csrc/redis.c csrc/resp.c csrc/stream.c csrc/bigalloc.c $(SHARED_SRC)
+CORE_SRC = $(filter-out csrc/http.c csrc/crypto.c csrc/jws.c csrc/jwt.c csrc/redis.c csrc/resp.c csrc/stream.c,$(SRC))
+CORE_LIBS =
 HTTP_LIBS = -lcurl
+CRYPTO_LIBS = -lcrypto
+REDIS_LIBS = -lssl -lcrypto
 SO = msal/core.so
-HTTP_SO = msal/core/http.so
+PARTS = http crypto redis
 BUILDS = lua5.4 luajit asan
 
-all: build/lua5.4/$(SO) build/lua5.4/$(HTTP_SO) build/luajit/$(SO) build/luajit/$(HTTP_SO)
+SOS = $(SO) $(foreach p,$(PARTS),msal/core/$(p).so)
+all: $(addprefix build/lua5.4/,$(SOS)) $(addprefix build/luajit/,$(SOS))
 
 # per build: its compiler flags
 FLAGS_lua5.4 = $(CFLAGS) -I$(LUA54_INC)
@@ -34,13 +41,19 @@ define shared_objects
 build/$(1)/$(SO): $(CORE_SRC) $(HDR) Makefile
 	@mkdir -p $$(@D)
 	$$(CC) $$(FLAGS_$(1)) $$(WARN) $$(DEFS) -fPIC -shared $$(CORE_SRC) -o $$@ $$(CORE_LIBS)
-build/$(1)/$(HTTP_SO): $(HTTP_SRC) $(HDR) Makefile
+endef
+# build, part (http, crypto, redis)
+define part_object
+build/$(1)/msal/core/$(2).so: $$($(3)_SRC) $(HDR) Makefile
 	@mkdir -p $$(@D)
-	$$(CC) $$(FLAGS_$(1)) $$(WARN) $$(DEFS) -fPIC -shared $$(HTTP_SRC) -o $$@ $$(HTTP_LIBS)
+	$$(CC) $$(FLAGS_$(1)) $$(WARN) $$(DEFS) -fPIC -shared $$($(3)_SRC) -o $$@ $$($(3)_LIBS)
 endef
 $(foreach b,$(BUILDS),$(eval $(call shared_objects,$(b))))
+$(foreach b,$(BUILDS),$(eval $(call part_object,$(b),http,HTTP)))
+$(foreach b,$(BUILDS),$(eval $(call part_object,$(b),crypto,CRYPTO)))
+$(foreach b,$(BUILDS),$(eval $(call part_object,$(b),redis,REDIS)))
 
-asan: build/asan/$(SO) build/asan/$(HTTP_SO)
+asan: $(addprefix build/asan/,$(SOS))
 
 test:
 	scripts/test

@@ -26,26 +26,39 @@ external_dependencies = {
 build = {
   type = "builtin",
   modules = {
-    -- two shared objects, as the Makefile builds them: a process that
-    -- makes no request never loads libcurl (msal.core.http)
+    -- four shared objects, as the Makefile builds them: msal.core needs
+    -- neither OpenSSL nor libcurl, which its parts load on first use
     ["msal.core"] = {
       sources = {
-        "csrc/b64.c", "csrc/bigalloc.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/crypto.c", "csrc/fileio.c",
-        "csrc/http1.c", "csrc/hugemem.c", "csrc/json.c", "csrc/jws.c", "csrc/jwt.c", "csrc/lockfile.c", "csrc/loop.c",
-        "csrc/loopback.c", "csrc/lstore.c", "csrc/open_core.c", "csrc/poller.c", "csrc/redis.c", "csrc/resp.c",
-        "csrc/store.c", "csrc/stream.c",
+        "csrc/b64.c", "csrc/bigalloc.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/fileio.c", "csrc/http1.c",
+        "csrc/hugemem.c", "csrc/json.c", "csrc/lockfile.c", "csrc/loop.c", "csrc/loopback.c", "csrc/lstore.c",
+        "csrc/open_core.c", "csrc/poller.c", "csrc/store.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "ssl", "crypto" },
-      incdirs = { "csrc", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(OPENSSL_LIBDIR)" },
+      incdirs = { "csrc" },
     },
     ["msal.core.http"] = {
-      sources = { "csrc/http.c", "csrc/core.c", "csrc/clock.c", "csrc/buf.c", "csrc/hugemem.c", "csrc/poller.c", "csrc/http1.c" },
+      sources = { "csrc/http.c", "csrc/http1.c", "csrc/core.c", "csrc/clock.c", "csrc/buf.c", "csrc/hugemem.c", "csrc/poller.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl" },
       incdirs = { "csrc", "$(LIBCURL_INCDIR)" },
       libdirs = { "$(LIBCURL_LIBDIR)" },
+    },
+    ["msal.core.crypto"] = {
+      sources = { "csrc/crypto.c", "csrc/jws.c", "csrc/jwt.c", "csrc/b64.c", "csrc/core.c", "csrc/clock.c", "csrc/buf.c",
+        "csrc/hugemem.c", "csrc/poller.c" },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "crypto" },
+      incdirs = { "csrc", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)" },
+    },
+    ["msal.core.redis"] = {
+      sources = { "csrc/redis.c", "csrc/resp.c", "csrc/stream.c", "csrc/bigalloc.c", "csrc/core.c", "csrc/clock.c",
+        "csrc/buf.c", "csrc/hugemem.c", "csrc/poller.c" },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "ssl", "crypto" },
+      incdirs = { "csrc", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)" },
     },
     ["msal"] = "lua/msal/init.lua",
     ["msal.application"] = "lua/msal/application.lua",

@@ -43,7 +43,8 @@
  *
  * Names, in every part: a C function Lua calls is named l_… and has
  * an LDoc comment (slash and three stars); each part ends in one opener,
- * msal_open_<part>, with short luaL_Reg lists and one msal_class per
+ * msal_open_<part> (luaopen_msal_core_<part> for a part that is its own
+ * shared object), with short luaL_Reg lists and one msal_class per
  * userdata type. */
 #ifndef MSAL_CORE_H
 #define MSAL_CORE_H
@@ -53,8 +54,14 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-int luaopen_msal_core(lua_State *L);      /* open_core.c */
-int luaopen_msal_core_http(lua_State *L); /* http.c: its own shared object, for libcurl */
+/* Four shared objects, so that a process loads OpenSSL and libcurl only
+ * when it uses them (a cache hit needs neither): msal.core, and
+ * msal.core.http (libcurl), msal.core.crypto (libcrypto) and
+ * msal.core.redis (libssl), which msal.core's table loads on first use. */
+int luaopen_msal_core(lua_State *L);        /* open_core.c */
+int luaopen_msal_core_http(lua_State *L);   /* http.c: libcurl multi */
+int luaopen_msal_core_crypto(lua_State *L); /* crypto.c, jws.c: OpenSSL */
+int luaopen_msal_core_redis(lua_State *L);  /* redis.c: the Redis client (RESP, TCP/TLS) for the Redis cache */
 /* Keeps the shared object holding addr (and so its libraries) loaded for
  * the life of the process: see core.c. */
 void msal_pin_module(void *addr);
@@ -62,10 +69,8 @@ void msal_pin_module(void *addr);
 void msal_open_clock(lua_State *L);
 /* Each of these pushes its module table. */
 void msal_open_store(lua_State *L);  /* store.c, lstore.c: the token store */
-void msal_open_crypto(lua_State *L); /* crypto.c: OpenSSL */
 void msal_open_loop(lua_State *L);   /* loop.c: the poll loop */
 void msal_open_fileio(lua_State *L); /* fileio.c: cache files */
-void msal_open_redis(lua_State *L);  /* redis.c: the Redis client (RESP, TCP/TLS) for the Redis cache */
 void msal_open_loopback(lua_State *L); /* loopback.c: the redirect listener */
 
 /* ---- errors (see the top of this file) ---- */

@@ -842,7 +842,7 @@ static int l_aes256gcm_open(lua_State *L)
     return 1;
 }
 
-void msal_open_crypto(lua_State *L)
+int luaopen_msal_core_crypto(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"random_bytes", l_random_bytes},   {"random_string", l_random_string},   {"uuid4", l_uuid4},
@@ -858,7 +858,9 @@ void msal_open_crypto(lua_State *L)
     static const luaL_Reg key_methods[] = {{"verify", l_public_key_verify}, {NULL, NULL}};
     static const msal_class key_class = {PUBKEY_MT, key_methods, l_public_key_close, public_key_describe, NULL, NULL};
     static const msal_class bufs_class = {BUFS_MT, NULL, l_bufs_gc, NULL, NULL, NULL};
+    msal_pin_module((void *)luaopen_msal_core_crypto); /* OpenSSL's exit handlers: core.c */
     msal_newclass(L, &bufs_class);
     msal_newclass(L, &key_class);
     luaL_newlib(L, funcs);
+    return 1;
 }

@@ -653,7 +653,7 @@ static void describe(lua_State *L, void *self)
         lua_pushfstring(L, "%s%s", rc->where, rc->s.ssl ? ", TLS" : "");
 }
 
-void msal_open_redis(lua_State *L)
+int luaopen_msal_core_redis(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"command", l_command}, {"pipeline", l_pipeline}, {"read", l_read},
@@ -662,6 +662,8 @@ void msal_open_redis(lua_State *L)
     static const luaL_Reg funcs[] = {
         {"connect", l_connect}, {"parse", l_parse}, {"key_slot", l_key_slot}, {NULL, NULL}};
     static const msal_class conn_class = {CONN_MT, methods, l_close, describe, NULL, NULL};
+    msal_pin_module((void *)luaopen_msal_core_redis); /* libssl's exit handlers: core.c */
     msal_newclass(L, &conn_class);
     luaL_newlib(L, funcs);
+    return 1;
 }

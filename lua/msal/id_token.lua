@@ -2,7 +2,8 @@
 -- tokens it cached itself) and the checks a fresh one must pass.
 -- @module msal.id_token
 local cjson = require("cjson.safe")
-local crypto = require("msal.core").crypto
+-- loaded on first use: a cache hit never decodes a token
+local crypto = require("msal.lazy").require("msal.core.crypto")
 local errors = require("msal.errors")
 
 local id_token = {}

@@ -2,7 +2,8 @@
 -- anything of it reaches the cache, and the id token's claims checks.
 -- @module msal.token_response
 local cjson = require("cjson.safe")
-local crypto = require("msal.core").crypto
+-- loaded on first use: a cache hit never decodes a token
+local crypto = require("msal.lazy").require("msal.core.crypto")
 local errors = require("msal.errors")
 local id_token = require("msal.id_token")
 local authority = require("msal.authority")

@@ -19,7 +19,7 @@ local core = require("msal.core")
 local errors = require("msal.errors")
 local refresh_lock = require("msal.cache.refresh_lock")
 
-local fileio, crypto = core.fileio, core.crypto
+local fileio = core.fileio
 
 local file = {}
 
@@ -120,7 +120,7 @@ function Plugin:decode(content)
   if content:sub(1, #MAGIC) ~= MAGIC then
     fail("cache_decryption_failed", "the cache file " .. self.path .. " is not encrypted with lua-msal's envelope")
   end
-  local plain = crypto.aes256gcm_open(self.key, content:sub(#MAGIC + 1), AAD)
+  local plain = core.crypto.aes256gcm_open(self.key, content:sub(#MAGIC + 1), AAD)
   if not plain then
     fail("cache_decryption_failed", "the cache file " .. self.path .. " cannot be decrypted: wrong key or a damaged file")
   end
@@ -129,7 +129,7 @@ end
 
 function Plugin:encode(text)
   if not self.key then return text end
-  return MAGIC .. assert(crypto.aes256gcm_seal(self.key, text, AAD))
+  return MAGIC .. assert(core.crypto.aes256gcm_seal(self.key, text, AAD))
 end
 
 -- Decodes content and loads it into the store: true, or nil and the error.
@@ -235,7 +235,7 @@ end
 --   had within `refresh_lock_wait_ms` (or cannot be made): then the caller
 --   refreshes by itself
 function Plugin:lock_refresh(thumbprint)
-  local path = self.path .. ".refresh-" .. crypto.sha256_hex(thumbprint):sub(1, 32) .. ".lockfile"
+  local path = self.path .. ".refresh-" .. core.crypto.sha256_hex(thumbprint):sub(1, 32) .. ".lockfile"
   local opts = { retries = 0, retry_delay_ms = 0, stale_after_ms = self.lock_opts.stale_after_ms }
   return refresh_lock.poll(function()
     local lock, _, code = fileio.lock(path, opts)
