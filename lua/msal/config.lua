@@ -243,17 +243,20 @@ function config.with_system_defaults(cfg, defaults)
   return c
 end
 
---- A host's `PublicClientApplication` (msal.openresty, msal.nvim): `new`
--- runs the host's `setup()`, then msal's constructor with the host's
--- system defaults (`with_system_defaults`).
+--- A host's application class (msal.openresty, msal.nvim): `new` runs the
+-- host's `setup()`, then msal's constructor with the host's system
+-- defaults (`with_system_defaults`).
 -- @tparam function setup
 -- @tparam table defaults
+-- @tparam[opt="PublicClientApplication"] string class msal's class: also
+--   "ConfidentialClientApplication"
 -- @treturn table `{new = function(cfg) -> app}`
-function config.host_application(setup, defaults)
+function config.host_application(setup, defaults, class)
+  class = class or "PublicClientApplication"
   return {
     new = function(cfg)
       setup()
-      return require("msal").PublicClientApplication.new(config.with_system_defaults(cfg, defaults))
+      return require("msal")[class].new(config.with_system_defaults(cfg, defaults))
     end,
   }
 end

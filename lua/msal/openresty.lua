@@ -218,6 +218,16 @@ local DEFAULTS = {
 -- @function PublicClientApplication.new
 M.PublicClientApplication = config.host_application(M.setup, DEFAULTS)
 
+--- msal.ConfidentialClientApplication.new with the cosocket transport as
+-- the default, after `setup()`: web apps that redeem codes with their
+-- secret or certificate, APIs calling others on behalf of a user, and
+-- daemons. With `shared_dict_cache` or `redis_cache`, workers (and hosts)
+-- that need the same app token send one request.
+-- @tparam table cfg as msal.ConfidentialClientApplication.new's
+-- @treturn table the application
+-- @function ConfidentialClientApplication.new
+M.ConfidentialClientApplication = config.host_application(M.setup, DEFAULTS, "ConfidentialClientApplication")
+
 --- msal.ManagedIdentityApplication.new with the cosocket transport as the
 -- default, after `setup()`. nginx hides the environment from workers unless
 -- `env` lists each variable; `system.env` passes them instead.

@@ -1,7 +1,8 @@
 -- msal.openresty's ManagedIdentityApplication inside a real nginx worker:
 -- IMDS with retries (the delays are nginx timers, the requests cosockets),
 -- the cache (a shared dictionary, the realm's partition), one request for
--- concurrent handlers, and Azure Arc's challenge, against spec/support/mi_server.py.
+-- concurrent handlers on two workers, and Azure Arc's challenge, against
+-- spec/support/mi_server.py.
 local cjson = require("cjson")
 local Promise = require("msal.promise")
 local curl = require("msal.transport.curl")
@@ -21,9 +22,11 @@ describe("msal.openresty ManagedIdentityApplication #host", function()
     proc.run("chmod 755 " .. proc.quote(dir), { plain = true })
     local app_dir = os.getenv("MSAL_TEST_ROOT") .. "/spec/support/openresty"
     srv = nginx.start({
-      workers = 1,
+      workers = 2,
+      reuseport = true,
       http = ([[
         lua_shared_dict mi_tokens 1m;
+        lua_shared_dict mi_locks 1m;
         init_worker_by_lua_block {
           package.path = "%s/?.lua;" .. package.path
           require("mi_host_app").init("%s", "%s")
@@ -71,22 +74,28 @@ describe("msal.openresty ManagedIdentityApplication #host", function()
     assert.matches('"realm":"managed_identity"', body, 1, true)
   end)
 
-  it("makes one request for 10 concurrent handlers that need the same token", function()
+  it("makes one request for 20 concurrent handlers on two workers that need the same token", function()
     fake:reset()
     local resource = "https://storage.azure.com"
     fake:script({ { delay_ms = 500, json = { access_token = "slow-token", expires_on = tostring(os.time() + 86400),
       resource = resource, token_type = "Bearer" } } })
     local http = curl.new()
     local list = {}
-    for i = 1, 10 do
-      list[i] = http:send({ url = srv.base .. "/mi?source=imds&resource=" .. resource, timeout_ms = 10000 })
+    -- each on its own connection, so that they spread over the workers
+    for i = 1, 20 do
+      list[i] = http:send({ url = srv.base .. "/mi?source=imds&resource=" .. resource, timeout_ms = 10000,
+        headers = { connection = "close" } })
     end
     local all = assert(Promise.all(list):await())
     http:close()
-    for i = 1, 10 do
+    local workers, n = {}, 0
+    for i = 1, 20 do
       assert.are.equal(200, all[i].status, all[i].body)
       assert.are.equal("slow-token", cjson.decode(all[i].body).access_token)
+      local w = all[i].headers["x-worker"]
+      if not workers[w] then workers[w], n = true, n + 1 end
     end
+    assert.are.equal(2, n, "the requests did not reach both workers")
     assert.are.equal(1, #fake:log())
   end)
 

@@ -41,6 +41,17 @@ function openresty.shared_dict_cache(dict_name, opts) end
 ---@return table # transport
 function openresty.transport(opts) end
 
+openresty.ConfidentialClientApplication = {}
+
+--- msal.ConfidentialClientApplication.new with the cosocket transport as
+--- the default, after `setup()`: web apps that redeem codes with their
+--- secret or certificate, APIs calling others on behalf of a user, and
+--- daemons. With `shared_dict_cache` or `redis_cache`, workers (and hosts)
+--- that need the same app token send one request.
+---@param cfg msal.Configuration as msal.ConfidentialClientApplication.new's
+---@return msal.ConfidentialClientApplication # the application
+function openresty.ConfidentialClientApplication.new(cfg) end
+
 openresty.ManagedIdentityApplication = {}
 
 --- msal.ManagedIdentityApplication.new with the cosocket transport as the

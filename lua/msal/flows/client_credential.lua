@@ -119,6 +119,39 @@ local function network_token(app, req, ctx)
     token_type = r.token_type, from_cache = false, correlation_id = ctx.correlation_id, authority = ctx.auth.url }
 end
 
+-- The cached app token for the request's scopes: the result and
+-- find_access_token's status, or nil and the status.
+local function from_cache(app, ctx)
+  return app.token_cache:for_partition({ home_account_id = "", tenant_id = ctx.realm })
+    :access(false, lookup, app, request.search_scopes(ctx.scopes), ctx.env, ctx.realm)
+end
+
+local function no_op() end
+
+-- Across processes that share the cache (nginx workers, hosts sharing
+-- Redis, processes sharing a file) the plugin's refresh lock makes it one
+-- request too: the holder sends it, the others wait, then find its token
+-- (as silent.refresh does for refresh tokens). A lock not had in time
+-- resolves a no-op unlock, and the waiter sends its own.
+local function locked_token(app, req, ctx, key)
+  local plugin = app.token_cache.plugin
+  if not (plugin and plugin.lock_refresh) or req.force_refresh or request.has_claims(req.claims) then
+    return network_token(app, req, ctx)
+  end
+  local unlock = try(plugin:lock_refresh(core.crypto.sha256_hex(key),
+    { client_id = app.client_id, home_account_id = "", tenant_id = ctx.realm }):await()) or no_op
+  local ok, r, why = pcall(from_cache, app, ctx)
+  if ok and r and why == "hit" then
+    unlock()
+    r.correlation_id, r.authority = ctx.correlation_id, ctx.auth.url
+    return r
+  end
+  ok, r = pcall(network_token, app, req, ctx)
+  unlock()
+  if not ok then error(r, 0) end
+  return r
+end
+
 -- One token request for concurrent callers that would send the same one
 -- (a daemon's workers starting together): they share its promise.
 local function shared_request(app, req, ctx)
@@ -127,7 +160,7 @@ local function shared_request(app, req, ctx)
   local inflight = app.inflight
   local p = inflight[key]
   if not p then
-    p = Promise.async(network_token, app, req, ctx)
+    p = Promise.async(locked_token, app, req, ctx, key)
     inflight[key] = p
     local function done() if inflight[key] == p then inflight[key] = nil end end
     p:next(done, done)
@@ -137,7 +170,8 @@ end
 
 --- acquire_token_by_client_credential: the cached app token, else a
 -- client-credentials request (one for concurrent callers that need the
--- same token). `force_refresh` and `claims` skip the cache; past
+-- same token, in this process and, through the cache plugin's refresh
+-- lock, in the others that share the cache). `force_refresh` and `claims` skip the cache; past
 -- refresh_on a failed request still serves the cached token.
 -- @treturn promise of the result (`access_token`, `scopes`, `expires_on`,
 --   `ext_expires_on`, `refresh_on`, `tenant_id`, `token_type`,
@@ -155,9 +189,8 @@ function client_credential.acquire(app, req)
       scopes = scopes, correlation_id = req.correlation_id or core.crypto.uuid4() }
     local cached
     if not (req.force_refresh or request.has_claims(req.claims)) then
-      local tc, why = app.token_cache
-      cached, why = tc:for_partition({ home_account_id = "", tenant_id = ctx.realm })
-        :access(false, lookup, app, request.search_scopes(scopes), ctx.env, ctx.realm)
+      local why
+      cached, why = from_cache(app, ctx)
       if cached then
         cached.correlation_id, cached.authority = ctx.correlation_id, auth.url
         if why == "hit" then return cached end

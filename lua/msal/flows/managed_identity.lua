@@ -109,11 +109,37 @@ local function fetch(app, resource, cid, revoked_sha256)
   end)
 end
 
--- fetch, shared by the callers of one resource while it is in flight. The
--- entry is recorded before fetch runs: a transport may yield inside it (a
--- cosocket suspends the nginx request), and a caller arriving meanwhile
--- must find it.
-local function single_flight(app, key, resource, cid)
+local function no_op() end
+
+-- Across processes that share the cache (nginx workers, hosts sharing
+-- Redis) the plugin's refresh lock makes it one request too: the holder
+-- fetches, the others wait, then find its token (as silent.refresh does
+-- for refresh tokens). A lock not had in time resolves a no-op unlock,
+-- and the waiter fetches itself.
+local function locked_fetch(app, resource, cid, force)
+  local plugin = app.token_cache.plugin
+  if force or not (plugin and plugin.lock_refresh) then return fetch(app, resource, cid) end
+  local thumbprint = core.crypto.sha256_hex(table.concat({ "managed_identity", app.client_id, resource:lower() }, "\0"))
+  return plugin:lock_refresh(thumbprint, { client_id = app.client_id, home_account_id = "", tenant_id = REALM })
+    :next(function(unlock)
+      unlock = unlock or no_op
+      local ok, status, hit = pcall(cached, app, resource, math.floor(app.clock()))
+      if ok and status == "hit" then
+        unlock()
+        return result_of(hit, resource, true, cid)
+      end
+      local p = fetch(app, resource, cid)
+      p:next(unlock, unlock)
+      return p
+    end)
+end
+
+-- The fetch of a resource, shared by its callers while it is in flight.
+-- The entry is recorded before fetch runs: a transport may yield inside
+-- it (a cosocket suspends the nginx request), and a caller arriving
+-- meanwhile must find it.
+local function single_flight(app, resource, cid, force)
+  local key = (force and "force\0" or "") .. resource
   local p = app.inflight[key]
   if p then return p end
   local settle
@@ -122,11 +148,13 @@ local function single_flight(app, key, resource, cid)
   -- handles both outcomes, so this bookkeeping is no unhandled rejection
   local function done() app.inflight[key] = nil end
   p:next(done, done)
-  settle(fetch(app, resource, cid))
+  settle(locked_fetch(app, resource, cid, force))
   return p
 end
 
---- acquire_token: the cached token, else one from the source.
+--- acquire_token: the cached token, else one from the source (one request
+-- for concurrent callers, in this process and, through the cache plugin's
+-- refresh lock, in the others that share the cache).
 -- @tparam table app the ManagedIdentityApplication
 -- @tparam table req `{resource, force_refresh, claims, correlation_id}`
 -- @treturn promise of the result
@@ -160,7 +188,7 @@ function flow.acquire(app, req)
     app.log:verbose("managed identity token served from the cache")
     return Promise.fulfilled(result_of(hit, resource, true, cid))
   end
-  local p = single_flight(app, resource, resource, cid)
+  local p = single_flight(app, resource, cid, req.force_refresh)
   if status == "refresh_due" and hit then
     -- past refresh_on: a failed refresh leaves a valid token to serve
     p = p:catch(function(err)

@@ -14,7 +14,8 @@ local apps = {}
 function M.init(url, token_dir)
   -- MSAL's delays at 1/100, as in spec/managed_identity_spec.lua
   retry.delays = { imds_min = 10, imds_max = 40, imds_delta = 20, imds_gone = 30, default = 10 }
-  apps.imds = mo.ManagedIdentityApplication.new({ cache = mo.shared_dict_cache("mi_tokens", { partition = "app" }),
+  apps.imds = mo.ManagedIdentityApplication.new({ cache = mo.shared_dict_cache("mi_tokens",
+      { partition = "app", lock_dict = "mi_locks" }),
     system = { env = { AZURE_POD_IDENTITY_AUTHORITY_HOST = url } } })
   apps.arc = mo.ManagedIdentityApplication.new({ system = { arc_token_dir = token_dir,
     env = { IDENTITY_ENDPOINT = url .. "/arc/token", IMDS_ENDPOINT = url } } })
@@ -27,6 +28,7 @@ function M.token()
   local result, err = apps[args.source]:acquire_token({ resource = args.resource or "https://vault.azure.net",
     force_refresh = args.force == "1" }):await()
   ngx.header["content-type"] = "application/json"
+  ngx.header["x-worker"] = ngx.worker.pid()
   if not result then
     ngx.status = 500
     return ngx.say(cjson.encode({ name = err.name, error = err.error_code, source = err.source }))
