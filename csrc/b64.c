@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdint.h>
 
 #include "b64.h"
@@ -67,6 +68,20 @@ static int sextet(unsigned char c, enum b64_alphabet a)
     return -1;
 }
 
+/* sextet() of every byte, per alphabet, for the decoder's fast path: built
+ * from sextet() once, so its rules stay the only statement of them. */
+static signed char sextets[2][256];
+static pthread_once_t sextets_once = PTHREAD_ONCE_INIT;
+
+static void build_sextets(void)
+{
+    int c;
+    for (c = 0; c < 256; c++) {
+        sextets[0][c] = (signed char)sextet((unsigned char)c, B64_STD);
+        sextets[1][c] = (signed char)sextet((unsigned char)c, B64_URL);
+    }
+}
+
 static int fail(const char **err, const char *msg)
 {
     if (err)
@@ -77,7 +92,7 @@ static int fail(const char **err, const char *msg)
 int b64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen,
                enum b64_alphabet a, const char **err)
 {
-    size_t body = n, i, o = 0;
+    size_t body = n, i = 0, o = 0;
     uint32_t acc = 0;
     int bits = 0;
     *outlen = 0;
@@ -94,7 +109,26 @@ int b64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen,
     } else if (n % 4 == 1) {
         return fail(err, "impossible length");
     }
-    for (i = 0; i < body; i++) {
+    /* Whole groups of four through the table (a JWT verifier decodes a few
+     * KB per request); the bit loop below does the tail, and reports what is
+     * wrong where a group is not clean. */
+    (void)pthread_once(&sextets_once, build_sextets);
+    {
+        const signed char *t = sextets[a == B64_URL];
+        const unsigned char *u = (const unsigned char *)in;
+        for (i = 0; i + 4 <= body; i += 4) {
+            int v0 = t[u[i]], v1 = t[u[i + 1]], v2 = t[u[i + 2]], v3 = t[u[i + 3]];
+            uint32_t v;
+            if ((v0 | v1 | v2 | v3) < 0)
+                break;
+            v = (uint32_t)v0 << 18 | (uint32_t)v1 << 12 | (uint32_t)v2 << 6 | (uint32_t)v3;
+            out[o] = (unsigned char)(v >> 16);
+            out[o + 1] = (unsigned char)(v >> 8);
+            out[o + 2] = (unsigned char)v;
+            o += 3;
+        }
+    }
+    for (; i < body; i++) {
         int v = sextet((unsigned char)in[i], a);
         if (v < 0) {
             if (in[i] == '=')
