@@ -20,9 +20,7 @@ local file_exists = require("files").exists
 
 -- Fails (never skips) when the environment cannot run these tests.
 local function issuer()
-  local b = os.getenv("MSAL_TEST_OIDC")
-  assert(b and b ~= "", "MSAL_TEST_OIDC is not set: start the local providers with spec/support/servers.sh " ..
-    "(scripts/test does) and source their env file")
+  local b = require("oidc").base()
   assert(file_exists(CHROMIUM), CHROMIUM .. " is missing: scripts/setup installs it (Debian package chromium)")
   assert(file_exists(SCRIPT), SCRIPT .. " is missing")
   assert(file_exists(ROOT .. "/spec/support/node/node_modules/playwright-core/package.json"),

@@ -438,8 +438,7 @@ describe("msal token in headless Chromium", function()
   after_each(cleanup)
 
   it("signs in with a device code on the OpenID provider's pages, then answers from the cache", function()
-    local issuer = os.getenv("MSAL_TEST_OIDC")
-    assert(issuer, "MSAL_TEST_OIDC is not set: start the providers with spec/support/servers.sh")
+    local issuer = require("oidc").base()
     local script = ROOT .. "/spec/support/node/browser_login.js"
     assert(files.exists("/usr/bin/chromium"), "/usr/bin/chromium is missing: scripts/setup installs it")
     local args = ("token -s api.read --protocol-mode oidc --authority %s --client-id lua-msal-public --cache %s")
@@ -469,7 +468,7 @@ describe("msal token in the system browser", function()
   after_each(cleanup)
 
   it("signs in through the loopback redirect in headless Chromium, the URL shown on stderr", function()
-    local issuer = assert(os.getenv("MSAL_TEST_OIDC"), "MSAL_TEST_OIDC is not set")
+    local issuer = require("oidc").base()
     -- the "system browser": an xdg-open first on PATH that hands the URL
     -- to headless Chromium
     local script = ROOT .. "/spec/support/node/browser_login.js"

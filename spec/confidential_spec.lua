@@ -20,11 +20,7 @@ local CERT = assert(files.read(CERTS .. "client.crt"))
 local PASS = "test-passphrase"
 local GRAPH = "https://graph.microsoft.com/.default"
 
-local function oidc()
-  local b = os.getenv("MSAL_TEST_OIDC")
-  assert(b and b ~= "", "MSAL_TEST_OIDC is not set: start the local providers (spec/support/servers.sh)")
-  return b
-end
+local oidc = require("oidc").base
 
 -- The curl transport, recording every POST's URL and form.
 local function recording()

@@ -11,11 +11,7 @@ local oidc_instance = require("oidc_instance")
 
 local API = "https://api.example.test"
 
-local function oidc()
-  local b = os.getenv("MSAL_TEST_OIDC")
-  assert(b and b ~= "", "MSAL_TEST_OIDC is not set: start the local providers (spec/support/servers.sh)")
-  return b
-end
+local oidc = require("oidc").base
 
 -- The curl transport, counting requests by URL.
 local function counting()
@@ -30,11 +26,7 @@ local function counting()
 end
 
 -- An app token for the API from an oidc-provider (client credentials).
-local function api_token(base)
-  local app = msal.ConfidentialClientApplication.new({ auth = { client_id = "lua-msal-confidential",
-    client_secret = "s3cret", authority = base, protocol_mode = "oidc" } })
-  return assert(app:acquire_token_by_client_credential({ scopes = { "api.read" } }):await()).access_token
-end
+local function api_token(base) return require("oidc").app_token("api.read", base) end
 
 local function verify(token, opts)
   return jwt.verifier(opts):verify(token):await()

@@ -2,23 +2,14 @@
 -- this tree changed): access_by_lua protects /api/ with msal.jwt.verify
 -- against the real oidc-provider's access tokens, inside nginx.
 local nginx = require("nginx")
-local msal = require("msal")
 
 local API = "https://api.example.test"
 
-local function oidc()
-  local b = os.getenv("MSAL_TEST_OIDC")
-  assert(b and b ~= "", "MSAL_TEST_OIDC is not set: start the local providers (spec/support/servers.sh)")
-  return b
-end
+local oidc = require("oidc").base
 
 local function example_conf() return nginx.example_conf("openresty_api", "127.0.0.1:8081") end
 
-local function app_token(scope)
-  local app = msal.ConfidentialClientApplication.new({ auth = { client_id = "lua-msal-confidential",
-    client_secret = "s3cret", authority = oidc(), protocol_mode = "oidc" } })
-  return assert(app:acquire_token_by_client_credential({ scopes = { scope } }):await()).access_token
-end
+local app_token = require("oidc").app_token
 
 describe("examples/openresty_api #host", function()
   local srv, token
