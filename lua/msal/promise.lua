@@ -91,17 +91,30 @@ function react(p, h)
   if ok then resolve(h, r) else settle(h, REJECTED, r) end
 end
 
+-- The marker an async body returns first when fn raised (see body).
+local RAISED = {}
+
 function resume(co, ...)
   local prev = current
   current = co
-  local ok, r = coroutine.resume(co, ...)
+  local ok, r, raised = coroutine.resume(co, ...)
   current = prev
   if not ok then
     settle(asyncs[co], REJECTED, r)
   elseif coroutine.status(co) == "dead" then
-    resolve(asyncs[co], r)
+    if r == RAISED then settle(asyncs[co], REJECTED, raised) else resolve(asyncs[co], r) end
   end
   -- Otherwise it is suspended in await and already registered as a handler.
+end
+
+-- An async body catches what fn raises, so the coroutine always ends by
+-- returning: in nginx a coroutine that dies with an error while light
+-- threads it started were running leaves its request unfinished (the
+-- response never goes out), where one that returns does not.
+local function body(fn, ...)
+  local ok, r = pcall(fn, ...)
+  if ok then return r end
+  return RAISED, r
 end
 
 local function new_pending()
@@ -279,9 +292,9 @@ end
 -- promise is adopted), or rejected with the error fn throws
 function Promise.async(fn, ...)
   local p = new_pending()
-  local co = coroutine.create(fn)
+  local co = coroutine.create(body)
   asyncs[co] = p
-  resume(co, ...)
+  resume(co, fn, ...)
   return p
 end
 

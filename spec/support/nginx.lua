@@ -136,6 +136,43 @@ function Server:get(path, headers)
   return res.status, res.body, res.headers
 end
 
+local shared_transport
+local function transport()
+  shared_transport = shared_transport or require("msal.transport.curl").new()
+  return shared_transport
+end
+
+--- A request on a connection of its own, so that requests spread over the
+-- workers (reuseport).
+-- @tparam string path starting with "/"
+-- @tparam[opt] table opts `{method = "GET", body, headers}`
+-- @return promise of the response `{status, headers, body}`
+function Server:send(path, opts)
+  opts = opts or {}
+  local h = { connection = "close" }
+  for k, v in pairs(opts.headers or {}) do h[k] = v end
+  return transport():send({ method = opts.method or "GET", url = self.base .. path, body = opts.body, headers = h,
+    timeout_ms = 20000 })
+end
+
+--- n GETs of path at once, each on a connection of its own. Raises unless
+-- every one answered 200 with JSON.
+-- @treturn table the decoded bodies, in order
+-- @treturn integer how many workers answered (the `x-worker` header each
+--   handler sets to `ngx.worker.pid()`)
+function Server:concurrent(path, n)
+  local list = {}
+  for i = 1, n do list[i] = self:send(path) end
+  local docs, workers, nworkers = {}, {}, 0
+  for i, res in ipairs(assert(require("msal.promise").all(list):await())) do
+    assert(res.status == 200, ("request %d: HTTP %s %s"):format(i, tostring(res.status), tostring(res.body)))
+    docs[i] = assert(require("cjson.safe").decode(res.body), res.body)
+    local w = res.headers["x-worker"]
+    if w and not workers[w] then workers[w], nworkers = true, nworkers + 1 end
+  end
+  return docs, nworkers
+end
+
 --- The whole error log so far ("" when there is none yet).
 -- @treturn string
 function Server:error_log()
