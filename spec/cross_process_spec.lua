@@ -41,6 +41,20 @@ describe("single flight across processes sharing a " .. name .. " cache", functi
     end
   end)
 
+  it("makes one client-credentials request for 8 daemons that need the same app token", function()
+    entra.next({ endpoint = "token", when = { grant_type = "client_credentials" }, override = {}, delay_ms = 150,
+      count = 1000 })
+    local dir = fresh_dir()
+    local cache = backend.cache(dir, 10000)
+    local t = tally(round(dir, xflight.app_child_script(dir), cache))
+    local n = 0
+    for _, r in ipairs(entra.requests("token")) do
+      if r.form and r.form.grant_type == "client_credentials" then n = n + 1 end
+    end
+    assert.equal(1, n, cjson.encode(t))
+    assert.same({ ["ok false"] = 1, ["ok true"] = N - 1 }, t)
+  end)
+
   it("without it (refresh_lock_wait_ms = 0) the processes race and lose their refresh tokens", function()
     local dir = fresh_dir()
     local cache = backend.cache(dir, 0)

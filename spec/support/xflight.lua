@@ -47,6 +47,25 @@ function M.child_script(dir)
   return proc.lua_script(dir .. "/child.lua", CHILD)
 end
 
+-- The same for a daemon: a confidential client's app token (client
+-- credentials), no account.
+local APP_CHILD = [[
+local msal = require("msal")
+local core = require("msal.core")
+local dir, authority, cache = arg[1], arg[2], require("cjson").decode(arg[3])
+local app = msal.ConfidentialClientApplication.new({ auth = { client_id = "lua-msal-confidential",
+  client_secret = "s3cret", authority = authority }, cache = cache })
+io.open(dir .. "/ready." .. core.fileio.pid(), "w"):close()
+local go = dir .. "/go"
+while not core.fileio.stat(go) do core.sleep_ms(1) end
+local r, err = app:acquire_token_by_client_credential({ scopes = { "https://graph.microsoft.com/.default" } }):await()
+print(r and ("ok " .. tostring(r.from_cache)) or ("err " .. tostring(err.error_code)))
+]]
+
+function M.app_child_script(dir)
+  return proc.lua_script(dir .. "/app_child.lua", APP_CHILD)
+end
+
 function M.authority() return entra.base() .. "/" .. entra.TENANT end
 
 -- Where the processes share their cache: a file, or a Redis server.
