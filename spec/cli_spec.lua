@@ -781,10 +781,7 @@ describe("msal.credential_chain", function()
       assert.equal(entra.TENANT, r.tenant_id)
       assert.is_true(assert(chain:get_token({ scopes = { "https://graph.microsoft.com/.default" } }):await()).from_cache)
     end
-    local forms = {}
-    for _, q in ipairs(entra.requests("token")) do
-      if q.form.grant_type == "client_credentials" then forms[#forms + 1] = q.form end
-    end
+    local forms = entra.grant_forms("client_credentials")
     assert.equal(2, #forms)
     assert.equal("s3cret", forms[1].client_secret)
     assert.equal("eyJhbGciOiJub25lIn0.e30.", forms[2].client_assertion)

@@ -136,10 +136,7 @@ describe("acquire_token_by_device_code", function()
         device_code_callback = function(info) for k, v in pairs(info) do shown[k] = v end end }):await()
       -- a tiny expires_in counts as 1 s: the code expires before the timeout
       assert.is_truthy(({ user_timeout_reached = true, device_code_expired = true })[err.error_code], err.error_code)
-      local n = 0
-      for _, q in ipairs(entra.requests("token")) do
-        if q.form.grant_type == "urn:ietf:params:oauth:grant-type:device_code" then n = n + 1 end
-      end
+      local n = #entra.grant_forms("urn:ietf:params:oauth:grant-type:device_code")
       assert.is_true(n <= 2, n .. " polls in 1.5 s")
       assert.is_true(shown.interval >= 1 and shown.interval <= 60, tostring(shown.interval))
       assert.is_true(shown.expires_in >= 1 and shown.expires_in <= 86400, tostring(shown.expires_in))

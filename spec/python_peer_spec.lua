@@ -68,9 +68,7 @@ end
 -- The refresh tokens the server was sent since its log was cleared.
 local function refreshes_sent()
   local rts = {}
-  for _, r in ipairs(entra.requests("token")) do
-    if r.form and r.form.grant_type == "refresh_token" then rts[#rts + 1] = r.form.refresh_token end
-  end
+  for i, f in ipairs(entra.grant_forms("refresh_token")) do rts[i] = f.refresh_token end
   return rts
 end
 

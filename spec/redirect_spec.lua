@@ -20,13 +20,7 @@ local function browse(app, url)
   return res.headers.location
 end
 
-local function codes_redeemed()
-  local n = 0
-  for _, q in ipairs(entra.requests("token")) do
-    if q.form.grant_type == "authorization_code" then n = n + 1 end
-  end
-  return n
-end
+local function codes_redeemed() return #entra.grant_forms("authorization_code") end
 
 describe("redirect flow", function()
   before_each(function() entra.reset() end)

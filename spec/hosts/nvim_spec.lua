@@ -216,10 +216,7 @@ describe("msal.nvim in headless Neovim #host", function()
     assert.is_true(res.elapsed_ms >= 900)
     assert.is_true(res.ticks >= res.elapsed_ms / 50 * 0.6,
       ("the 50 ms timer ticked %d times in %d ms"):format(res.ticks, res.elapsed_ms))
-    local polls = 0
-    for _, r in ipairs(entra.requests("token")) do
-      if r.form and r.form.grant_type == "urn:ietf:params:oauth:grant-type:device_code" then polls = polls + 1 end
-    end
+    local polls = #entra.grant_forms("urn:ietf:params:oauth:grant-type:device_code")
     assert.is_true(polls >= 1)
   end)
 

@@ -9,13 +9,7 @@ local nginx = require("nginx")
 
 local CLIENT, SECRET = "lua-msal-confidential", "s3cret"
 
-local function app_token_requests()
-  local n = 0
-  for _, r in ipairs(entra.requests("token")) do
-    if r.form and r.form.grant_type == "client_credentials" then n = n + 1 end
-  end
-  return n
-end
+local function app_token_requests() return #entra.grant_forms("client_credentials") end
 
 describe("msal.openresty ConfidentialClientApplication #host", function()
   local srv
@@ -79,7 +73,7 @@ describe("msal.openresty ConfidentialClientApplication #host", function()
       assert.equal(entra.TENANT, d.tenant_id)
     end
     assert.equal(1, app_token_requests())
-    local form = entra.requests("token")[1].form
+    local form = entra.grant_forms("client_credentials")[1]
     assert.equal(SECRET, form.client_secret)
     assert.equal("api://first/.default", form.scope)
     docs = srv:concurrent("/app_token?scope=api://first/.default", 10)

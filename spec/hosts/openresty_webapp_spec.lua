@@ -46,10 +46,7 @@ describe("examples/openresty_webapp #host", function()
     status, _, headers = srv:get(back)
     assert.equal(302, status)
     local cookie = assert(headers["set-cookie"]):match("^(msal_account=[^;]+)")
-    local form
-    for _, r in ipairs(entra.requests("token")) do
-      if r.form.grant_type == "authorization_code" then form = r.form end
-    end
+    local form = entra.grant_forms("authorization_code")[1]
     assert.equal(SECRET, form.client_secret)
     assert.equal("lua-msal-confidential", form.client_id)
     assert.is_string(form.code_verifier)

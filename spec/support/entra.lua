@@ -61,14 +61,19 @@ function entra.sign_in(app, scopes)
     started = app.clock(), grant = "authorization_code", metadata = metadata, auth = auth, correlation_id = "seed" }))
 end
 
+--- The forms of the token requests of one grant type since the last reset.
+function entra.grant_forms(grant_type)
+  local forms = {}
+  for _, r in ipairs(entra.requests("token")) do
+    if r.form and r.form.grant_type == grant_type then forms[#forms + 1] = r.form end
+  end
+  return forms
+end
+
 --- How many refresh-token grants the authority has answered since its
 -- last reset.
 function entra.refresh_requests()
-  local n = 0
-  for _, r in ipairs(entra.requests("token")) do
-    if r.form and r.form.grant_type == "refresh_token" then n = n + 1 end
-  end
-  return n
+  return #entra.grant_forms("refresh_token")
 end
 
 --- A memory-cache app of client_id at authority with the default user
