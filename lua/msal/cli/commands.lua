@@ -75,8 +75,10 @@ commands.LIST = {
         "AZURE_TENANT_ID and AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE), " ..
         "a managed identity, the shared token cache (silently: a cached token, else its refresh token), then an " ..
         "interactive sign-in whose tokens are saved in the cache.",
-      "This version has no confidential or managed-identity client: when their variables are set, those steps " ..
-        "say so (with --verbose) and the chain moves on; the cache and interactive steps work.",
+      "The environment step gets an app token for its service principal (scope <resource>/.default). The " ..
+        "managed-identity step finds App Service, Azure Arc, Service Fabric and Cloud Shell by their variables, " ..
+        "and probes IMDS (one request, 1 s) on an Azure VM or with AZURE_POD_IDENTITY_AUTHORITY_HOST set. A step " ..
+        "that cannot be used says why (with --verbose) and the chain moves on.",
       "The device code's message and a countdown go to stderr.",
     },
     options = list({ O.scope, O.account,
@@ -158,7 +160,9 @@ commands.ENVIRONMENT = {
   { "XDG_CACHE_HOME, XDG_CONFIG_HOME, HOME", "where the default cache and configuration files are" },
   { "AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, " ..
       "AZURE_FEDERATED_TOKEN_FILE", "the environment step of the credential chain" },
-  { "IDENTITY_ENDPOINT, IDENTITY_HEADER, IMDS_ENDPOINT, MSI_ENDPOINT", "the managed-identity step" },
+  { "IDENTITY_ENDPOINT, IDENTITY_HEADER, IMDS_ENDPOINT, MSI_ENDPOINT, AZURE_POD_IDENTITY_AUTHORITY_HOST",
+      "the managed-identity step" },
+  { "MSAL_IMDS_PROBE", "azure (the default: probe IMDS on an Azure VM only), always or never" },
 }
 
 commands.PRECEDENCE = "Settings come from the options, then the environment variables, then the configuration " ..
