@@ -63,6 +63,7 @@ build = {
     ["msal"] = "lua/msal/init.lua",
     ["msal.application"] = "lua/msal/application.lua",
     ["msal.lazy"] = "lua/msal/lazy.lua",
+    ["msal.cache.fetch_lock"] = "lua/msal/cache/fetch_lock.lua",
     ["msal.application.confidential"] = "lua/msal/application/confidential.lua",
     ["msal.client_credential"] = "lua/msal/client_credential.lua",
     ["msal.flows.client_credential"] = "lua/msal/flows/client_credential.lua",

@@ -8,6 +8,7 @@ local Promise = require("msal.promise")
 local authority = require("msal.authority")
 local core = require("msal.core")
 local errors = require("msal.errors")
+local fetch_lock = require("msal.cache.fetch_lock")
 local network = require("msal.network")
 local refresh = require("msal.flows.refresh")
 local request = require("msal.request")
@@ -126,30 +127,16 @@ local function from_cache(app, ctx)
     :access(false, lookup, app, request.search_scopes(ctx.scopes), ctx.env, ctx.realm)
 end
 
-local function no_op() end
-
--- Across processes that share the cache (nginx workers, hosts sharing
--- Redis, processes sharing a file) the plugin's refresh lock makes it one
--- request too: the holder sends it, the others wait, then find its token
--- (as silent.refresh does for refresh tokens). A lock not had in time
--- resolves a no-op unlock, and the waiter sends its own.
+-- Across processes that share the cache, one request too (msal.cache.fetch_lock).
 local function locked_token(app, req, ctx, key)
-  local plugin = app.token_cache.plugin
-  if not (plugin and plugin.lock_refresh) or req.force_refresh or request.has_claims(req.claims) then
-    return network_token(app, req, ctx)
-  end
-  local unlock = try(plugin:lock_refresh(core.crypto.sha256_hex(key),
-    { client_id = app.client_id, home_account_id = "", tenant_id = ctx.realm }):await()) or no_op
-  local ok, r, why = pcall(from_cache, app, ctx)
-  if ok and r and why == "hit" then
-    unlock()
+  if req.force_refresh or request.has_claims(req.claims) then return network_token(app, req, ctx) end
+  local whose = { client_id = app.client_id, home_account_id = "", tenant_id = ctx.realm }
+  return try(fetch_lock.fetch(app, key, whose, function()
+    local r, why = from_cache(app, ctx)
+    if why ~= "hit" then return nil end
     r.correlation_id, r.authority = ctx.correlation_id, ctx.auth.url
     return r
-  end
-  ok, r = pcall(network_token, app, req, ctx)
-  unlock()
-  if not ok then error(r, 0) end
-  return r
+  end, function() return Promise.async(network_token, app, req, ctx) end):await())
 end
 
 -- One token request for concurrent callers that would send the same one

@@ -8,6 +8,7 @@
 local Promise = require("msal.promise")
 local core = require("msal.core")
 local errors = require("msal.errors")
+local fetch_lock = require("msal.cache.fetch_lock")
 local network = require("msal.network")
 local options = require("msal.request_options")
 local sources = require("msal.managed_identity.sources")
@@ -109,29 +110,15 @@ local function fetch(app, resource, cid, revoked_sha256)
   end)
 end
 
-local function no_op() end
-
--- Across processes that share the cache (nginx workers, hosts sharing
--- Redis) the plugin's refresh lock makes it one request too: the holder
--- fetches, the others wait, then find its token (as silent.refresh does
--- for refresh tokens). A lock not had in time resolves a no-op unlock,
--- and the waiter fetches itself.
+-- Across processes that share the cache, one request too (msal.cache.fetch_lock).
 local function locked_fetch(app, resource, cid, force)
-  local plugin = app.token_cache.plugin
-  if force or not (plugin and plugin.lock_refresh) then return fetch(app, resource, cid) end
-  local thumbprint = core.crypto.sha256_hex(table.concat({ "managed_identity", app.client_id, resource:lower() }, "\0"))
-  return plugin:lock_refresh(thumbprint, { client_id = app.client_id, home_account_id = "", tenant_id = REALM })
-    :next(function(unlock)
-      unlock = unlock or no_op
-      local ok, status, hit = pcall(cached, app, resource, math.floor(app.clock()))
-      if ok and status == "hit" then
-        unlock()
-        return result_of(hit, resource, true, cid)
-      end
-      local p = fetch(app, resource, cid)
-      p:next(unlock, unlock)
-      return p
-    end)
+  if force then return fetch(app, resource, cid) end
+  local whose = { client_id = app.client_id, home_account_id = "", tenant_id = REALM }
+  return fetch_lock.fetch(app, table.concat({ "managed_identity", app.client_id, resource:lower() }, "\0"), whose,
+    function()
+      local status, hit = cached(app, resource, math.floor(app.clock()))
+      return status == "hit" and result_of(hit, resource, true, cid) or nil
+    end, function() return fetch(app, resource, cid) end)
 end
 
 -- The fetch of a resource, shared by its callers while it is in flight.
