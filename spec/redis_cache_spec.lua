@@ -10,19 +10,7 @@ local proc = require("proc")
 
 local CID = F.CLIENT
 
--- What the lead's TokenCache:access will pass as ctx.partition_key; here
--- the test sets it on the wrapper before each access.
-local function partitioned(plugin)
-  local w = { pk = nil, plugin = plugin }
-  function w.before_cache_access(_, ctx)
-    ctx.partition_key = w.pk
-    return plugin:before_cache_access(ctx)
-  end
-  function w.after_cache_access(_, ctx)
-    return plugin:after_cache_access(ctx)
-  end
-  return w
-end
+local partitioned = F.partitioned
 
 local function user(i)
   local uid = ("00000000-0000-0000-aaaa-%012d"):format(i)
@@ -35,15 +23,7 @@ local function user(i)
   })
 end
 
--- The access token secrets the token cache sees in the wrapper's partition.
-local function secrets(tc)
-  return tc:access(false, function()
-    local out = {}
-    for _, k in ipairs(tc.store:find("AccessToken", {})) do out[#out + 1] = tc.store:get("AccessToken", k).secret end
-    table.sort(out)
-    return out
-  end)
-end
+local secrets = F.secrets
 
 local function store_doc(tc, doc)
   tc:access(true, function() assert(tc.store:load(cjson.encode(doc))) end)

@@ -12,14 +12,7 @@ local redis_cluster = require("redis_cluster")
 
 local CID = F.CLIENT
 
-local function secrets(tc)
-  return tc:access(false, function()
-    local out = {}
-    for _, k in ipairs(tc.store:find("AccessToken", {})) do out[#out + 1] = tc.store:get("AccessToken", k).secret end
-    table.sort(out)
-    return out
-  end)
-end
+local secrets = F.secrets
 
 describe("Redis token cache on a cluster", function()
   local dir, remove_dir, cluster, redis
@@ -43,10 +36,7 @@ describe("Redis token cache on a cluster", function()
   -- need an account; the partition key is what matters here).
   local function new_cache(opts)
     local plugin = redis.new(opts)
-    local w = { pk = "p" }
-    w.before_cache_access = function(_, ctx) ctx.partition_key = w.pk; return plugin:before_cache_access(ctx) end
-    w.after_cache_access = function(_, ctx) return plugin:after_cache_access(ctx) end
-    w.partition_key_for = nil
+    local w = F.partitioned(plugin, "p")
     return require("msal.cache").new(CID, w), w, plugin
   end
 

@@ -200,20 +200,10 @@ describe("the Redis cache with cosockets (stand-in ngx, real redis-server)", fun
 
   local function new_cache()
     local plugin = require("msal.cache.redis").new({ url = server:url(), local_ttl_ms = 0 })
-    local w = {
-      before_cache_access = function(_, ctx) ctx.partition_key = HID return plugin:before_cache_access(ctx) end,
-      after_cache_access = function(_, ctx) return plugin:after_cache_access(ctx) end,
-    }
-    return plugin, require("msal.cache").new(F.CLIENT, w)
+    return plugin, require("msal.cache").new(F.CLIENT, F.partitioned(plugin, HID))
   end
 
-  local function secrets(tc)
-    return tc:access(false, function()
-      local out = {}
-      for _, k in ipairs(tc.store:find("AccessToken", {})) do out[#out + 1] = tc.store:get("AccessToken", k).secret end
-      return out
-    end)
-  end
+  local secrets = F.secrets
 
   it("uses a connection of its own per access in request phases, gives it back, keeps none", function()
     local plugin, tc = new_cache()

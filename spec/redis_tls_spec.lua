@@ -99,19 +99,9 @@ describe("Redis over TLS", function()
   describe("the token cache over rediss://", function()
     local redis = require("msal.cache.redis")
     local function new_cache(opts)
-      local plugin = redis.new(opts)
-      local w = { pk = "user-a" }
-      w.before_cache_access = function(_, ctx) ctx.partition_key = w.pk; return plugin:before_cache_access(ctx) end
-      w.after_cache_access = function(_, ctx) return plugin:after_cache_access(ctx) end
-      return require("msal.cache").new(F.CLIENT, w)
+      return require("msal.cache").new(F.CLIENT, F.partitioned(redis.new(opts), "user-a"))
     end
-    local function secrets(tc)
-      return tc:access(false, function()
-        local out = {}
-        for _, k in ipairs(tc.store:find("AccessToken", {})) do out[#out + 1] = tc.store:get("AccessToken", k).secret end
-        return out
-      end)
-    end
+    local secrets = F.secrets
 
     it("stores and reads a partition, with an ACL user in the URL", function()
       local url = server:url("app:secret")

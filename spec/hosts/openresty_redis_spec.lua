@@ -8,7 +8,6 @@
 -- against lua_ssl_trusted_certificate (a wrong CA is a typed error).
 local cjson = require("cjson")
 local core = require("msal.core")
-local Promise = require("msal.promise")
 local entra = require("entra")
 local nginx = require("nginx")
 local proc = require("proc")
@@ -29,17 +28,25 @@ end
 
 local refresh_requests = entra.refresh_requests
 
-local function send(srv, path, opts) return srv:send(path, opts) end
-
-local function get_json(srv, path)
-  local res = assert(send(srv, path):await())
-  local ok, doc = pcall(cjson.decode, res.body)
-  return res.status, ok and doc or { body = res.body }, res.headers["x-worker"]
-end
 
 local function seed(srv, json)
-  local res = assert(send(srv, "/seed?hid=" .. HID, { method = "POST", body = json }):await())
+  local res = assert(srv:send("/seed?hid=" .. HID, { method = "POST", body = json }):await())
   assert.equal(200, res.status, res.body)
+end
+
+-- n silent calls, each served from the cache with no token request; the
+-- workers' counters afterwards (the C client must never have connected).
+local function serves_hits(srv, n)
+  local before = refresh_requests()
+  for _ = 1, n do
+    local status, doc = srv:get_json("/token?hid=" .. HID)
+    assert.equal(200, status, cjson.encode(doc))
+    assert.is_true(doc.from_cache)
+  end
+  assert.equal(before, refresh_requests())
+  local _, stats = srv:get_json("/stats")
+  assert.equal(0, stats.c_connects)
+  return stats
 end
 
 -- nginx with two workers whose app uses the Redis cache `cache` (Lua
@@ -105,15 +112,7 @@ describe("the Redis cache in nginx over cosockets #host", function()
     c:close()
     assert.is_string(stored, "the partition is not in Redis under " .. key)
     assert.truthy(cjson.decode(stored).AccessToken)
-    local before = refresh_requests()
-    for _ = 1, 10 do
-      local status, doc = get_json(srv, "/token?hid=" .. HID)
-      assert.equal(200, status, cjson.encode(doc))
-      assert.is_true(doc.from_cache)
-    end
-    assert.equal(before, refresh_requests())
-    local _, stats = get_json(srv, "/stats")
-    assert.equal(0, stats.c_connects)
+    local stats = serves_hits(srv, 10)
     assert.is_true(stats.fresh >= 1, cjson.encode(stats))
     -- the connections went back to nginx's keepalive pool and were taken again
     assert.is_true(stats.reused >= 1, cjson.encode(stats))
@@ -127,7 +126,7 @@ describe("the Redis cache in nginx over cosockets #host", function()
     assert.equal(1, refresh_requests() - before)
     for _, d in ipairs(docs) do assert.equal(docs[1].access_token, d.access_token) end
     assert.equal(2, nworkers)
-    local _, stats = get_json(srv, "/stats")
+    local _, stats = srv:get_json("/stats")
     assert.equal(0, stats.c_connects)
   end)
 
@@ -136,7 +135,7 @@ describe("the Redis cache in nginx over cosockets #host", function()
     redis:stop()
     -- past local_ttl_ms the in-process copy no longer serves
     core.sleep_ms(LOCAL_TTL_MS + 100)
-    local status, doc = get_json(srv, "/token?hid=" .. HID)
+    local status, doc = srv:get_json("/token?hid=" .. HID)
     assert.equal(401, status)
     assert.equal("cache_unavailable", doc.error)
     assert.matches("127.0.0.1:" .. redis.port, doc.message, 1, true)
@@ -144,7 +143,7 @@ describe("the Redis cache in nginx over cosockets #host", function()
     seed(srv, signed_in_cache(false))
     -- the pool's sockets died with the old server: a dead one is replaced
     for _ = 1, 4 do
-      status, doc = get_json(srv, "/token?hid=" .. HID)
+      status, doc = srv:get_json("/token?hid=" .. HID)
       assert.equal(200, status, cjson.encode(doc))
     end
   end)
@@ -180,18 +179,10 @@ describe("the Redis cache in nginx over TLS with an ACL user #host", function()
   it("verifies the server against lua_ssl_trusted_certificate, AUTHs as the user and serves hits", function()
     srv = start_nginx(tls_cache("app:secret"),
       ("lua_ssl_trusted_certificate %s; lua_ssl_verify_depth 2;"):format(certs.ca))
-    local _, probe = get_json(srv, "/probe")
+    local _, probe = srv:get_json("/probe")
     assert.equal("PONG", probe.pong, cjson.encode(probe))
     seed(srv, signed_in_cache(false))
-    local before = refresh_requests()
-    for _ = 1, 6 do
-      local status, doc = get_json(srv, "/token?hid=" .. HID)
-      assert.equal(200, status, cjson.encode(doc))
-      assert.is_true(doc.from_cache)
-    end
-    assert.equal(before, refresh_requests())
-    local _, stats = get_json(srv, "/stats")
-    assert.equal(0, stats.c_connects)
+    local stats = serves_hits(srv, 6)
     assert.is_true(stats.reused >= 1, cjson.encode(stats))
     stop_nginx(srv)
     srv = nil
@@ -200,25 +191,25 @@ describe("the Redis cache in nginx over TLS with an ACL user #host", function()
   it("refuses another CA's server, an IP address without server_name and a wrong password, typed", function()
     srv = start_nginx(tls_cache("app:secret"),
       ("lua_ssl_trusted_certificate %s; lua_ssl_verify_depth 2;"):format(certs.other_ca))
-    local _, probe = get_json(srv, "/probe")
+    local _, probe = srv:get_json("/probe")
     assert.equal("CERT", probe.code, cjson.encode(probe))
     assert.matches("certificate check failed", probe.message, 1, true)
-    local status, doc = get_json(srv, "/token?hid=" .. HID)
+    local status, doc = srv:get_json("/token?hid=" .. HID)
     assert.equal(401, status, cjson.encode(doc))
     assert.equal("cache_unavailable", doc.error)
     assert.matches("certificate check failed", doc.message, 1, true)
     stop_nginx(srv)
     srv = start_nginx(('{ location = "redis", url = %q }'):format(redis:url("app:secret")),
       ("lua_ssl_trusted_certificate %s;"):format(certs.ca))
-    _, probe = get_json(srv, "/probe")
+    _, probe = srv:get_json("/probe")
     assert.equal("CERT", probe.code, cjson.encode(probe))
     assert.matches("give cache.tls.server_name", probe.message, 1, true)
     stop_nginx(srv)
     srv = start_nginx(tls_cache("app:wrong"), ("lua_ssl_trusted_certificate %s;"):format(certs.ca))
-    _, probe = get_json(srv, "/probe")
+    _, probe = srv:get_json("/probe")
     assert.equal("AUTH", probe.code, cjson.encode(probe))
     assert.matches("WRONGPASS", probe.message, 1, true)
-    status, doc = get_json(srv, "/token?hid=" .. HID)
+    status, doc = srv:get_json("/token?hid=" .. HID)
     assert.equal(401, status, cjson.encode(doc))
     assert.equal("cache_unavailable", doc.error)
     assert.matches("WRONGPASS", doc.message, 1, true)
@@ -261,26 +252,19 @@ describe("the Redis cache in nginx with a Redis Cluster #host", function()
     seed(srv, signed_in_cache(true))
     local before = refresh_requests()
     entra.next({ endpoint = "token", delay_ms = 300, when = { grant_type = "refresh_token" } })
-    local list = {}
-    for i = 1, 30 do list[i] = send(srv, "/token?hid=" .. HID) end
-    local distinct, tokens = 0, {}
-    for _, res in ipairs(assert(Promise.all(list):await())) do
-      assert.equal(200, res.status, res.body)
-      local t = cjson.decode(res.body).access_token
-      if not tokens[t] then tokens[t], distinct = true, distinct + 1 end
-    end
+    local docs = srv:concurrent("/token?hid=" .. HID, 30)
     assert.equal(1, refresh_requests() - before)
-    assert.equal(1, distinct)
+    for _, d in ipairs(docs) do assert.equal(docs[1].access_token, d.access_token) end
     local stored = cluster:command(cluster:owner(slot), "GET", key)
     assert.is_string(stored)
-    assert.truthy(stored:find(next(tokens), 1, true))
-    local _, stats = get_json(srv, "/stats")
+    assert.truthy(stored:find(docs[1].access_token, 1, true))
+    local _, stats = srv:get_json("/stats")
     assert.equal(0, stats.c_connects)
   end)
 
   it("follows the partition's slot to another node after a reshard", function()
     seed(srv, signed_in_cache(false))
-    assert.equal(200, (get_json(srv, "/token?hid=" .. HID)))
+    assert.equal(200, (srv:get_json("/token?hid=" .. HID)))
     local source = cluster:owner(slot)
     local target
     for _, n in ipairs(cluster.nodes) do if n ~= source then target = n break end end
@@ -288,15 +272,7 @@ describe("the Redis cache in nginx with a Redis Cluster #host", function()
     cluster:move_keys(slot, source, target)
     cluster:end_move(slot, target)
     core.sleep_ms(LOCAL_TTL_MS + 100)
-    local before = refresh_requests()
-    for _ = 1, 6 do
-      local status, doc = get_json(srv, "/token?hid=" .. HID)
-      assert.equal(200, status, cjson.encode(doc))
-      assert.is_true(doc.from_cache)
-    end
-    assert.equal(before, refresh_requests())
+    serves_hits(srv, 6)
     assert.is_string(cluster:command(target, "GET", key))
-    local _, stats = get_json(srv, "/stats")
-    assert.equal(0, stats.c_connects)
   end)
 end)

@@ -23,15 +23,9 @@ end
 
 local refresh_requests = entra.refresh_requests
 
-local function send(srv, path, opts) return srv:send(path, opts) end
-
-local function get_json(srv, path)
-  local res = assert(send(srv, path):await())
-  return res.status, cjson.decode(res.body), res.headers["x-worker"]
-end
 
 local function seed(srv, json)
-  local res = assert(send(srv, "/seed?hid=" .. HID, { method = "POST", body = json }):await())
+  local res = assert(srv:send("/seed?hid=" .. HID, { method = "POST", body = json }):await())
   assert.equal(200, res.status)
 end
 
@@ -87,7 +81,7 @@ describe("msal.openresty in nginx #host", function()
   it("serves a silent hit from the shared dictionary in a handler", function()
     seed(srv, signed_in_cache(false))
     local before = refresh_requests()
-    local status, doc = get_json(srv, "/token?hid=" .. HID)
+    local status, doc = srv:get_json("/token?hid=" .. HID)
     assert.equal(200, status, cjson.encode(doc))
     assert.is_true(doc.from_cache)
     assert.equal(before, refresh_requests())
@@ -96,10 +90,10 @@ describe("msal.openresty in nginx #host", function()
   it("answers other requests on the worker while a refresh waits 2 s for the token endpoint", function()
     seed(srv, signed_in_cache(true))
     entra.next({ endpoint = "token", delay_ms = 2000, when = { grant_type = "refresh_token" } })
-    local slow = send(srv, "/token?mark=1&hid=" .. HID)
+    local slow = srv:send("/token?mark=1&hid=" .. HID)
     local slow_worker
     for _ = 1, 200 do
-      local res = assert(send(srv, "/get?k=slow_worker"):await())
+      local res = assert(srv:send("/get?k=slow_worker"):await())
       slow_worker = res.body:match("%d+")
       if slow_worker then break end
       sleep_ms(5)
@@ -112,7 +106,7 @@ describe("msal.openresty in nginx #host", function()
       local batch = {}
       for i = 1, 20 do
         local started = core.now_ms()
-        batch[i] = send(srv, "/plain"):next(function(res)
+        batch[i] = srv:send("/plain"):next(function(res)
           return { worker = res.headers["x-worker"], ms = core.now_ms() - started }
         end)
       end
@@ -141,7 +135,7 @@ describe("msal.openresty in nginx #host", function()
 
   it("keeps the cache when a worker is killed", function()
     seed(srv, signed_in_cache(false))
-    assert.equal(200, (get_json(srv, "/token?hid=" .. HID)))
+    assert.equal(200, (srv:get_json("/token?hid=" .. HID)))
     local pids = srv:worker_pids()
     assert.equal(2, #pids)
     proc.run("kill -9 " .. pids[1])
@@ -154,7 +148,7 @@ describe("msal.openresty in nginx #host", function()
     assert.is_true(respawned, "nginx did not start a new worker")
     local before = refresh_requests()
     for _ = 1, 10 do
-      local status, doc = get_json(srv, "/token?hid=" .. HID)
+      local status, doc = srv:get_json("/token?hid=" .. HID)
       assert.equal(200, status)
       assert.is_true(doc.from_cache)
     end
@@ -163,10 +157,10 @@ describe("msal.openresty in nginx #host", function()
 
   it("settles promise-style callbacks in a handler without await", function()
     seed(srv, signed_in_cache(false))
-    assert.equal(200, (assert(send(srv, "/promise_style?hid=" .. HID):await()).status))
+    assert.equal(200, (assert(srv:send("/promise_style?hid=" .. HID):await()).status))
     local got
     for _ = 1, 100 do
-      got = assert(send(srv, "/get?k=promise_style"):await()).body:match("%S+")
+      got = assert(srv:send("/get?k=promise_style"):await()).body:match("%S+")
       if got then break end
       sleep_ms(10)
     end
@@ -175,8 +169,8 @@ describe("msal.openresty in nginx #host", function()
 
   it("names the phase where await cannot wait", function()
     seed(srv, signed_in_cache(false))
-    assert.equal(200, assert(send(srv, "/phase?hid=" .. HID):await()).status)
-    local msg = assert(send(srv, "/get?k=phase_error"):await()).body
+    assert.equal(200, assert(srv:send("/phase?hid=" .. HID):await()).status)
+    local msg = assert(srv:send("/get?k=phase_error"):await()).body
     assert.truthy(msg:find("ClientConfigurationError: unsupported_phase", 1, true), msg)
     assert.truthy(msg:find("header_filter", 1, true), msg)
   end)
@@ -187,11 +181,11 @@ describe("msal.openresty in nginx #host", function()
     entra.next({ endpoint = "token", status = 503, headers = { ["Retry-After"] = "1" },
       body = { error = "temporarily_unavailable" }, when = { grant_type = "refresh_token" } })
     local t0 = core.now_ms()
-    local slow = send(srv, "/token?hid=" .. HID)
+    local slow = srv:send("/token?hid=" .. HID)
     -- meanwhile every plain request is answered at once
     for _ = 1, 10 do
       local started = core.now_ms()
-      assert(send(srv, "/plain"):await())
+      assert(srv:send("/plain"):await())
       -- a worker blocked in the wait would take the whole second
       assert.is_true(core.now_ms() - started < 500)
     end

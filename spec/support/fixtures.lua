@@ -98,6 +98,31 @@ function F.signed_in(at_overrides)
   })
 end
 
+--- A wrapper of cache plugin `plugin` whose accesses all concern partition
+-- `w.pk` (`pk` at first; a test sets it before an access): the partition
+-- key TokenCache:access would pass for an account, without an account.
+function F.partitioned(plugin, pk)
+  local w = { pk = pk }
+  function w.before_cache_access(_, ctx)
+    ctx.partition_key = w.pk
+    return plugin:before_cache_access(ctx)
+  end
+  function w.after_cache_access(_, ctx)
+    return plugin:after_cache_access(ctx)
+  end
+  return w
+end
+
+--- The access tokens' secrets the token cache sees now, sorted.
+function F.secrets(tc)
+  return tc:access(false, function()
+    local out = {}
+    for _, k in ipairs(tc.store:find("AccessToken", {})) do out[#out + 1] = tc.store:get("AccessToken", k).secret end
+    table.sort(out)
+    return out
+  end)
+end
+
 F.copy = copy
 F.encode = cjson.encode
 

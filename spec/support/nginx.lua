@@ -155,6 +155,15 @@ function Server:send(path, opts)
     timeout_ms = 20000 })
 end
 
+--- A GET on a connection of its own, its body decoded.
+-- @return status, the JSON body (`{body = text}` when it is not JSON), the
+-- worker that answered (`x-worker`)
+function Server:get_json(path)
+  local res = assert(self:send(path):await())
+  local doc = require("cjson.safe").decode(res.body)
+  return res.status, type(doc) == "table" and doc or { body = res.body }, res.headers["x-worker"]
+end
+
 --- n GETs of path at once, each on a connection of its own. Raises unless
 -- every one answered 200 with JSON.
 -- @treturn table the decoded bodies, in order
