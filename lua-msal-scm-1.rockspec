@@ -115,6 +115,7 @@ build = {
     ["msal.credential_chain"] = "lua/msal/credential_chain.lua",
     ["msal.cli.accounts"] = "lua/msal/cli/accounts.lua",
     ["msal.cli.args"] = "lua/msal/cli/args.lua",
+    ["msal.cli.bytecode"] = "lua/msal/cli/bytecode.lua",
     ["msal.cli.commands"] = "lua/msal/cli/commands.lua",
     ["msal.cli.context"] = "lua/msal/cli/context.lua",
     ["msal.cli.decode"] = "lua/msal/cli/decode.lua",

@@ -15,6 +15,8 @@ typedef struct msal_buf {
 void buf_init(msal_buf *b);
 void buf_free(msal_buf *b);
 int buf_reserve(msal_buf *b, size_t more);
+/* buf_reserve for a file read whole: it moves to huge pages sooner. */
+int buf_reserve_file(msal_buf *b, size_t more);
 void buf_add(msal_buf *b, const void *p, size_t n);
 void buf_addc(msal_buf *b, char c);
 void buf_adds(msal_buf *b, const char *s);

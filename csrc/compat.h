@@ -41,6 +41,8 @@ static inline void *msal_testudata(lua_State *L, int i, const char *tname)
 }
 #define luaL_testudata(L, i, t) msal_testudata((L), (i), (t))
 #define luaL_setmetatable(L, t) (luaL_getmetatable((L), (t)), lua_setmetatable((L), -2))
+/* no mode: callers that need one check the chunk's first byte themselves */
+#define luaL_loadbufferx(L, b, n, name, mode) luaL_loadbuffer((L), (b), (n), (name))
 #endif
 
 /* Metatables get __close only where the language has to-be-closed variables. */

@@ -147,6 +147,10 @@ void msal_wrap_big_alloc(lua_State *L);
 /* Call before pushing a string of len bytes made in C (bigalloc.c). */
 void msal_before_big_string(lua_State *L, size_t len);
 
+/* The text at idx: a string, or the bytes object of fileio.read(path,
+ * "bytes") (the content of a file kept in C); raises for anything else. */
+const char *msal_check_text(lua_State *L, int idx, size_t *len);
+
 /* fileio.c's write_atomic for content held in C (the store writes a cache
  * file without making it a Lua string first): path and mode are the Lua
  * arguments at path_arg and mode_arg; pushes write_atomic's results. */

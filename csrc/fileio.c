@@ -29,7 +29,7 @@
 #include "lockfile.h"
 
 #define LOCK_MT "msal.fileio.lock"
-#define GUARD_MT "msal.fileio.guard"
+#define BYTES_MT "msal.fileio.bytes"
 
 /* nil, "<what> <path>: <strerror>", errno name (core.h) */
 static int push_oserr(lua_State *L, const char *what, const char *path, int err)
@@ -96,25 +96,33 @@ static void push_stat(lua_State *L, const struct stat *st)
     lua_setfield(L, -2, "type");
 }
 
-/* Owns a descriptor and a buffer across Lua calls that may raise. */
+/* Owns a descriptor and a buffer across Lua calls that may raise while
+ * read() fills it; then, for read(path, "bytes"), the content it returns
+ * without copying it into a Lua string (a string of a 1 MB cache file
+ * cost LuaJIT ~300 first-touch faults, and the store parses either). */
 typedef struct guard {
     int fd;
     msal_buf b;
 } guard;
 
-static void guard_release(guard *g)
+static void guard_close_fd(guard *g)
 {
     if (g->fd >= 0) {
         /* Read-only descriptor: a close error cannot lose data. */
         (void)close(g->fd);
         g->fd = -1;
     }
+}
+
+static void guard_release(guard *g)
+{
+    guard_close_fd(g);
     buf_free(&g->b);
 }
 
 static int l_guard_gc(lua_State *L)
 {
-    guard_release(luaL_checkudata(L, 1, GUARD_MT));
+    guard_release(luaL_checkudata(L, 1, BYTES_MT));
     return 0;
 }
 
@@ -123,8 +131,91 @@ static guard *push_guard(lua_State *L)
     guard *g = lua_newuserdata(L, sizeof *g);
     g->fd = -1;
     buf_init(&g->b);
-    luaL_setmetatable(L, GUARD_MT);
+    luaL_setmetatable(L, BYTES_MT);
     return g;
+}
+
+const char *msal_check_text(lua_State *L, int idx, size_t *len)
+{
+    guard *g;
+    if (lua_type(L, idx) != LUA_TUSERDATA)
+        return luaL_checklstring(L, idx, len);
+    g = luaL_testudata(L, idx, BYTES_MT);
+    luaL_argcheck(L, g != NULL, idx, "string or fileio bytes expected");
+    *len = g->b.n;
+    return g->b.n ? g->b.p : "";
+}
+
+/* string.sub's reading of i and j (negative counts from the end), as a
+ * byte offset and length within n bytes. */
+static size_t byte_range(lua_State *L, size_t n, size_t *first)
+{
+    lua_Integer i = luaL_checkinteger(L, 2), j = luaL_optinteger(L, 3, -1);
+    lua_Integer len = (lua_Integer)n;
+    if (i < 0)
+        i = i < -len ? 1 : len + i + 1;
+    else if (i == 0)
+        i = 1;
+    if (j < 0)
+        j = len + j + 1;
+    else if (j > len)
+        j = len;
+    *first = (size_t)(i - 1);
+    return i > j ? 0 : (size_t)(j - i + 1);
+}
+
+/***
+ * Bytes i to j of a file read with `read(path, "bytes")`, as string.sub
+ * counts them.
+ * @function bytes:sub
+ * @tparam integer i
+ * @tparam[opt=-1] integer j
+ * @treturn string
+ */
+static int l_bytes_sub(lua_State *L)
+{
+    guard *g = luaL_checkudata(L, 1, BYTES_MT);
+    size_t first, n = byte_range(L, g->b.n, &first);
+    lua_pushlstring(L, n ? g->b.p + first : "", n);
+    return 1;
+}
+
+/***
+ * Loads bytes i to j as a precompiled (binary) chunk; a text chunk is
+ * refused. The interpreter does not check bytecode: load only bytes from
+ * a file nobody else could have written (`check_private`).
+ * @function bytes:load
+ * @tparam integer i
+ * @tparam integer j
+ * @tparam string chunkname
+ * @treturn function
+ * @return or nil, message, "BAD_DATA"
+ */
+static int l_bytes_load(lua_State *L)
+{
+    guard *g = luaL_checkudata(L, 1, BYTES_MT);
+    size_t first, n;
+    const char *name;
+    luaL_checkinteger(L, 3);
+    n = byte_range(L, g->b.n, &first);
+    name = luaL_checkstring(L, 4);
+    /* plain 5.1's loadbuffer takes no mode: the signature byte is checked here */
+    if (n == 0 || g->b.p[first] != LUA_SIGNATURE[0])
+        return msal_push_error(L, "BAD_DATA", "%s: not a precompiled chunk", name);
+    if (luaL_loadbufferx(L, g->b.p + first, n, name, "b") != 0)
+        return msal_push_error(L, "BAD_DATA", "%s", lua_tostring(L, -1));
+    return 1;
+}
+
+static int l_bytes_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)((guard *)luaL_checkudata(L, 1, BYTES_MT))->b.n);
+    return 1;
+}
+
+static void describe_bytes(lua_State *L, void *self)
+{
+    lua_pushfstring(L, "%d bytes", (int)((guard *)self)->b.n);
 }
 
 /***
@@ -134,13 +225,17 @@ static guard *push_guard(lua_State *L)
  * the next `stat` and the caller reads again.
  * @function read
  * @tparam string path
- * @treturn string the content
+ * @tparam[opt] string as `"bytes"`: the content stays in C, as a bytes
+ * object (`#`, `sub`, `load`) that `store:load` also takes
+ * @treturn string|userdata the content
  * @treturn table `{mtime_sec, mtime_nsec, size, ino, dev, mode, uid, nlink, type}`
  * @return or nil, message, errno name
  */
 static int l_read(lua_State *L)
 {
     const char *path = check_path(L, 1, NULL);
+    static const char *const as[] = {"string", "bytes", NULL};
+    int as_bytes = luaL_checkoption(L, 2, "string", as) == 1;
     guard *g = push_guard(L);
     struct stat st;
     int err;
@@ -160,8 +255,8 @@ static int l_read(lua_State *L)
     }
     /* One byte more than the size, so the read that sees EOF needs no
      * growth; the file may still grow while we read, hence the loop. A
-     * cache file of a megabyte or more lands in huge pages (buf.c): read
-     * into fresh 4 KiB pages it cost ~300 first-touch faults. */
+     * file of 128 KiB or more lands in huge pages (buf.c): a 1.3 MB cache
+     * read into fresh 4 KiB pages cost ~300 first-touch faults. */
     if ((uintmax_t)st.st_size >= (uintmax_t)(SIZE_MAX / 2)) {
         guard_release(g);
         return push_oserr(L, "cannot read", path, EFBIG);
@@ -170,7 +265,7 @@ static int l_read(lua_State *L)
         ssize_t r;
         size_t want;
         /* the size and a byte; once there, a byte: buf_reserve doubles */
-        if (!buf_reserve(&g->b, g->b.n < (size_t)st.st_size ? (size_t)st.st_size - g->b.n + 1 : 1)) {
+        if (!buf_reserve_file(&g->b, g->b.n < (size_t)st.st_size ? (size_t)st.st_size - g->b.n + 1 : 1)) {
             guard_release(g);
             return push_oserr(L, "cannot read", path, ENOMEM);
         }
@@ -186,6 +281,11 @@ static int l_read(lua_State *L)
         if (r == 0)
             break;
         g->b.n += (size_t)r;
+    }
+    if (as_bytes) {
+        guard_close_fd(g);
+        push_stat(L, &st);
+        return 2;
     }
     lua_pushlstring(L, g->b.n ? g->b.p : "", g->b.n);
     push_stat(L, &st);
@@ -494,6 +594,49 @@ static void describe(lua_State *L, void *self)
 }
 
 /***
+ * Makes a directory and the missing ones above it, each with mode: like
+ * `mkdir -p`, except that every directory made gets the mode, as the XDG
+ * base directory spec asks (0700). Directories that exist are left as
+ * they are.
+ * @function mkdirs
+ * @tparam string path
+ * @tparam[opt=0700] integer mode permission bits (0..0777)
+ * @treturn true
+ * @return or nil, message, errno name (ENOTDIR when a part of path is not
+ * a directory)
+ */
+static int l_mkdirs(lua_State *L)
+{
+    size_t n, i;
+    const char *path = check_path(L, 1, &n);
+    lua_Integer mode = luaL_optinteger(L, 2, 0700);
+    char *part;
+    luaL_argcheck(L, mode >= 0 && mode <= 0777, 2, "mode must be 0..0777");
+    /* a userdata, so a raise while it is in use frees it */
+    part = lua_newuserdata(L, n + 1);
+    memcpy(part, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        struct stat st;
+        if (i < n && part[i] != '/')
+            continue;
+        part[i] = '\0';
+        if (mkdir(part, (mode_t)mode) != 0) {
+            int err = errno;
+            if (err != EEXIST)
+                return push_oserr(L, "cannot make directory", part, err);
+            if (stat(part, &st) != 0)
+                return push_oserr(L, "cannot stat", part, errno);
+            if (!S_ISDIR(st.st_mode))
+                return msal_push_error(L, "ENOTDIR", "%s is not a directory", part);
+        }
+        if (i < n)
+            part[i] = '/';
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/***
  * The process id, for tests and lock diagnostics.
  * @function pid
  * @treturn integer
@@ -507,13 +650,22 @@ static int l_pid(lua_State *L)
 void msal_open_fileio(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"unlock", l_unlock}, {"held", l_held}, {NULL, NULL}};
+    static const luaL_Reg bytes_methods[] = {{"sub", l_bytes_sub}, {"load", l_bytes_load}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"read", l_read},   {"stat", l_stat}, {"check_private", l_check_private}, {"write_atomic", l_write_atomic},
-        {"lock", l_lock},   {"pid", l_pid},   {NULL, NULL},
+        {"lock", l_lock},   {"pid", l_pid},   {"mkdirs", l_mkdirs},
+        {NULL, NULL},
     };
     static const msal_class lock_class = {LOCK_MT, methods, l_gc, describe, NULL, NULL};
-    static const msal_class guard_class = {GUARD_MT, NULL, l_guard_gc, NULL, NULL, NULL};
+    static const msal_class bytes_class = {BYTES_MT, bytes_methods, l_guard_gc, describe_bytes, NULL, NULL};
     msal_newclass(L, &lock_class);
-    msal_newclass(L, &guard_class);
+    msal_newclass(L, &bytes_class);
+    /* bytes are never closed early: the store may point into them */
+    luaL_getmetatable(L, BYTES_MT);
+    lua_pushcfunction(L, l_bytes_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
     luaL_newlib(L, funcs);
 }

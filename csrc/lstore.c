@@ -116,7 +116,8 @@ static int l_close(lua_State *L)
  * Replaces the whole content with a parsed cache document, or leaves it
  * as it was.
  * @function store:load
- * @tparam string json MSAL's unified cache format
+ * @tparam string|userdata json MSAL's unified cache format: a string, or
+ * the bytes of fileio.read(path, "bytes"), which the store then keeps
  * @treturn true
  * @return or nil, `{message, section, key, field, offset}`
  */
@@ -124,7 +125,7 @@ static int l_load(lua_State *L)
 {
     lstore *ls = luaL_checkudata(L, 1, STORE_MT);
     size_t n;
-    const char *text = luaL_checklstring(L, 2, &n);
+    const char *text = msal_check_text(L, 2, &n);
     store_error err;
     store *fresh;
     store_doc *doc;

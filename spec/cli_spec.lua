@@ -311,7 +311,8 @@ describe("msal token", function()
     assert.is_true(loaded["msal.flows.silent"], err)
     for _, name in ipairs({ "msal.core.http", "msal.core.crypto", "msal.core.redis", "msal.transport.curl", "msal.flows.device_code", "msal.flows.popup",
         "msal.flows.authorize", "msal.loopback", "msal.flows.client_credential", "msal.jwt",
-        "msal.flows.managed_identity", "msal.managed_identity.sources" }) do
+        "msal.flows.managed_identity", "msal.managed_identity.sources", "msal.flows.refresh",
+        "msal.application.confidential", "msal.application.managed_identity" }) do
       assert.is_nil(loaded[name], name .. " was loaded")
     end
   end)

@@ -366,6 +366,106 @@ describe("msal.core.fileio", function()
     end)
   end)
 
+  describe("read as bytes", function()
+    it("keeps the content in C: its length and any part of it as string.sub would give", function()
+      local p = dir .. "/data"
+      local text = "{\"a\":1}\0binary\255" .. string.rep("x", 300)
+      assert(fileio.write_atomic(p, text))
+      local bytes, st = fileio.read(p, "bytes")
+      assert.equal("userdata", type(bytes))
+      assert.equal(#text, #bytes)
+      assert.equal(#text, st.size)
+      assert.equal(text, bytes:sub(1))
+      math.randomseed(7)
+      for _ = 1, 2000 do
+        local i, j = math.random(-#text - 5, #text + 5), math.random(-#text - 5, #text + 5)
+        assert.equal(text:sub(i, j), bytes:sub(i, j), i .. ", " .. j)
+      end
+      assert.matches("^msal.fileio.bytes %(" .. #text .. " bytes%)$", tostring(bytes))
+    end)
+
+    it("reads an empty file and a file of several huge pages", function()
+      local p = dir .. "/data"
+      assert(fileio.write_atomic(p, ""))
+      local bytes = fileio.read(p, "bytes")
+      assert.equal(0, #bytes)
+      assert.equal("", bytes:sub(1))
+      local big = string.rep("0123456789abcdef", 300000) -- 4.8 MB
+      assert(fileio.write_atomic(p, big))
+      bytes = fileio.read(p, "bytes")
+      assert.equal(#big, #bytes)
+      assert.equal(big:sub(-100), bytes:sub(-100))
+      assert.equal(big:sub(2097150, 2097160), bytes:sub(2097150, 2097160))
+    end)
+
+    it("loads a precompiled chunk from a range, and refuses source text and damaged bytecode", function()
+      local chunk = string.dump(assert(load("local a = ... return a * 6", "=t")), true)
+      local p = dir .. "/data"
+      assert(fileio.write_atomic(p, "head" .. chunk .. "tail"))
+      local bytes = fileio.read(p, "bytes")
+      local fn = assert(bytes:load(5, 4 + #chunk, "=mod"))
+      assert.equal(42, fn(7))
+      local ok, msg, code = bytes:load(1, 4, "=head")
+      assert.is_nil(ok)
+      assert.equal("=head: not a precompiled chunk", msg)
+      assert.equal("BAD_DATA", code)
+      assert(fileio.write_atomic(p, "return 1"))
+      ok, msg, code = fileio.read(p, "bytes"):load(1, -1, "=src")
+      assert.is_nil(ok)
+      assert.equal("BAD_DATA", code)
+      for _, cut in ipairs({ 1, 4, 12, math.floor(#chunk / 2), #chunk - 1 }) do
+        assert(fileio.write_atomic(p, chunk:sub(1, cut)))
+        ok, msg, code = fileio.read(p, "bytes"):load(1, -1, "=cut")
+        assert.is_nil(ok, cut)
+        assert.equal("BAD_DATA", code, msg)
+      end
+    end)
+
+    it("is what store:load parses, and the store keeps it alive", function()
+      local doc = cjson.encode({ AppMetadata = { ["appmetadata-login.example.com-c1"] = {
+        client_id = "c1", environment = "login.example.com", family_id = "1" } } })
+      local p = dir .. "/cache.json"
+      assert(fileio.write_atomic(p, doc))
+      local s = core.store.new()
+      assert.is_true(s:load((fileio.read(p, "bytes"))))
+      collectgarbage()
+      collectgarbage()
+      local text = s:serialize()
+      assert.equal("1", cjson.decode(text).AppMetadata["appmetadata-login.example.com-c1"].family_id)
+      assert.has_error(function() s:load(io.stdout) end)
+    end)
+
+    it("refuses an unknown way to read", function()
+      assert.has_error(function() fileio.read(dir .. "/x", "lines") end)
+    end)
+  end)
+
+  describe("mkdirs", function()
+    it("makes the missing directories, each 0700, and leaves existing ones alone", function()
+      assert(succeeds("chmod 0755 " .. q(dir)))
+      assert.is_true(fileio.mkdirs(dir .. "/a/b/c"))
+      for _, d in ipairs({ "/a", "/a/b", "/a/b/c" }) do
+        local st = assert(fileio.stat(dir .. d))
+        assert.equal("directory", st.type)
+        assert.equal(octal("700"), st.mode, d)
+      end
+      assert.equal(octal("755"), fileio.stat(dir).mode)
+      assert.is_true(fileio.mkdirs(dir .. "/a/b/c/"))
+      assert.is_true(fileio.mkdirs(dir .. "/a/b/d", octal("750")))
+      assert.equal(octal("750"), fileio.stat(dir .. "/a/b/d").mode)
+    end)
+
+    it("says which part is not a directory", function()
+      assert(fileio.write_atomic(dir .. "/file", "x"))
+      local ok, msg, code = fileio.mkdirs(dir .. "/file/sub")
+      assert.is_nil(ok)
+      assert.equal(dir .. "/file is not a directory", msg)
+      assert.equal("ENOTDIR", code)
+      assert.has_error(function() fileio.mkdirs("") end)
+      assert.has_error(function() fileio.mkdirs(dir .. "/x", octal("1777")) end)
+    end)
+  end)
+
   describe("check_private", function()
     it("accepts a 0600 file of ours and a file not yet written", function()
       local p = dir .. "/cache.json"

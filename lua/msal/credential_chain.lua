@@ -63,11 +63,12 @@ end
 function credential_chain.ensure_cache_dir(path)
   local dir = path:match("^(.*)/[^/]+$")
   if not dir or dir == "" then return true end
-  local st, _, code = require("msal.core").fileio.stat(dir)
+  local fileio = require("msal.core").fileio
+  local st, _, code = fileio.stat(dir)
   if st or code ~= "ENOENT" then return true end
-  local ok = os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-  if ok == true or ok == 0 then return true end
-  return nil, errors.ClientAuthError("cache_io_error", "cannot make the cache directory " .. dir)
+  local ok, err = fileio.mkdirs(dir)
+  if ok then return true end
+  return nil, errors.ClientAuthError("cache_io_error", "cannot make the cache directory: " .. tostring(err))
 end
 
 --- How to sign in when the chain gets that far: "never" in CI (`CI` set),

@@ -3,7 +3,6 @@
 -- @module msal
 local Promise = require("msal.promise")
 local application = require("msal.application")
-local confidential = require("msal.application.confidential")
 local errors = require("msal.errors")
 local events = require("msal.events")
 local request = require("msal.request")
@@ -14,8 +13,9 @@ local lazy = require("msal.lazy")
 local msal = {
   _VERSION = "0.1.0",
   PublicClientApplication = { new = application.new_public },
-  ManagedIdentityApplication = { new = require("msal.application.managed_identity").new },
-  ConfidentialClientApplication = { new = confidential.new },
+  -- classes a public client's cache hit never uses load on first use
+  ManagedIdentityApplication = lazy.require("msal.application.managed_identity", { "new" }),
+  ConfidentialClientApplication = lazy.require("msal.application.confidential", { "new" }),
   EventType = events.types,
   CacheLookupPolicy = request_options.CacheLookupPolicy,
   pkce = auth_code.pkce,

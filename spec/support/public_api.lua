@@ -64,9 +64,11 @@ function M.list()
   local out, seen = {}, {}
   local init = package.searchpath("msal", package.path)
   add(out, seen, "msal", ".", msal)
+  -- classes msal loads on first use (msal.lazy): their `new` read through
+  local function loaded(class) return { new = class.new } end
   add_nested(out, seen, "msal", { PublicClientApplication = msal.PublicClientApplication,
-    ConfidentialClientApplication = msal.ConfidentialClientApplication,
-    ManagedIdentityApplication = msal.ManagedIdentityApplication, Promise = msal.Promise }, init)
+    ConfidentialClientApplication = loaded(msal.ConfidentialClientApplication),
+    ManagedIdentityApplication = loaded(msal.ManagedIdentityApplication), Promise = msal.Promise }, init)
   local auth = { client_id = "00000000-0000-0000-0000-000000000001",
     authority = "https://login.microsoftonline.com/common" }
   local ok, pca = pcall(msal.PublicClientApplication.new, { auth = auth })

@@ -164,13 +164,14 @@ function Plugin:sync(tc)
   ok, err = fileio.check_private(self.path)
   if not ok then fail("cache_file_insecure", err) end
   local content
-  content, st, code = fileio.read(self.path)
+  -- a plain file stays in C: the store parses it where it was read
+  content, st, code = fileio.read(self.path, self.key and "string" or "bytes")
   if not content then
     if code == "ENOENT" then return self:sync(tc) end -- removed since the stat
     fail("cache_io_error", "cannot read the cache file: " .. tostring(st))
   end
   local loaded, lerr
-  if content ~= "" or self.held then loaded, lerr = load_content(self, tc, content) end
+  if #content > 0 or self.held then loaded, lerr = load_content(self, tc, content) end
   if not loaded and not self.held then
     -- msal-node-extensions and msal-python write the file in place
     -- (truncate, then write) while holding the lock: read without it, an

@@ -87,4 +87,16 @@ function args.parse(argv, options, first)
   return given, positionals
 end
 
+--- Whether the command line asks for --verbose (`-v`), before it is parsed:
+-- the modules then compile from source (bin/msal) and an unexpected error
+-- prints its whole traceback (msal.cli.main).
+-- @tparam table argv
+-- @treturn boolean
+function args.verbose(argv)
+  for _, a in ipairs(argv) do
+    if a == "--verbose" or a == "-v" then return true end
+  end
+  return false
+end
+
 return args

@@ -163,6 +163,7 @@ commands.ENVIRONMENT = {
   { "IDENTITY_ENDPOINT, IDENTITY_HEADER, IMDS_ENDPOINT, MSI_ENDPOINT, AZURE_POD_IDENTITY_AUTHORITY_HOST",
       "the managed-identity step" },
   { "MSAL_IMDS_PROBE", "azure (the default: probe IMDS on an Azure VM only), always or never" },
+  { "MSAL_BYTECODE_CACHE", "0 (or off, false): do not keep msal's compiled modules between runs" },
 }
 
 commands.PRECEDENCE = "Settings come from the options, then the environment variables, then the configuration " ..

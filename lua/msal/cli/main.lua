@@ -70,8 +70,7 @@ function main.run(argv, sys)
   local ok, code = xpcall(run_command, debug.traceback, cmd, argv, sys)
   if ok then return code end
   local out = output.new(sys)
-  local verbose = false
-  for _, a in ipairs(argv) do verbose = verbose or a == "--verbose" or a == "-v" end
+  local verbose = args.verbose(argv)
   local first = tostring(code):match("^[^\n]*")
   out:fail(require("msal.errors").ClientAuthError("unexpected_error", verbose and tostring(code) or first))
   return exit_codes.FAILURE

@@ -8,7 +8,7 @@ local errors = require("msal.errors")
 local events = require("msal.events")
 local id_token = require("msal.id_token")
 local loop = require("msal.loop")
-local refresh = require("msal.flows.refresh")
+local refresh = require("msal.lazy").require("msal.flows.refresh")
 local request = require("msal.request")
 local request_options = require("msal.request_options")
 
