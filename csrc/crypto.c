@@ -553,7 +553,7 @@ static int l_public_key(lua_State *L)
     if (!read_jwk(L, 1, &jwk))
         return 3;
     key = lua_newuserdata(L, sizeof *key);
-    key->pkey = NULL;
+    memset(key, 0, sizeof *key);
     luaL_setmetatable(L, PUBKEY_MT);
     if (!jws_key_from_jwk(&jwk, key, &err))
         return push_fail(L, &err);

@@ -45,6 +45,11 @@ typedef struct jws_key {
     EVP_PKEY *pkey;
     enum jws_alg alg; /* the JWK's alg; JWS_NONE when it names none */
     int ec;           /* EC P-256, else RSA */
+    /* Kept between verifications (one thread uses a key at a time): the
+     * digest, and the verification context of the last alg used. */
+    EVP_MD *sha256;
+    EVP_PKEY_CTX *vctx;
+    enum jws_alg vctx_alg;
 } jws_key;
 
 /* Builds key from a public JWK (kty RSA or EC, use sig when named, alg one
@@ -53,7 +58,7 @@ int jws_key_from_jwk(const jws_jwk *k, jws_key *key, ossl_err *err);
 
 /* jws_verify with a built key: 1 valid, 0 not, -1 when the alg does not
  * fit the key (err says why). */
-int jws_key_verify(const jws_key *key, enum jws_alg alg, const unsigned char *msg, size_t msg_len,
+int jws_key_verify(jws_key *key, enum jws_alg alg, const unsigned char *msg, size_t msg_len,
                    const unsigned char *sig, size_t sig_len, ossl_err *err);
 
 /* Frees the key's OpenSSL object; safe twice. */

@@ -616,6 +616,19 @@ describe("public_key (a JWK built once for many verifications)", function()
     end
   end)
 
+  it("checks RS256 and PS256 in turn with one RSA key that names no alg, never one for the other", function()
+    local pem, jwk = key("RSA")
+    local k = assert(crypto.public_key(jwk))
+    local rs, ps = assert(crypto.jws_sign("RS256", pem, input)), assert(crypto.jws_sign("PS256", pem, input))
+    for _ = 1, 3 do
+      assert.is_true(k:verify("RS256", input, rs))
+      assert.is_true(k:verify("PS256", input, ps))
+      assert.is_false(k:verify("PS256", input, rs))
+      assert.is_false(k:verify("RS256", input, ps))
+      assert.is_false(k:verify("PS256", flip(input), ps))
+    end
+  end)
+
   it("keeps a JWK's alg: a key published for RS256 does not check PS256", function()
     local pem, jwk = key("RSA")
     jwk.alg = "RS256"
