@@ -4,9 +4,13 @@
 // with the spec peers (spec/support/node).
 //   node bench/peers/jose_jwt_bench.mjs <input.json>
 // Input: {jwks, issuer, audience, seconds, workloads: [{name, tokens: [...]}]}
-// Prints one JSON object: {name: verifications per second}.
+// Verifies every token once, prints "ready", then for each workload name
+// read on stdin runs it for `seconds` and prints "<verifications per
+// second>": the Lua side runs the same workload right after, so that the
+// host's noise falls on both alike.
 import fs from "node:fs";
 import path from "node:path";
+import readline from "node:readline";
 import { pathToFileURL } from "node:url";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -14,10 +18,14 @@ const jose = await import(pathToFileURL(path.join(here, "../../spec/support/node
 const input = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const keys = jose.createLocalJWKSet(input.jwks);
 const opts = { issuer: input.issuer, audience: input.audience };
-const out = {};
+const byName = {};
 for (const w of input.workloads) {
-  const toks = w.tokens;
-  for (const t of toks) await jose.jwtVerify(t, keys, opts); // warm-up, and every token must pass
+  byName[w.name] = w.tokens;
+  for (const t of w.tokens) await jose.jwtVerify(t, keys, opts); // warm-up, and every token must pass
+}
+process.stdout.write("ready\n");
+for await (const name of readline.createInterface({ input: process.stdin })) {
+  const toks = byName[name];
   const deadline = process.hrtime.bigint() + BigInt(Math.round(input.seconds * 1e9));
   const start = process.hrtime.bigint();
   let n = 0;
@@ -25,6 +33,5 @@ for (const w of input.workloads) {
     for (let i = 0; i < 100; i++) await jose.jwtVerify(toks[(n + i) % toks.length], keys, opts);
     n += 100;
   }
-  out[w.name] = n / (Number(process.hrtime.bigint() - start) / 1e9);
+  process.stdout.write(String(n / (Number(process.hrtime.bigint() - start) / 1e9)) + "\n");
 }
-process.stdout.write(JSON.stringify(out) + "\n");
