@@ -293,7 +293,7 @@ describe("msal token", function()
     assert.equal(second.access_token .. "\n", out)
   end)
 
-  it("answers a cache hit without loading libcurl, OpenSSL or the flows it does not run", function()
+  it("answers a cache hit without loading libcurl, OpenSSL, lua-cjson or the flows it does not run", function()
     -- what keeps a hit's process short (bench/README.md, the command line)
     local r = seed(home)
     files.write(home .. "/probe.lua", [[
@@ -312,7 +312,7 @@ describe("msal token", function()
     for _, name in ipairs({ "msal.core.http", "msal.core.crypto", "msal.core.redis", "msal.transport.curl", "msal.flows.device_code", "msal.flows.popup",
         "msal.flows.authorize", "msal.loopback", "msal.flows.client_credential", "msal.jwt",
         "msal.flows.managed_identity", "msal.managed_identity.sources", "msal.flows.refresh",
-        "msal.application.confidential", "msal.application.managed_identity" }) do
+        "msal.application.confidential", "msal.application.managed_identity", "cjson", "cjson.safe" }) do
       assert.is_nil(loaded[name], name .. " was loaded")
     end
   end)

@@ -2,7 +2,7 @@
 -- clouds, and the environment name tokens are cached under.
 -- (Discovery and instance metadata come with the network layer.)
 -- @module msal.authority
-local cjson = require("cjson.safe")
+local cjson = require("msal.lazy").require("cjson.safe")
 local Promise = require("msal.promise")
 local errors = require("msal.errors")
 local network = require("msal.network")

@@ -1,7 +1,7 @@
 --- ID tokens: decoding the claims (no signature check here: MSAL trusts
 -- tokens it cached itself) and the checks a fresh one must pass.
 -- @module msal.id_token
-local cjson = require("cjson.safe")
+local cjson = require("msal.lazy").require("cjson.safe")
 -- loaded on first use: a cache hit never decodes a token
 local crypto = require("msal.lazy").require("msal.core.crypto")
 local errors = require("msal.errors")

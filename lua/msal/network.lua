@@ -2,7 +2,7 @@
 -- JSON answers, the one retry MSAL makes on 5xx and 429 (honouring
 -- Retry-After, bounded), and transport failures as ClientAuthErrors.
 -- @module msal.network
-local cjson = require("cjson.safe")
+local cjson = require("msal.lazy").require("cjson.safe")
 local Promise = require("msal.promise")
 local loop = require("msal.loop")
 local errors = require("msal.errors")

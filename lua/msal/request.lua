@@ -2,7 +2,7 @@
 -- scopes, one resource per request) and claims (merged with the client's
 -- capabilities).
 -- @module msal.request
-local cjson = require("cjson.safe")
+local cjson = require("msal.lazy").require("cjson.safe")
 local errors = require("msal.errors")
 
 local request = {}

@@ -7,7 +7,7 @@
 -- name and id token claims), as msal-node's `updateAccountTenantProfileData`
 -- builds them.
 -- @module msal.cache.accounts
-local cjson = require("cjson")
+local cjson = require("msal.lazy").require("cjson")
 local id_token = require("msal.id_token")
 
 local accounts = {}

@@ -10,7 +10,7 @@
 -- msal-node and msal-python read only their five sections and keep others
 -- when they write the file back, so they ignore it safely.
 -- @module msal.cache.active_account
-local cjson = require("cjson.safe")
+local cjson = require("msal.lazy").require("cjson.safe")
 
 local active = {}
 

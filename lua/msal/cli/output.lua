@@ -2,7 +2,7 @@
 -- errors on stderr, one line each, colored only for a terminal and never
 -- when NO_COLOR is set (https://no-color.org) unless asked.
 -- @module msal.cli.output
-local cjson = require("cjson.safe")
+local cjson = require("msal.lazy").require("cjson.safe")
 local exit_codes = require("msal.cli.exit_codes")
 
 local output = {}

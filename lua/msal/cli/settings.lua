@@ -3,7 +3,7 @@
 -- The configuration file is JSON read as data (never code to run), so a
 -- file someone else wrote can only set values.
 -- @module msal.cli.settings
-local cjson = require("cjson.safe")
+local cjson = require("msal.lazy").require("cjson.safe")
 local args = require("msal.cli.args")
 local exit_codes = require("msal.cli.exit_codes")
 local credential_chain = require("msal.credential_chain")
