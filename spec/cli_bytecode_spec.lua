@@ -116,18 +116,18 @@ describe("msal.cli.bytecode", function()
     probe()
     local good = files.read(luac)
     local head = good:match("^[^\n]*\n")
-    local plen, ilen = head:match("^msal%-luac 1 (%d+) (%d+)\n$")
+    local plen, ilen = head:match("^msal%-luac 2 (%d+) (%d+)\n$")
     plen, ilen = tonumber(plen), tonumber(ilen)
     local index_at = #head + plen + 1
     local bad = {
       empty = "",
       garbage = string.rep("\0\255", 100),
-      other_version = head:gsub("^msal%-luac 1", "msal-luac 9") .. good:sub(#head + 1),
+      other_version = head:gsub("^msal%-luac 2", "msal-luac 9") .. good:sub(#head + 1),
       other_interpreter = head .. ("x"):rep(plen) .. good:sub(#head + plen + 1),
       index_too_long = head:gsub(" " .. ilen .. "\n$", " " .. (ilen + 1) .. "\n") .. good:sub(#head + 1),
       index_too_short = head:gsub(" " .. ilen .. "\n$", " " .. (ilen - 1) .. "\n") .. good:sub(#head + 1),
       index_garbled = good:sub(1, index_at - 1) .. "\t" .. good:sub(index_at + 1),
-      huge_lengths = "msal-luac 1 99999999999999999999999 1\n" .. good:sub(#head + 1),
+      huge_lengths = "msal-luac 2 99999999999999999999999 1\n" .. good:sub(#head + 1),
       chunk_not_bytecode = good:sub(1, index_at + ilen - 1) .. "X" .. good:sub(index_at + ilen + 1),
       truncated_in_header = good:sub(1, 5),
       truncated_in_index = good:sub(1, index_at + 3),

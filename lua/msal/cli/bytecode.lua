@@ -12,21 +12,20 @@
 -- read only when the token cache's own rule says nobody else could have
 -- written it (`fileio.check_private`), and it is written 0600, atomically,
 -- in directories made 0700. An entry is used only while its source file
--- has the size and modification time it was compiled from, and the file
--- only when this interpreter compiles a probe chunk to the bytes recorded
--- in it (another build or version of the interpreter starts afresh).
--- `MSAL_BYTECODE_CACHE=0` turns it off. Nothing here fails a command: a
--- file that is missing, foreign or damaged means the modules compile from
--- source, as they would without it.
+-- has the device, inode, size and modification time it was compiled from
+-- (`fileio.signature`), and the file only when this interpreter compiles a
+-- probe chunk to the bytes recorded in it (another build or version of the
+-- interpreter starts afresh). `MSAL_BYTECODE_CACHE=0` turns it off.
+-- Nothing here fails a command: a file that is missing, foreign or damaged
+-- means the modules compile from source, as they would without it.
 -- @module msal.cli.bytecode
 local fileio = require("msal.core").fileio
 
 local bytecode = {}
 
-local VERSION = 1
--- name, path, size, mtime seconds, mtime nanoseconds, offset after the
--- index, length
-local ENTRY = "([^\t\n]+)\t([^\t\n]+)\t(%d+)\t(%d+)\t(%d+)\t(%d+)\t(%d+)\n"
+local VERSION = 2
+-- name, path, the source's fileio.signature, offset after the index, length
+local ENTRY = "([^\t\n]+)\t([^\t\n]+)\t([%d:]+)\t(%d+)\t(%d+)\n"
 local PROBE_SOURCE = "local a, b = ... return { a + b, 'probe' }"
 
 local searchers = package.searchers or package.loaders
@@ -56,8 +55,8 @@ end
 
 -- The file is a line "msal-luac <version> <probe length> <index length>",
 -- the probe's bytecode, the index (an ENTRY line per module) and the
--- modules' bytecode. Returns its entries by module name: { path, size,
--- sec, nsec, first byte, last byte } of data (fileio bytes); nil when it
+-- modules' bytecode. Returns its entries by module name: { path,
+-- signature, first byte, last byte } of data (fileio bytes); nil when it
 -- is not a whole file of this version made by this interpreter.
 local function parse(data, probe_bytes)
   local head = data:sub(1, 64)
@@ -69,18 +68,14 @@ local function parse(data, probe_bytes)
   local index = data:sub(at + plen, at + plen + ilen - 1)
   if #index ~= ilen then return nil end
   local base, entries, used = at + plen + ilen - 1, {}, 0
-  for name, path, size, sec, nsec, off, len in index:gmatch(ENTRY) do
+  for name, path, sig, off, len in index:gmatch(ENTRY) do
     local first, last = base + tonumber(off) + 1, base + tonumber(off) + tonumber(len)
     if last > #data then return nil end
-    entries[name] = { path, tonumber(size), tonumber(sec), tonumber(nsec), first, last }
-    used = used + #name + #path + #size + #sec + #nsec + #off + #len + 7
+    entries[name] = { path, sig, first, last }
+    used = used + #name + #path + #sig + #off + #len + 5
   end
   if used ~= ilen then return nil end
   return entries
-end
-
-local function same_source(entry, path, st)
-  return entry[1] == path and entry[2] == st.size and entry[3] == st.mtime_sec and entry[4] == st.mtime_nsec
 end
 
 --- Puts a searcher for `msal` and `msal.*` before Lua's own file searcher.
@@ -104,17 +99,17 @@ function bytecode.install(getenv)
     if ok and parsed then data, entries = bytes, parsed end
   end
   local cache = { hits = 0, compiled = {}, file = file }
-  local fresh = {} -- name -> { path, st, chunk } compiled this run
+  local fresh = {} -- name -> { path, signature, chunk } compiled this run
 
   local function searcher(name)
     if name ~= "msal" and name:sub(1, 5) ~= "msal." then return nil end
     local path = package.searchpath(name, package.path)
     if not path then return nil end
-    local st = fileio.stat(path)
-    if not st then return nil end
+    local sig = fileio.signature(path)
+    if not sig then return nil end
     local entry = entries[name]
-    if entry and same_source(entry, path, st) then
-      local fn = data:load(entry[5], entry[6], "=" .. path)
+    if entry and entry[1] == path and entry[2] == sig then
+      local fn = data:load(entry[3], entry[4], "=" .. path)
       if fn then
         cache.hits = cache.hits + 1
         return fn, path
@@ -124,7 +119,7 @@ function bytecode.install(getenv)
     if not fn then
       error(string.format("error loading module '%s' from file '%s':\n\t%s", name, path, err), 0)
     end
-    fresh[name] = { path, st, string.dump(fn, true) }
+    fresh[name] = { path, sig, string.dump(fn, true) }
     cache.compiled[#cache.compiled + 1] = name
     return fn, path
   end
@@ -133,14 +128,13 @@ function bytecode.install(getenv)
   -- the file, with what it held that is still good and what this run compiled
   local function write()
     local index, chunks, off = {}, {}, 0
-    local function add(name, path, st, chunk)
-      index[#index + 1] = table.concat({ name, path, st.size, st.mtime_sec, st.mtime_nsec, off, #chunk }, "\t") .. "\n"
+    local function add(name, path, sig, chunk)
+      index[#index + 1] = table.concat({ name, path, sig, off, #chunk }, "\t") .. "\n"
       chunks[#chunks + 1] = chunk
       off = off + #chunk
     end
     for name, e in pairs(entries) do
-      local st = not fresh[name] and fileio.stat(e[1])
-      if st and same_source(e, e[1], st) then add(name, e[1], st, data:sub(e[5], e[6])) end
+      if not fresh[name] and fileio.signature(e[1]) == e[2] then add(name, e[1], e[2], data:sub(e[3], e[4])) end
     end
     for name, f in pairs(fresh) do add(name, f[1], f[2], f[3]) end
     index = table.concat(index)
