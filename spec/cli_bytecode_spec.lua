@@ -149,10 +149,14 @@ describe("msal.cli.bytecode", function()
       assert.same({ hits = "off", compiled = "-", value = "111", saved = "-" }, r)
       assert.is_nil(fileio.stat(xdg), cjson.encode(vars))
     end
-    -- HOME alone is a cache home: ~/.cache
-    local r = probe({ XDG_CACHE_HOME = false })
-    assert.equal("true", r.saved)
-    assert.equal(octal("600"), fileio.stat(dir .. "/home/.cache/msal/luac/" .. INTERPRETER).mode)
+    -- HOME alone is a cache home, ~/.cache, and so it is when XDG_CACHE_HOME
+    -- is relative (the XDG spec: ignored)
+    for _, xdg_value in ipairs({ false, "relative/cache" }) do
+      sh("rm -rf " .. q(dir .. "/home"))
+      local r = probe({ XDG_CACHE_HOME = xdg_value })
+      assert.equal("true", r.saved)
+      assert.equal(octal("600"), fileio.stat(dir .. "/home/.cache/msal/luac/" .. INTERPRETER).mode)
+    end
   end)
 
   it("raises for a module that does not compile, as Lua's own searcher does", function()

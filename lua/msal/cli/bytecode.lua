@@ -36,12 +36,15 @@ local function interpreter()
   return (name:gsub("[^%w.]+", "-"))
 end
 
---- Where this interpreter's file is, or nil when there is no cache home.
+--- Where this interpreter's file is, or nil when there is no cache home:
+-- beside the default token cache (credential_chain.default_cache_path,
+-- whose rule this repeats because that module is not loaded yet here: a
+-- relative XDG_CACHE_HOME is ignored, as the XDG spec says).
 -- @tparam function getenv
 -- @treturn ?string
 function bytecode.path(getenv)
   local base = getenv("XDG_CACHE_HOME")
-  if not base or base == "" then
+  if not base or base:sub(1, 1) ~= "/" then
     local home = getenv("HOME")
     if not home or home == "" then return nil end
     base = home .. "/.cache"
