@@ -64,7 +64,7 @@ end
 local function parse(data, probe_bytes)
   local head = data:sub(1, 64)
   local version, plen, ilen = head:match("^msal%-luac (%d+) (%d+) (%d+)\n")
-  if tonumber(version) ~= VERSION then return nil end
+  if version ~= tostring(VERSION) then return nil end
   local at = #head:match("^[^\n]*\n") + 1
   plen, ilen = tonumber(plen), tonumber(ilen)
   if data:sub(at, at + plen - 1) ~= probe_bytes then return nil end
@@ -132,6 +132,7 @@ function bytecode.install(getenv)
   local function write()
     local index, chunks, off = {}, {}, 0
     local function add(name, path, sig, chunk)
+      if (name .. path):find("[\t\n]") then return end -- the index's separators
       index[#index + 1] = table.concat({ name, path, sig, off, #chunk }, "\t") .. "\n"
       chunks[#chunks + 1] = chunk
       off = off + #chunk
