@@ -279,6 +279,20 @@ describe("msal token", function()
     assert.same({}, entra.requests())
   end)
 
+  it("exits 6 when the cache file's directory cannot be made, saying which part is in the way", function()
+    -- a link to nowhere: the directory is missing, and cannot be made there
+    assert(os.execute("ln -s " .. proc.quote(home .. "/nowhere") .. " " .. proc.quote(home .. "/link")))
+    -- it fails before any request: no authority is asked
+    local out, rc, err = run(home, "token -s User.Read --interactive never --authority https://127.0.0.1:9/t" ..
+      " --cache " .. proc.quote(home .. "/link/sub/token_cache.json"))
+    assert.equal(6, rc, err)
+    assert.equal("", out)
+    assert.is_true(one_line(err), err)
+    assert.matches("^msal: error: ClientAuthError: cache_io_error: cannot make the cache directory: cannot stat " ..
+      home:gsub("%p", "%%%0") .. "/link: ", err)
+    assert.is_nil(require("msal.core").fileio.stat(home .. "/nowhere"))
+  end)
+
   it("exits 7 when the cache holds several accounts and none is named; --account picks one", function()
     seed(home)
     entra.config({ users = { { upn = "second@example.com", name = "Second", oid = "00000000-0000-0000-aaaa-000000000009",
