@@ -142,6 +142,17 @@ describe("msal.cli.bytecode", function()
     end
   end)
 
+  it("does not keep a module whose path holds a tab, and keeps the others", function()
+    local odd = dir .. "/ta\tb"
+    assert(fileio.mkdirs(odd .. "/msal"))
+    files.write(odd .. "/msal/zz_tab.lua", "return 'tab'\n")
+    local script = files.read(dir .. "/probe.lua"):gsub('assert%(require%("zz_other"%) == "other"%)',
+      ("package.path = %q .. package.path; assert(require('msal.zz_tab') == 'tab')"):format(odd .. "/?.lua;"))
+    files.write(dir .. "/probe.lua", script)
+    assert.same({ hits = 0, compiled = "msal.zz_probe,msal.zz_tab", value = "111", saved = "true" }, (probe()))
+    assert.same({ hits = 1, compiled = "msal.zz_tab", value = "111", saved = "true" }, (probe()))
+  end)
+
   it("is off with MSAL_BYTECODE_CACHE=0 or without a cache home", function()
     for _, vars in ipairs({ { MSAL_BYTECODE_CACHE = "0" }, { XDG_CACHE_HOME = false, HOME = false } }) do
       local r, rc, err = probe(vars)
