@@ -348,8 +348,14 @@ describe("msal.core.fileio", function()
       local left = 0
       for _ = 1, 30 do
         local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(p) .. " 2>&1 & echo pid:$!; wait"))
-        local pid = fh:read("*l"):match("^pid:(%d+)$")
-        assert.equal("go", fh:read("*l"))
+        -- the shell's line and the child's race: either may come first
+        local pid, go
+        for _ = 1, 2 do
+          local line = fh:read("*l") or ""
+          pid = pid or line:match("^pid:(%d+)$")
+          go = go or line == "go"
+        end
+        assert(pid and go, "the writer did not start")
         core.sleep_ms(math.random(5, 60))
         local killed = succeeds("kill -9 " .. pid)
         local rest = fh:read("*a")
@@ -849,8 +855,14 @@ describe("msal.core.fileio", function()
         fileio.lock(arg[1], { retries = 100000, retry_delay_ms = 5 })
       ]])
       local fh = assert(io.popen(LUA .. " " .. q(waiter) .. " " .. q(lp) .. " & echo pid:$!; wait"))
-      local pid = fh:read("*l"):match("^pid:(%d+)$")
-      assert.equal("waiting", fh:read("*l"))
+      -- the shell's line and the waiter's race: either may come first
+      local pid, waiting
+      for _ = 1, 2 do
+        local line = fh:read("*l") or ""
+        pid = pid or line:match("^pid:(%d+)$")
+        waiting = waiting or line == "waiting"
+      end
+      assert(pid and waiting, "the waiter did not start")
       local function waiters_temp()
         for _, name in ipairs(proc.ls(dir)) do
           if name:match("^cache%.json%.lockfile%.tmp%." .. pid .. "%.%x+$") then return name end
