@@ -31,7 +31,7 @@ chmod 600 "$cache"
 client=11111111-2222-3333-4444-555555555555
 tenant=00000000-0000-0000-bbbb-000000000002
 authority=https://login.microsoftonline.com/$tenant
-user=user$((accounts / 2))@example.com
+user=user$((accounts > 1 ? accounts / 2 : 1))@example.com
 scope=api://res1/Data.Read
 msal_args=(token --client-id "$client" --authority "$authority" --cache "$cache" --account "$user"
   --scope "$scope" --interactive never)
