@@ -117,14 +117,41 @@ static int may_stop(const unsigned char *p)
     return (((q - ONES) & ~q) | ((b - ONES) & ~b) | (w - ONES * 0x20) | w) & HIGHS ? 1 : 0;
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Where the first stop byte is, 16 bytes a step, among the whole blocks of
+ * 16 before end (else the first byte after them): a signed compare below
+ * 0x20 finds control bytes and, being negative, the non-ASCII ones. The
+ * long strings of a cache (its tokens, 1-2 KB of base64 each) are most of
+ * its bytes: at 1,000 accounts this was a third of a parse. */
+static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmplt_epi8(v, space));
+        int m = _mm_movemask_epi8(hit);
+        if (m != 0)
+            return p + __builtin_ctz((unsigned)m);
+        p += 16;
+    }
+    return p;
+}
+#endif
+
 int json_string(json_scan *s, const char **inner, size_t *n, int *escaped)
 {
     const unsigned char *p = (const unsigned char *)s->p + 1;
     const unsigned char *end = (const unsigned char *)s->end;
     int esc = 0;
     for (;;) {
-        /* the common case, plain ASCII: 8 bytes a step, then byte by byte
-         * from the first word that may hold a stop byte */
+        /* the common case, plain ASCII: 16 bytes a step with SSE2, 8
+         * without, then byte by byte from the first word that may hold a
+         * stop byte */
+#if defined(__SSE2__)
+        p = skip_plain(p, end);
+#endif
         while (end - p >= 8 && !may_stop(p))
             p += 8;
         while (p < end && !stop[*p])
