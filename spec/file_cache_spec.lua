@@ -669,15 +669,9 @@ describe("file token cache", function()
       for run = 1, RUNS do
         local old = assert(fileio.read(path))
         local kind = leftover_lock()
-        local fh = assert(io.popen(LUA .. " " .. q(writer) .. " " .. q(path) .. " k" .. run
-          .. " 2>&1 & echo pid:$!; wait"))
-        local pid, go
-        for _ = 1, 2 do
-          local line = fh:read("*l") or ""
-          pid = pid or line:match("^pid:(%d+)$")
-          go = go or tonumber(line:match("^go (%S+)$"))
-        end
-        if not (pid and go) then error("run " .. run .. ": the writer did not start: " .. (fh:read("*a") or "")) end
+        local fh, pid, go = proc.start_child(LUA .. " " .. q(writer) .. " " .. q(path) .. " k" .. run .. " 2>&1",
+          "^go ([%d.]+)$", "run " .. run .. ": the writer")
+        go = tonumber(go)
         check_first_write(kind, go, "run " .. run)
         if kind then stale[kind] = stale[kind] + 1 end
         core.sleep_ms(math.random(0, 30))

@@ -229,14 +229,7 @@ describe("msal.core.fileio", function()
       math.randomseed(os.time())
       local versions = {}
       for _ = 1, 20 do
-        local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(p) .. " 2>&1 & echo pid:$!; wait"))
-        local pid, go
-        for _ = 1, 2 do
-          local line = fh:read("*l") or ""
-          pid = pid or line:match("^pid:(%d+)$")
-          go = go or line == "go"
-        end
-        if not (pid and go) then error("the writer did not start: " .. (fh:read("*a") or "")) end
+        local fh, pid = proc.start_child(LUA .. " " .. q(child) .. " " .. q(p) .. " 2>&1", "^go$", "the writer")
         core.sleep_ms(math.random(2, 40))
         local killed = succeeds("kill -9 " .. pid)
         local rest = fh:read("*a")
@@ -347,15 +340,7 @@ describe("msal.core.fileio", function()
       -- the rename and the directory's fsync come after it
       local left = 0
       for _ = 1, 30 do
-        local fh = assert(io.popen(LUA .. " " .. q(child) .. " " .. q(p) .. " 2>&1 & echo pid:$!; wait"))
-        -- the shell's line and the child's race: either may come first
-        local pid, go
-        for _ = 1, 2 do
-          local line = fh:read("*l") or ""
-          pid = pid or line:match("^pid:(%d+)$")
-          go = go or line == "go"
-        end
-        assert(pid and go, "the writer did not start")
+        local fh, pid = proc.start_child(LUA .. " " .. q(child) .. " " .. q(p) .. " 2>&1", "^go$", "the writer")
         core.sleep_ms(math.random(5, 60))
         local killed = succeeds("kill -9 " .. pid)
         local rest = fh:read("*a")
@@ -854,15 +839,7 @@ describe("msal.core.fileio", function()
         io.write("waiting\n") io.flush()
         fileio.lock(arg[1], { retries = 100000, retry_delay_ms = 5 })
       ]])
-      local fh = assert(io.popen(LUA .. " " .. q(waiter) .. " " .. q(lp) .. " & echo pid:$!; wait"))
-      -- the shell's line and the waiter's race: either may come first
-      local pid, waiting
-      for _ = 1, 2 do
-        local line = fh:read("*l") or ""
-        pid = pid or line:match("^pid:(%d+)$")
-        waiting = waiting or line == "waiting"
-      end
-      assert(pid and waiting, "the waiter did not start")
+      local fh, pid = proc.start_child(LUA .. " " .. q(waiter) .. " " .. q(lp), "^waiting$", "the waiter")
       local function waiters_temp()
         for _, name in ipairs(proc.ls(dir)) do
           if name:match("^cache%.json%.lockfile%.tmp%." .. pid .. "%.%x+$") then return name end

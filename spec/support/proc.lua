@@ -150,6 +150,26 @@ function M.lua_script(path, body)
   return files.write(path, paths .. body)
 end
 
+--- Starts a command in the background of a shell that is read as it
+-- writes: the shell prints the command's PID while the command prints its
+-- ready line, and the two race, so they are taken in either order.
+-- @param cmd shell command text (its own redirections apply)
+-- @param ready a Lua pattern for the ready line
+-- @param what names the command in the error when it does not start
+-- @return the io.popen handle (read the rest of it, then close it), the
+-- PID as a string, and the ready line's first capture (or the line)
+function M.start_child(cmd, ready, what)
+  local fh = assert(io.popen(cmd .. " & echo pid:$!; wait"))
+  local pid, got
+  for _ = 1, 2 do
+    local line = fh:read("*l") or ""
+    pid = pid or line:match("^pid:(%d+)$")
+    got = got or line:match(ready)
+  end
+  if not (pid and got) then error(what .. " did not start: " .. (fh:read("*a") or ""), 2) end
+  return fh, pid, got
+end
+
 local Job = {}
 Job.__index = Job
 
