@@ -15,18 +15,13 @@ describe("msal.openresty ConfidentialClientApplication #host", function()
   local srv
 
   setup(function()
-    local app_dir = os.getenv("MSAL_TEST_ROOT") .. "/spec/support/openresty"
-    srv = nginx.start({
-      workers = 2,
-      reuseport = true,
-      http = ([[
+    srv = nginx.start_app({
+      app = "cc_host_app",
+      init = ("%q, %q, %q"):format(entra.base() .. "/" .. entra.TENANT, CLIENT, SECRET),
+      http = [[
         lua_shared_dict cc_tokens 1m;
         lua_shared_dict cc_locks 1m;
-        init_worker_by_lua_block {
-          package.path = "%s/?.lua;" .. package.path
-          require("cc_host_app").init("%s", "%s", "%s")
-        }
-      ]]):format(app_dir, entra.base() .. "/" .. entra.TENANT, CLIENT, SECRET),
+      ]],
       server = [[
         location = /app_token { content_by_lua_block { require("cc_host_app").token() } }
       ]],

@@ -18,18 +18,13 @@ describe("msal.openresty ManagedIdentityApplication #host", function()
     -- the workers run as nobody when nginx starts as root: as the himds
     -- group on an Arc machine, they must be able to read the key
     proc.run("chmod 755 " .. proc.quote(dir), { plain = true })
-    local app_dir = os.getenv("MSAL_TEST_ROOT") .. "/spec/support/openresty"
-    srv = nginx.start({
-      workers = 2,
-      reuseport = true,
-      http = ([[
+    srv = nginx.start_app({
+      app = "mi_host_app",
+      init = ("%q, %q"):format(fake.url, dir),
+      http = [[
         lua_shared_dict mi_tokens 1m;
         lua_shared_dict mi_locks 1m;
-        init_worker_by_lua_block {
-          package.path = "%s/?.lua;" .. package.path
-          require("mi_host_app").init("%s", "%s")
-        }
-      ]]):format(app_dir, fake.url, dir),
+      ]],
       server = [[
         location = /mi { content_by_lua_block { require("mi_host_app").token() } }
         location = /dict { content_by_lua_block {

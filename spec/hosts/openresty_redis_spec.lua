@@ -52,18 +52,11 @@ end
 -- nginx with two workers whose app uses the Redis cache `cache` (Lua
 -- source of a table), plus `http` text (e.g. lua_ssl_trusted_certificate).
 local function start_nginx(cache, http_extra)
-  local app_dir = os.getenv("MSAL_TEST_ROOT") .. "/spec/support/openresty"
-  return nginx.start({
-    workers = 2,
-    reuseport = true,
-    http = ([[
-      lua_shared_dict tokens 1m;
-      %s
-      init_worker_by_lua_block {
-        package.path = "%s/?.lua;" .. package.path
-        require("redis_host_app").init("%s", "%s", %s)
-      }
-    ]]):format(http_extra or "", app_dir, authority(), CLIENT, cache),
+  return nginx.start_app({
+    app = "redis_host_app",
+    -- cache is Lua source: the cache options table
+    init = ("%q, %q, %s"):format(authority(), CLIENT, cache),
+    http = "lua_shared_dict tokens 1m;\n" .. (http_extra or ""),
     server = [[
       location = /token { content_by_lua_block { require("msal_host_app").token() } }
       location = /seed { content_by_lua_block { require("msal_host_app").seed() } }

@@ -40,18 +40,13 @@ describe("msal.openresty in nginx #host", function()
   local srv
 
   setup(function()
-    local app_dir = os.getenv("MSAL_TEST_ROOT") .. "/spec/support/openresty"
-    srv = nginx.start({
-      workers = 2,
-      reuseport = true,
-      http = ([[
+    srv = nginx.start_app({
+      app = "msal_host_app",
+      init = ("%q, %q"):format(authority(), CLIENT),
+      http = [[
         lua_shared_dict tokens 16m;
         lua_shared_dict locks 1m;
-        init_worker_by_lua_block {
-          package.path = "%s/?.lua;" .. package.path
-          require("msal_host_app").init("%s", "%s")
-        }
-      ]]):format(app_dir, authority(), CLIENT),
+      ]],
       server = [[
         location = /token { content_by_lua_block { require("msal_host_app").token() } }
         location = /seed { content_by_lua_block { require("msal_host_app").seed() } }

@@ -297,6 +297,27 @@ function M.start(opts)
   error(last, 2)
 end
 
+--- nginx with two workers (reuseport) running one of the host apps in
+-- spec/support/openresty: `http` first (its shared dictionaries), then an
+-- init_worker_by_lua that puts that folder on package.path and calls
+-- `require(app).init(<init>)`, and `server` as given.
+-- @tparam table opts `{app, init (Lua source of init's arguments), http, server}`
+-- @return the server, as `start`'s
+function M.start_app(opts)
+  local dir = os.getenv("MSAL_TEST_ROOT") .. "/spec/support/openresty"
+  return M.start({
+    workers = 2,
+    reuseport = true,
+    http = (opts.http or "") .. ([[
+      init_worker_by_lua_block {
+        package.path = %q .. package.path
+        require(%q).init(%s)
+      }
+    ]]):format(dir .. "/?.lua;", opts.app, opts.init),
+    server = opts.server,
+  })
+end
+
 --- An examples/<dir>/nginx.conf as a user runs it, with only its port, pid
 -- file and paths pointed at this tree (for `start{conf = …}`).
 -- @tparam string dir the example's folder under examples/
