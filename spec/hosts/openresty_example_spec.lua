@@ -26,23 +26,11 @@ describe("examples/openresty #host", function()
   teardown(function() if srv then srv:stop() end end)
 
   it("signs a browser in by redirect and calls the API with the user's token", function()
-    local status, _, headers = srv:get("/login")
-    assert.equal(302, status)
-    local authorize = headers.location
+    local authorize, cookie, back = srv:sign_in()
     assert.truthy(authorize:find(entra.base(), 1, true), authorize)
-    -- the authority signs the user in at once and redirects back
-    local http = require("msal.transport.curl").new()
-    local page = assert(http:send({ url = authorize }):await())
-    assert.equal(302, page.status)
-    local back = page.headers.location:gsub("^https?://[^/]+", "")
-    assert.truthy(back:find("^/auth/callback%?"), back)
-    status, _, headers = srv:get(back)
-    assert.equal(302, status)
-    local cookie = assert(headers["set-cookie"]):match("^(msal_account=[^;]+)")
     assert.truthy(cookie)
     -- the downstream API (the authority's userinfo) with the bearer token
-    local body
-    status, body = srv:get("/api/userinfo", { cookie = cookie, accept = "application/json" })
+    local status, body = srv:get("/api/userinfo", { cookie = cookie, accept = "application/json" })
     assert.equal(200, status, body)
     assert.truthy(body:find('"preferred_username"', 1, true), body)
     -- the same state cannot be redeemed twice

@@ -32,27 +32,16 @@ describe("examples/openresty_webapp #host", function()
   end)
 
   it("signs a browser in with the code flow and its secret, then calls the API with the user's token", function()
-    local status, _, headers = srv:get("/login")
-    assert.equal(302, status)
-    local authorize = headers.location
+    local authorize, cookie, back = srv:sign_in()
     local query = network.form_decode(authorize:match("%?(.*)$"))
     assert.equal("S256", query.code_challenge_method)
     assert.truthy(query.state and query.nonce and query.code_challenge)
-    -- the authority signs the user in at once and redirects back
-    local page = assert(require("msal.transport.curl").new():send({ url = authorize }):await())
-    assert.equal(302, page.status)
-    local back = page.headers.location:gsub("^https?://[^/]+", "")
-    assert.truthy(back:find("^/auth/callback%?"), back)
-    status, _, headers = srv:get(back)
-    assert.equal(302, status)
-    local cookie = assert(headers["set-cookie"]):match("^(msal_account=[^;]+)")
     local form = entra.grant_forms("authorization_code")[1]
     assert.equal(SECRET, form.client_secret)
     assert.equal("lua-msal-confidential", form.client_id)
     assert.is_string(form.code_verifier)
     -- the downstream API (the authority's userinfo) with the bearer token
-    local body
-    status, body = srv:get("/api/userinfo", { cookie = cookie, accept = "application/json" })
+    local status, body = srv:get("/api/userinfo", { cookie = cookie, accept = "application/json" })
     assert.equal(200, status, body)
     assert.truthy(body:find('"preferred_username"', 1, true), body)
     -- a state is used once

@@ -182,6 +182,26 @@ function Server:concurrent(path, n)
   return docs, nworkers
 end
 
+--- Signs a browser in to an example web app: GET /login, follow the
+-- authority's redirect (it signs the test user in at once) back to
+-- /auth/callback, and keep the session cookie that sets. Raises when a
+-- step does not answer as a sign-in should.
+-- @treturn string the authorize URL /login redirected to
+-- @treturn string the `msal_account=…` cookie
+-- @treturn string the callback path and query the browser came back to
+function Server:sign_in()
+  local status, _, headers = self:get("/login")
+  assert(status == 302, "/login answered " .. tostring(status))
+  local authorize = headers.location
+  local page = assert(require("msal.transport.curl").new():send({ url = authorize }):await())
+  assert(page.status == 302, "the authority answered " .. tostring(page.status))
+  local back = page.headers.location:gsub("^https?://[^/]+", "")
+  assert(back:find("^/auth/callback%?"), back)
+  status, _, headers = self:get(back)
+  assert(status == 302, "the callback answered " .. tostring(status))
+  return authorize, assert(headers["set-cookie"]):match("^(msal_account=[^;]+)"), back
+end
+
 --- The whole error log so far ("" when there is none yet).
 -- @treturn string
 function Server:error_log()
