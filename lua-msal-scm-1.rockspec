@@ -30,9 +30,9 @@ build = {
     -- neither OpenSSL nor libcurl, which its parts load on first use
     ["msal.core"] = {
       sources = {
-        "csrc/b64.c", "csrc/bigalloc.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c", "csrc/fileio.c", "csrc/http1.c",
-        "csrc/hugemem.c", "csrc/json.c", "csrc/lockfile.c", "csrc/loop.c", "csrc/loopback.c", "csrc/lstore.c",
-        "csrc/open_core.c", "csrc/poller.c", "csrc/store.c",
+        "csrc/b64.c", "csrc/bigalloc.c", "csrc/blockarena.c", "csrc/buf.c", "csrc/clock.c", "csrc/core.c",
+        "csrc/fileio.c", "csrc/http1.c", "csrc/hugemem.c", "csrc/json.c", "csrc/lockfile.c", "csrc/loop.c",
+        "csrc/loopback.c", "csrc/lstore.c", "csrc/open_core.c", "csrc/poller.c", "csrc/store.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "csrc" },
@@ -53,8 +53,8 @@ build = {
       libdirs = { "$(OPENSSL_LIBDIR)" },
     },
     ["msal.core.redis"] = {
-      sources = { "csrc/redis.c", "csrc/resp.c", "csrc/stream.c", "csrc/bigalloc.c", "csrc/core.c", "csrc/clock.c",
-        "csrc/buf.c", "csrc/hugemem.c", "csrc/poller.c" },
+      sources = { "csrc/redis.c", "csrc/resp.c", "csrc/stream.c", "csrc/core.c", "csrc/clock.c", "csrc/buf.c",
+        "csrc/hugemem.c", "csrc/poller.c" },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "ssl", "crypto" },
       incdirs = { "csrc", "$(OPENSSL_INCDIR)" },

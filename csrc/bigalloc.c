@@ -1,4 +1,6 @@
-/* Big Lua blocks in huge pages (Lua 5.3/5.4 with the stock allocator).
+/* The Lua state's allocator, wrapped: big blocks in huge pages (Lua 5.3/5.4
+ * with the stock allocator), and, for a state that asked (core.heap_arena),
+ * small ones from a huge page of their own (blockarena.h).
  *
  * Lua 5.4 has no external strings: serialize() must copy a 120 MB document
  * into a fresh Lua string, and glibc hands out that block as a fresh 4 KiB
@@ -8,23 +10,20 @@
  * huge pages and populated in one call; everything else, and every block the
  * wrapper did not map, still goes to the allocator the state had.
  *
- * Only lauxlib's own allocator (realloc/free) is wrapped: a host that set its
- * own (a memory limit, a pool, accounting) keeps it for every block. LuaJIT
- * has its own allocator, which already maps big blocks and reuses them. */
+ * Only lauxlib's own allocator (realloc/free) is wrapped for big blocks: a
+ * host that set its own (a memory limit, a pool, accounting) keeps it for
+ * every block. LuaJIT has its own allocator, which already maps big blocks
+ * and reuses them. core.heap_arena() is asked for, so it wraps whatever
+ * allocator the state has, LuaJIT's too. */
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "compat.h"
+#include "blockarena.h"
 #include "core.h"
 #include "hugemem.h"
 
-#if MSAL_WRAP_BIG_ALLOC
-
-/* From 1 MiB: a 100-account cache file (1.3 MB) read into a Lua string took
- * ~300 first-touch faults. Rounding up to whole huge pages wastes at most
- * half of a block just over 1 MiB, and only for these few big blocks. */
-#define MSAL_BIG_BLOCK ((size_t)1 << 20)
 #define MAX_BIG 32                       /* live big blocks tracked per state */
 #define MAX_STATES 64                    /* states wrapped per process */
 
@@ -37,6 +36,8 @@ typedef struct big_alloc {
     } big[MAX_BIG];
     int nbig;
     int kept_small; /* one of ours was shrunk in place below MSAL_BIG_BLOCK */
+    int maps_big;     /* serves big blocks (msal_wrap_big_alloc) */
+    msal_arena arena; /* small blocks, once core.heap_arena() asked */
 } big_alloc;
 
 /* Static, not allocated: the wrapper must outlive its state (lua_close frees
@@ -78,16 +79,43 @@ static void unmap_big(big_alloc *a, int i)
     a->big[i] = a->big[--a->nbig];
 }
 
+/* A new block: a big one mapped, a small one from the arena while it has
+ * room, else the inner allocator's (tag: Lua's type tag, or LUA_TNONE). */
+static void *fresh(big_alloc *a, int tag, size_t n)
+{
+    void *p;
+    if (n >= MSAL_BIG_BLOCK && a->maps_big && (p = map_big(a, n)) != NULL)
+        return p;
+    if ((p = msal_arena_take(&a->arena, n)) != NULL)
+        return p;
+    return a->inner(a->inner_ud, NULL, (size_t)tag, n);
+}
+
+static void *arena_realloc(big_alloc *a, void *ptr, size_t osize, size_t nsize)
+{
+    void *p;
+    if (nsize == 0) {
+        msal_arena_give(&a->arena, ptr, osize);
+        return NULL;
+    }
+    if ((p = msal_arena_resize(&a->arena, ptr, osize, nsize)) != NULL)
+        return p;
+    if ((p = fresh(a, LUA_TNONE, nsize)) == NULL)
+        return NULL; /* it grows (a shrink stays in place): the old block stays valid */
+    memcpy(p, ptr, osize);
+    msal_arena_give(&a->arena, ptr, osize);
+    return p;
+}
+
 static void *wrapped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     big_alloc *a = ud;
     int i;
     void *p;
-    if (ptr == NULL) { /* then osize is a type tag */
-        if (nsize >= MSAL_BIG_BLOCK && (p = map_big(a, nsize)) != NULL)
-            return p;
-        return a->inner(a->inner_ud, ptr, osize, nsize);
-    }
+    if (ptr == NULL) /* then osize is a type tag */
+        return fresh(a, (int)osize, nsize);
+    if (msal_arena_owns(&a->arena, ptr))
+        return arena_realloc(a, ptr, osize, nsize);
     /* Lua hands a block back with its size, so only a big one can be ours
      * (unless a shrink below that size once had to stay in place) */
     if ((osize < MSAL_BIG_BLOCK && !a->kept_small) || (i = find_big(a, ptr)) < 0)
@@ -98,12 +126,10 @@ static void *wrapped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     if (nsize >= MSAL_BIG_BLOCK && nsize <= a->big[i].cap)
         return ptr;
-    /* Move it: up to a bigger mapping, or down to the inner allocator, since
-     * Lua would later hand back a small size that does not say it is ours. */
-    p = nsize >= MSAL_BIG_BLOCK ? map_big(a, nsize) : NULL;
-    if (p == NULL)
-        p = a->inner(a->inner_ud, NULL, LUA_TNONE, nsize);
-    if (p == NULL) {
+    /* Move it: up to a bigger mapping, or down to the arena or the inner
+     * allocator, since Lua would later hand back a small size that does not
+     * say it is ours. */
+    if ((p = fresh(a, LUA_TNONE, nsize)) == NULL) {
         if (nsize > osize)
             return NULL; /* growing may fail: the old block stays valid */
         a->kept_small = 1; /* shrinking must not: look every block up now */
@@ -114,55 +140,57 @@ static void *wrapped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-void msal_before_big_string(lua_State *L, size_t len)
+/* Wraps the state's allocator; NULL when the pool is used up. */
+static big_alloc *wrap(lua_State *L, int maps_big)
 {
-    void *ud;
-    if (len < MSAL_BIG_BLOCK || lua_getallocf(L, &ud) != wrapped_alloc)
-        return;
-    /* Pay the collector now what it would ask for right after: a cache
-     * serialized again usually finds the last result dead but not yet swept,
-     * and sweeping it first lets the new string reuse its pages instead of
-     * faulting in fresh ones. */
-    lua_gc(L, LUA_GCSTEP, (int)(len >> 10 > INT_MAX ? INT_MAX : len >> 10));
+    int slot = __atomic_fetch_add(&pool_used, 1, __ATOMIC_RELAXED);
+    big_alloc *a;
+    if (slot >= MAX_STATES)
+        return NULL;
+    a = &pool[slot];
+    a->inner = lua_getallocf(L, &a->inner_ud);
+    a->maps_big = maps_big;
+    lua_setallocf(L, wrapped_alloc, a);
+    return a;
 }
 
 void msal_wrap_big_alloc(lua_State *L)
 {
-    void *ud;
-    lua_Alloc cur = lua_getallocf(L, &ud);
+#if MSAL_WRAP_BIG_ALLOC
     lua_State *probe;
     lua_Alloc stock;
-    int slot;
-    if (cur == wrapped_alloc)
+    if (lua_getallocf(L, NULL) == wrapped_alloc)
         return; /* msal.core loaded a second time into this state */
     /* lauxlib's allocator is a static function: a throwaway state shows it */
     if ((probe = luaL_newstate()) == NULL)
         return;
     stock = lua_getallocf(probe, NULL);
     lua_close(probe);
-    if (cur != stock)
+    if (lua_getallocf(L, NULL) != stock || wrap(L, 1) == NULL)
         return;
-    slot = __atomic_fetch_add(&pool_used, 1, __ATOMIC_RELAXED);
-    if (slot >= MAX_STATES)
-        return;
-    pool[slot].inner = cur;
-    pool[slot].inner_ud = ud;
-    pool[slot].nbig = 0;
-    pool[slot].kept_small = 0;
-    lua_setallocf(L, wrapped_alloc, &pool[slot]);
-}
-
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, MSAL_BIG_ALLOC_KEY);
 #else
-
-void msal_before_big_string(lua_State *L, size_t len)
-{
     (void)L;
-    (void)len;
-}
-
-void msal_wrap_big_alloc(lua_State *L)
-{
-    (void)L;
-}
-
 #endif
+}
+
+/* core.heap_arena(): this state's small blocks from one huge page (see
+ * blockarena.h), for a process that lives milliseconds. */
+static int l_heap_arena(lua_State *L)
+{
+    void *ud;
+    big_alloc *a = NULL;
+    if (lua_getallocf(L, &ud) == wrapped_alloc)
+        a = ud;
+    else if (msal_objects_anywhere(L))
+        a = wrap(L, 0);
+    lua_pushboolean(L, a && (a->arena.base != NULL || msal_arena_open(&a->arena)));
+    return 1;
+}
+
+void msal_open_heap(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {{"heap_arena", l_heap_arena}, {NULL, NULL}};
+    luaL_setfuncs(L, funcs, 0);
+}

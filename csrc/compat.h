@@ -4,6 +4,8 @@
 #ifndef MSAL_COMPAT_H
 #define MSAL_COMPAT_H
 
+#include <stdint.h>
+
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -56,5 +58,21 @@ static inline void *msal_testudata(lua_State *L, int i, const char *tname)
  * (bigalloc.c moves the big ones to huge pages); LuaJIT's allocator is its
  * own and already maps big blocks. */
 #define MSAL_WRAP_BIG_ALLOC (LUA_VERSION_NUM >= 503)
+
+/* Whether the state's objects may be anywhere in memory (bigalloc.c's
+ * arena): LuaJIT without GC64 must keep them in the low 2 GiB, so only an
+ * object seen above 4 GiB proves a LuaJIT state takes any address. */
+#if LUA_VERSION_NUM == 501
+static inline int msal_objects_anywhere(lua_State *L)
+{
+    uintptr_t at;
+    lua_newtable(L);
+    at = (uintptr_t)lua_topointer(L, -1);
+    lua_pop(L, 1);
+    return at >> 32 != 0;
+}
+#else
+#define msal_objects_anywhere(L) ((void)(L), 1)
+#endif
 
 #endif

@@ -249,6 +249,23 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+void msal_before_big_string(lua_State *L, size_t len)
+{
+    int wrapped;
+    if (len < MSAL_BIG_BLOCK)
+        return;
+    lua_getfield(L, LUA_REGISTRYINDEX, MSAL_BIG_ALLOC_KEY);
+    wrapped = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!wrapped)
+        return;
+    /* Pay the collector now what it would ask for right after: a cache
+     * serialized again usually finds the last result dead but not yet swept,
+     * and sweeping it first lets the new string reuse its pages instead of
+     * faulting in fresh ones (bigalloc.c). */
+    lua_gc(L, LUA_GCSTEP, (int)(len >> 10 > INT_MAX ? INT_MAX : len >> 10));
+}
+
 void msal_newclass(lua_State *L, const msal_class *c)
 {
     static const luaL_Reg pollable[] = {

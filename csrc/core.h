@@ -141,10 +141,20 @@ void msal_newclass(lua_State *L, const msal_class *c);
 
 /* ---- memory ---- */
 
+/* From 1 MiB: a 100-account cache file (1.3 MB) read into a Lua string took
+ * ~300 first-touch faults. Rounding up to whole huge pages wastes at most
+ * half of a block just over 1 MiB, and only for these few big blocks. */
+#define MSAL_BIG_BLOCK ((size_t)1 << 20)
+/* The registry field set in a state whose allocator bigalloc.c wrapped: the
+ * parts in other shared objects (msal.core.redis) read it there. */
+#define MSAL_BIG_ALLOC_KEY "msal.big_alloc"
+
 /* bigalloc.c: on Lua 5.3/5.4 with lauxlib's allocator, serves new blocks of
- * 8 MiB and more from huge pages (a no-op elsewhere). */
+ * MSAL_BIG_BLOCK and more from huge pages (a no-op elsewhere). */
 void msal_wrap_big_alloc(lua_State *L);
-/* Call before pushing a string of len bytes made in C (bigalloc.c). */
+/* bigalloc.c: heap_arena, into the table at the top of the stack. */
+void msal_open_heap(lua_State *L);
+/* Call before pushing a string of len bytes made in C (core.c). */
 void msal_before_big_string(lua_State *L, size_t len);
 
 /* The text at idx: a string, or the bytes object of fileio.read(path,

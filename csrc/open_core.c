@@ -46,6 +46,7 @@ int luaopen_msal_core(lua_State *L)
     msal_wrap_big_alloc(L);
     lua_newtable(L);
     msal_open_clock(L); /* now_ms, sleep_ms, time: straight into core */
+    msal_open_heap(L);  /* heap_arena */
     for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         parts[i].open(L);
         lua_setfield(L, -2, parts[i].name);

@@ -1,7 +1,9 @@
--- csrc/bigalloc.c (big Lua 5.4 blocks in huge pages) checked in a C program
--- against a real Lua 5.4 state, built with ASan and UBSan: a host allocator
--- left alone, the wrapper installed once, more live big strings than it
--- tracks, a big block grown and shrunk, a dead string swept before a new one.
+-- csrc/bigalloc.c (big Lua 5.4 blocks in huge pages) and csrc/blockarena.c
+-- (core.heap_arena) checked in a C program against a real Lua 5.4 state,
+-- built with ASan and UBSan: a host allocator left alone, the wrapper
+-- installed once, more live big strings than it tracks, a big block grown and
+-- shrunk, a dead string swept before a new one; the arena's reuse, growth in
+-- place, limits and release, and a churn of Lua values through it and past it.
 local proc = require("proc")
 local ROOT = os.getenv("MSAL_TEST_ROOT") or "."
 
@@ -12,11 +14,52 @@ describe("big Lua blocks in huge pages", function()
     local bin = dir .. "/bigalloc_check"
     local out, code = proc.sh(("gcc -std=c99 -D_DEFAULT_SOURCE -g -O1 -fsanitize=address,undefined " ..
       "-fno-sanitize-recover=undefined -Wall -Wextra -Werror -I/usr/include/lua5.4 -Icsrc " ..
-      "spec/support/c/bigalloc_check.c csrc/bigalloc.c csrc/hugemem.c -llua5.4 -o %s"):format(proc.quote(bin)),
+      "spec/support/c/bigalloc_check.c csrc/bigalloc.c csrc/blockarena.c csrc/hugemem.c csrc/core.c " ..
+      "csrc/clock.c csrc/buf.c csrc/poller.c -llua5.4 -o %s"):format(proc.quote(bin)),
       { dir = ROOT, plain = true })
     assert.equal(0, code, out)
     out, code = proc.sh("ASAN_OPTIONS=detect_leaks=1 " .. proc.quote(bin), { dir = ROOT, plain = true })
     assert.equal(0, code, out)
     assert.matches("bigalloc: ok", out)
+  end)
+end)
+
+describe("core.heap_arena", function()
+  -- in a child: the arena lives as long as its process, as in bin/msal
+  local function run_child(code)
+    local dir, remove_dir = proc.tempdir()
+    finally(remove_dir)
+    local script = dir .. "/child.lua"
+    local f = assert(io.open(script, "w"))
+    f:write(code)
+    f:close()
+    return proc.run(proc.LUA .. " " .. proc.quote(script))
+  end
+
+  it("serves this interpreter's values through the arena and past it, each kept value intact", function()
+    local out, code, err = run_child([[
+      local core = require("msal.core")
+      io.write(tostring(core.heap_arena()), " ", tostring(core.heap_arena()), "\n")
+      local keep = {}
+      for round = 1, 30 do
+        local t = {}
+        for i = 1, 2000 do
+          local s = ("v%d.%d"):format(round, i):rep(i % 5 + 1)
+          t[i] = { s = s, f = function() return s end, n = i }
+        end
+        for i = 1, 2000, 101 do keep[#keep + 1] = t[i] end
+        local arr = {} for i = 1, 20000 do arr[i] = i * 2 end
+        assert(arr[20000] == 40000)
+        if round % 6 == 0 then collectgarbage() end
+      end
+      for _, v in ipairs(keep) do
+        local round, i = v.s:match("^v(%d+)%.(%d+)")
+        assert(tonumber(i) == v.n and v.f() == v.s)
+        assert(#v.s == #("v" .. round .. "." .. i) * (v.n % 5 + 1))
+      end
+      io.write(#keep, " kept\n")
+    ]])
+    assert.equal(0, code, err)
+    assert.equal("true true\n600 kept\n", out)
   end)
 end)
