@@ -6,6 +6,10 @@
 #
 #   bench/cli_bench.sh [RUNS] [ACCOUNTS]     (default 50 rounds, 100 accounts)
 #
+# MSAL_BENCH_SCOPE picks another of each account's five access tokens
+# (api://res1/Data.Read ... api://res5/Data.Read); MSAL_BENCH_SECRETS="AT,RT"
+# sets the tokens' lengths (bench/gen_cache.lua: 1200,800 by default).
+#
 # Every process runs on one CPU (MSAL_BENCH_CPU, 0 by default; "" leaves it
 # to the kernel), as scripts/bench does: this machine's two vCPUs differ.
 # The script pins itself, so its children inherit the CPU without a taskset
@@ -32,7 +36,7 @@ client=11111111-2222-3333-4444-555555555555
 tenant=00000000-0000-0000-bbbb-000000000002
 authority=https://login.microsoftonline.com/$tenant
 user=user$((accounts > 1 ? accounts / 2 : 1))@example.com
-scope=api://res1/Data.Read
+scope=${MSAL_BENCH_SCOPE:-api://res1/Data.Read} # res1..res5
 msal_args=(token --client-id "$client" --authority "$authority" --cache "$cache" --account "$user"
   --scope "$scope" --interactive never)
 
