@@ -175,8 +175,16 @@ void msal_wrap_big_alloc(lua_State *L)
 #endif
 }
 
-/* core.heap_arena(): this state's small blocks from one huge page (see
- * blockarena.h), for a process that lives milliseconds. */
+/***
+ * Serves this state's blocks of up to 64 KiB from one 2 MiB huge page
+ * (blockarena.h), the state's allocator serving the rest: for a process
+ * that lives milliseconds (bin/msal). The page stays until lua_close. On
+ * LuaJIT only in GC64 mode, and its allocator's own memory is then not
+ * given back at lua_close (LuaJIT frees it whole only when that allocator
+ * is the state's).
+ * @function heap_arena
+ * @treturn boolean whether the state has the page (again true when asked twice)
+ */
 static int l_heap_arena(lua_State *L)
 {
     void *ud;
