@@ -195,4 +195,31 @@ describe("msal.cli.bytecode", function()
     assert.equal(0, rc, err)
     assert.equal(out, again)
   end)
+
+  it("serves its modules before a searcher luarocks.loader put first, and after package.preload", function()
+    -- luarocks.loader's searcher loads the files it finds itself: behind it,
+    -- the cache would never serve a module; msal.zz_other is a file too
+    files.write(dir .. "/lua/msal/zz_other.lua", "return 'file'\n")
+    proc.lua_script(dir .. "/probe_rocks.lua", ([[
+      package.path = %q .. package.path
+      local rocks_calls = 0
+      table.insert(package.searchers or package.loaders, 1, function(name)
+        if name ~= "msal.zz_probe" then return nil end
+        rocks_calls = rocks_calls + 1
+        return loadfile((package.searchpath(name, package.path)))
+      end)
+      local cache = require("msal.cli.bytecode").install()
+      local value = require("msal.zz_probe").value
+      package.preload["msal.zz_other"] = function() return "preloaded" end
+      local preloaded = require("msal.zz_other")
+      io.write(cache.hits, " ", rocks_calls, " ", value, " ", preloaded, " ", tostring(cache.save()), "\n")
+    ]]):format(dir .. "/lua/?.lua;"))
+    local env = "env -u MSAL_BYTECODE_CACHE XDG_CACHE_HOME=" .. q(xdg) .. " HOME=" .. q(dir .. "/home") .. " "
+    local out, rc, err = proc.run(env .. proc.LUA .. " " .. q(dir .. "/probe_rocks.lua"))
+    assert.equal(0, rc, err)
+    assert.equal("0 0 111 preloaded true\n", out)
+    out, rc, err = proc.run(env .. proc.LUA .. " " .. q(dir .. "/probe_rocks.lua"))
+    assert.equal(0, rc, err)
+    assert.equal("1 0 111 preloaded false\n", out)
+  end)
 end)

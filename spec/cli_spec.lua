@@ -514,6 +514,33 @@ describe("msal token in the system browser", function()
   end)
 end)
 
+describe("msal installed in a rocks tree", function()
+  before_each(fresh)
+  after_each(cleanup)
+
+  it("starts the Lua its C core was built for, with the tree's modules, and no LUA_PATH", function()
+    -- the layout luarocks makes: bin/msal as it is (no wrapper), the modules
+    -- and the C core under this interpreter's ABI
+    local abi, tree = _VERSION:match("%d+%.%d+"), home .. "/tree"
+    local core_dir = assert(package.searchpath("msal.core", package.cpath)):match("^(.*)/core%.so$")
+    local q = proc.quote
+    local _, code = proc.sh(("mkdir -p %s %s %s && cp %s %s && ln -s %s %s && ln -s %s %s"):format(
+      q(tree .. "/bin"), q(tree .. "/share/lua/" .. abi), q(tree .. "/lib/lua/" .. abi), q(BIN), q(tree .. "/bin/msal"),
+      q(ROOT .. "/lua/msal"), q(tree .. "/share/lua/" .. abi .. "/msal"), q(core_dir), q(tree .. "/lib/lua/" .. abi .. "/msal")),
+      { plain = true })
+    assert.equal(0, code)
+    local w = { "env", "-i", "HOME=" .. q(home), "MSAL_IMDS_PROBE=never" }
+    for _, k in ipairs(PASS) do
+      if os.getenv(k) then w[#w + 1] = q(k .. "=" .. os.getenv(k)) end
+    end
+    -- run as a command: its shell part picks the interpreter
+    local out, status, err = proc.run(table.concat(w, " ") .. " " .. q(tree .. "/bin/msal") .. " --version")
+    assert.equal(0, status, err)
+    assert.equal("msal (lua-msal) " .. msal._VERSION .. " on " .. (jit and jit.version or _VERSION) .. "\n", out)
+    assert.equal("", err)
+  end)
+end)
+
 describe("msal accounts and logout", function()
   before_each(fresh)
   after_each(cleanup)

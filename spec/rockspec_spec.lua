@@ -71,16 +71,19 @@ describe("lua-msal-scm-1.rockspec", function()
       assert.is_true(code == 0, "luarocks make failed: see " .. tree .. "/log")
       local out = lines(("LUA_PATH_5_4='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH_5_4='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'local m = require(\"msal\"); io.write(type(m.PublicClientApplication.new), \" \", type(require(\"msal.core\").store.new), \" \", require(\"msal.core.http\").version():match(\"^libcurl\"), \" \", type(require(\"msal.core\").crypto.sha256), \" \", type(require(\"msal.core\").redis.connect))'")
         :format(tree, tree, tree))
-      -- install.bin: luarocks wraps bin/msal for the tree's Lua
-      local cli = lines(("LUA_PATH_5_4='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH_5_4='%s/lib/lua/5.4/?.so;;' %s/bin/msal --version")
-        :format(tree, tree, tree, tree))
+      -- install.bin, unwrapped (deploy.wrap_bin_scripts): bin/msal as it
+      -- is, which finds the tree's Lua and modules without LUA_PATH
+      local cli = lines(("env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u LUA_PATH -u LUA_CPATH XDG_CACHE_HOME=%s/xdg %s/bin/msal --version")
+        :format(tree, tree))
+      local same = lines(("cmp %s/bin/msal bin/msal && echo same"):format(tree))
       -- copy_directories: the LuaLS stubs, for editors (README, Neovim)
       local stubs = lines(("ls %s/lib/luarocks/rocks-5.4/lua-msal/scm-1/types/msal.lua %s/lib/luarocks/rocks-5.4/lua-msal/scm-1/types/msal/nvim.lua")
         :format(tree, tree))
       remove_tree()
       assert.equal(2, #stubs)
       assert.same({ "function function libcurl function function" }, out)
-      assert.matches("^msal %(lua%-msal%) ", cli[1] or "")
+      assert.matches("^msal %(lua%-msal%) .* on Lua 5%.4$", cli[1] or "")
+      assert.same({ "same" }, same)
     end)
   end
 end)

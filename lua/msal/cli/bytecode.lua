@@ -81,7 +81,9 @@ local function parse(data, probe_bytes)
   return entries
 end
 
---- Puts a searcher for `msal` and `msal.*` before Lua's own file searcher.
+--- Puts a searcher for `msal` and `msal.*` first: before Lua's own file
+-- searcher, and before luarocks.loader's, which loads files itself (a
+-- LUA_INIT may have installed it); `package.preload` still comes first.
 -- It finds the same file Lua's searcher would (`package.path`), and loads
 -- its bytecode from the cache when the file is unchanged, else compiles it
 -- and keeps the bytecode for `save`.
@@ -105,7 +107,7 @@ function bytecode.install(getenv)
   local fresh = {} -- name -> { path, signature, chunk } compiled this run
 
   local function searcher(name)
-    if name ~= "msal" and name:sub(1, 5) ~= "msal." then return nil end
+    if (name ~= "msal" and name:sub(1, 5) ~= "msal.") or package.preload[name] then return nil end
     local path = package.searchpath(name, package.path)
     if not path then return nil end
     local sig = fileio.signature(path)
@@ -126,7 +128,7 @@ function bytecode.install(getenv)
     cache.compiled[#cache.compiled + 1] = name
     return fn, path
   end
-  table.insert(searchers, 2, searcher)
+  table.insert(searchers, 1, searcher)
 
   -- the file, with what it held that is still good and what this run compiled
   local function write()

@@ -57,7 +57,9 @@ function main.run(argv, sys)
     return exit_codes.OK
   end
   if name == "--version" then
-    output.new(sys):print("msal (lua-msal) " .. require("msal")._VERSION .. "\n")
+    -- and the interpreter, which the installed command picks itself (bin/msal)
+    output.new(sys):print("msal (lua-msal) " .. require("msal")._VERSION .. " on "
+      .. (jit and jit.version or _VERSION) .. "\n")
     return exit_codes.OK
   end
   local cmd = name and commands.BY_NAME[name]
