@@ -59,12 +59,11 @@ add() { # add LABEL CHECK CMD...
 add "lua5.4 bin/msal" 1 lua5.4 bin/msal "${msal_args[@]}"
 add "luajit bin/msal" 1 luajit bin/msal "${msal_args[@]}"
 # The command as `luarocks install` leaves it (a tree's bin/msal, run as a
-# command: its shell preamble starts lua5.4), with a cache home of its own:
-# its modules are other files than the checkout's.
+# command: its shell preamble starts lua5.4).
 if command -v luarocks >/dev/null; then
   luarocks --lua-version=5.4 --tree="$dir/tree" make --deps-mode=none lua-msal-scm-1.rockspec >"$dir/luarocks.log" 2>&1 ||
     { cat "$dir/luarocks.log" >&2; exit 1; }
-  add "msal (luarocks tree, Lua 5.4)" 1 env XDG_CACHE_HOME="$dir/xdg-tree" "$dir/tree/bin/msal" "${msal_args[@]}"
+  add "msal (luarocks tree, Lua 5.4)" 1 "$dir/tree/bin/msal" "${msal_args[@]}"
 fi
 add "lua5.4 bin/msal, no bytecode" 1 env MSAL_BYTECODE_CACHE=0 lua5.4 bin/msal "${msal_args[@]}"
 add "luajit bin/msal, no bytecode" 1 env MSAL_BYTECODE_CACHE=0 luajit bin/msal "${msal_args[@]}"

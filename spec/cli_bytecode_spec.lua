@@ -77,6 +77,32 @@ describe("msal.cli.bytecode", function()
     assert.same({ hits = 1, compiled = "-", value = "111", saved = "false" }, r)
   end)
 
+  it("keeps the modules of two trees of the same names side by side (a checkout and an installed rock)", function()
+    -- a second tree: its msal.zz_probe is another file
+    assert(fileio.mkdirs(dir .. "/lua2/msal"))
+    files.write(dir .. "/lua2/msal/zz_probe.lua", "return { value = '222' }\n")
+    files.write(dir .. "/lua2/zz_other.lua", "return 'other'\n")
+    local probe1 = files.read(dir .. "/probe.lua")
+    local function swap(a, b)
+      local text = assert(files.read(dir .. "/probe.lua"))
+      local i, j = text:find(a, 1, true)
+      files.write(dir .. "/probe.lua", text:sub(1, i - 1) .. b .. text:sub(j + 1))
+    end
+    local expected = {
+      { "1", { hits = 0, compiled = "msal.zz_probe", value = "111", saved = "true" } },
+      { "2", { hits = 0, compiled = "msal.zz_probe", value = "222", saved = "true" } },
+      { "1", { hits = 1, compiled = "-", value = "111", saved = "false" } },
+      { "2", { hits = 1, compiled = "-", value = "222", saved = "false" } },
+    }
+    for _, step in ipairs(expected) do
+      files.write(dir .. "/probe.lua", probe1)
+      if step[1] == "2" then swap(dir .. "/lua/?.lua;", dir .. "/lua2/?.lua;") end
+      local r, rc, err = probe()
+      assert.equal(0, rc, err)
+      assert.same(step[2], r)
+    end
+  end)
+
   it("compiles a changed module again, even one of the same size", function()
     probe()
     write_module("222")

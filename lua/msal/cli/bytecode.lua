@@ -58,7 +58,8 @@ end
 
 -- The file is a line "msal-luac <version> <probe length> <index length>",
 -- the probe's bytecode, the index (an ENTRY line per module) and the
--- modules' bytecode. Returns its entries by module name: { path,
+-- modules' bytecode. Returns its entries by source path (a checkout and an
+-- installed rock used by one user keep theirs side by side): { module name,
 -- signature, first byte, last byte } of data (fileio bytes); nil when it
 -- is not a whole file of this version made by this interpreter.
 local function parse(data, probe_bytes)
@@ -74,7 +75,7 @@ local function parse(data, probe_bytes)
   for name, path, sig, off, len in index:gmatch(ENTRY) do
     local first, last = base + tonumber(off) + 1, base + tonumber(off) + tonumber(len)
     if last > #data then return nil end
-    entries[name] = { path, sig, first, last }
+    entries[path] = { name, sig, first, last }
     used = used + #name + #path + #sig + #off + #len + 5
   end
   if used ~= ilen then return nil end
@@ -104,7 +105,7 @@ function bytecode.install(getenv)
     if ok and parsed then data, entries = bytes, parsed end
   end
   local cache = { hits = 0, compiled = {}, file = file }
-  local fresh = {} -- name -> { path, signature, chunk } compiled this run
+  local fresh = {} -- path -> { name, signature, chunk } compiled this run
 
   local function searcher(name)
     if (name ~= "msal" and name:sub(1, 5) ~= "msal.") or package.preload[name] then return nil end
@@ -112,8 +113,8 @@ function bytecode.install(getenv)
     if not path then return nil end
     local sig = fileio.signature(path)
     if not sig then return nil end
-    local entry = entries[name]
-    if entry and entry[1] == path and entry[2] == sig then
+    local entry = entries[path]
+    if entry and entry[2] == sig then
       local fn = data:load(entry[3], entry[4], "=" .. path)
       if fn then
         cache.hits = cache.hits + 1
@@ -124,7 +125,7 @@ function bytecode.install(getenv)
     if not fn then
       error(string.format("error loading module '%s' from file '%s':\n\t%s", name, path, err), 0)
     end
-    fresh[name] = { path, sig, string.dump(fn, true) }
+    fresh[path] = { name, sig, string.dump(fn, true) }
     cache.compiled[#cache.compiled + 1] = name
     return fn, path
   end
@@ -139,10 +140,10 @@ function bytecode.install(getenv)
       chunks[#chunks + 1] = chunk
       off = off + #chunk
     end
-    for name, e in pairs(entries) do
-      if not fresh[name] and fileio.signature(e[1]) == e[2] then add(name, e[1], e[2], data:sub(e[3], e[4])) end
+    for path, e in pairs(entries) do
+      if not fresh[path] and fileio.signature(path) == e[2] then add(e[1], path, e[2], data:sub(e[3], e[4])) end
     end
-    for name, f in pairs(fresh) do add(name, f[1], f[2], f[3]) end
+    for path, f in pairs(fresh) do add(f[1], path, f[2], f[3]) end
     index = table.concat(index)
     local content = table.concat({ "msal-luac ", VERSION, " ", #probe_bytes, " ", #index, "\n",
                                    probe_bytes, index, table.concat(chunks) })
