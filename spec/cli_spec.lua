@@ -24,15 +24,20 @@ local function authority() return entra.base() .. "/" .. entra.TENANT end
 -- options (a Lua child loads the ASan build of msal.core), and PATH.
 local PASS = { "PATH", "LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "MSAL_TEST_ASAN" }
 
-local function env_words(home, vars, plain)
+-- opts: `plain` drops the ASan preload; `no_module_paths` leaves out this
+-- process's LUA_PATH and LUA_CPATH.
+local function env_words(home, vars, opts)
+  opts = opts or {}
   local w = { "env", "-i" }
   local function add(k, v) w[#w + 1] = proc.quote(k .. "=" .. v) end
   for _, k in ipairs(PASS) do
     local v = os.getenv(k)
-    if v and not (plain and k == "LD_PRELOAD") then add(k, v) end
+    if v and not (opts.plain and k == "LD_PRELOAD") then add(k, v) end
   end
-  add(jit and "LUA_PATH" or "LUA_PATH_5_4", package.path)
-  add(jit and "LUA_CPATH" or "LUA_CPATH_5_4", package.cpath)
+  if not opts.no_module_paths then
+    add(jit and "LUA_PATH" or "LUA_PATH_5_4", package.path)
+    add(jit and "LUA_CPATH" or "LUA_CPATH_5_4", package.cpath)
+  end
   add("HOME", home)
   -- on an Azure VM the chain would probe the real IMDS
   if not (vars and vars.MSAL_IMDS_PROBE) then add("MSAL_IMDS_PROBE", "never") end
@@ -529,12 +534,9 @@ describe("msal installed in a rocks tree", function()
       q(ROOT .. "/lua/msal"), q(tree .. "/share/lua/" .. abi .. "/msal"), q(core_dir), q(tree .. "/lib/lua/" .. abi .. "/msal")),
       { plain = true })
     assert.equal(0, code)
-    local w = { "env", "-i", "HOME=" .. q(home), "MSAL_IMDS_PROBE=never" }
-    for _, k in ipairs(PASS) do
-      if os.getenv(k) then w[#w + 1] = q(k .. "=" .. os.getenv(k)) end
-    end
     -- run as a command: its shell part picks the interpreter
-    local out, status, err = proc.run(table.concat(w, " ") .. " " .. q(tree .. "/bin/msal") .. " --version")
+    local out, status, err = proc.run(env_words(home, nil, { no_module_paths = true }) .. " " ..
+      q(tree .. "/bin/msal") .. " --version")
     assert.equal(0, status, err)
     assert.equal("msal (lua-msal) " .. msal._VERSION .. " on " .. (jit and jit.version or _VERSION) .. "\n", out)
     assert.equal("", err)
@@ -640,7 +642,7 @@ describe("msal git-credential", function()
     local helper = "!" .. (preload and ("env " .. proc.quote("LD_PRELOAD=" .. preload) .. " ") or "") .. proc.LUA ..
       " " .. proc.quote(BIN) .. " git-credential"
     files.write(home .. "/git-in", input)
-    return proc.run(env_words(home, vars, true) .. " git -c credential.helper= -c " .. proc.quote("credential.helper=" .. helper) ..
+    return proc.run(env_words(home, vars, { plain = true }) .. " git -c credential.helper= -c " .. proc.quote("credential.helper=" .. helper) ..
       " " .. args .. " <" .. proc.quote(home .. "/git-in"))
   end
 
