@@ -22,17 +22,23 @@ local BIN = (os.getenv("MSAL_TEST_ROOT") or ".") .. "/bin/msal"
 describe("msal.cli.bytecode", function()
   local dir, remove_dir, xdg, luac, module_file
 
-  -- Runs the probe with these environment variables (XDG_CACHE_HOME is the
-  -- test's own unless vars says otherwise; false unsets one); returns what it
-  -- printed as { hits, compiled, value, saved }, its exit status, stderr.
-  local function probe(vars)
+  -- Runs a script of the test's directory with these environment variables
+  -- (XDG_CACHE_HOME is the test's own unless vars says otherwise; false
+  -- unsets one); returns its stdout, its exit status, stderr.
+  local function run_script(script, vars)
     local set = { XDG_CACHE_HOME = xdg, HOME = dir .. "/home", MSAL_BYTECODE_CACHE = false }
     for k, v in pairs(vars or {}) do set[k] = v end
     local env = { "env" }
     for k, v in pairs(set) do
       if v == false then table.insert(env, 2, "-u " .. k) else env[#env + 1] = k .. "=" .. q(v) end
     end
-    local out, rc, err = proc.run(table.concat(env, " ") .. " " .. proc.LUA .. " " .. q(dir .. "/probe.lua"))
+    return proc.run(table.concat(env, " ") .. " " .. proc.LUA .. " " .. q(dir .. "/" .. script))
+  end
+
+  -- Runs the probe (run_script's vars); returns what it printed as { hits,
+  -- compiled, value, saved }, its exit status, stderr.
+  local function probe(vars)
+    local out, rc, err = run_script("probe.lua", vars)
     local hits, compiled, value, saved = out:match("^(%S+) (%S+) (%S+) (%S+)\n$")
     return { hits = tonumber(hits) or hits, compiled = compiled, value = value, saved = saved }, rc, err
   end
@@ -240,11 +246,10 @@ describe("msal.cli.bytecode", function()
       local preloaded = require("msal.zz_other")
       io.write(cache.hits, " ", rocks_calls, " ", value, " ", preloaded, " ", tostring(cache.save()), "\n")
     ]]):format(dir .. "/lua/?.lua;"))
-    local env = "env -u MSAL_BYTECODE_CACHE XDG_CACHE_HOME=" .. q(xdg) .. " HOME=" .. q(dir .. "/home") .. " "
-    local out, rc, err = proc.run(env .. proc.LUA .. " " .. q(dir .. "/probe_rocks.lua"))
+    local out, rc, err = run_script("probe_rocks.lua")
     assert.equal(0, rc, err)
     assert.equal("0 0 111 preloaded true\n", out)
-    out, rc, err = proc.run(env .. proc.LUA .. " " .. q(dir .. "/probe_rocks.lua"))
+    out, rc, err = run_script("probe_rocks.lua")
     assert.equal(0, rc, err)
     assert.equal("1 0 111 preloaded false\n", out)
   end)
